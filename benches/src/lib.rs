@@ -1,0 +1,1 @@
+//! pool: criterion benches and the comparison binary

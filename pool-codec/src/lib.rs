@@ -1,0 +1,1 @@
+//! pool: the Codec trait, serde codecs and framing

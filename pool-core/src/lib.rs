@@ -1,0 +1,1 @@
+//! pool: shared vocabulary and the policy engine (Task, Executor, Future, errors, Worker)

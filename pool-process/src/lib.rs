@@ -1,0 +1,1 @@
+//! pool: the process backend and ProcessPool

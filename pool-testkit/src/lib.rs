@@ -1,0 +1,1 @@
+//! pool: fault fixtures, conformance suite, leak checks

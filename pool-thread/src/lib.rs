@@ -1,0 +1,1 @@
+//! pool: the thread backend and ThreadPool

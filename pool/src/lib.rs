@@ -1,0 +1,1 @@
+//! pool: robust, reusable thread and process pools (facade crate)
