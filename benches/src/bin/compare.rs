@@ -1,0 +1,161 @@
+//! `compare`: our pools against rayon, threadpool, a plain crossbeam pool, procspawn and the
+//! raw pipe and spawn floors, all measured in one run on this machine.
+//!
+//! ```text
+//! cargo run --release -p benches --bin compare -- [--quick] [--csv] [--only <prefix>]
+//! ```
+//!
+//! With `--csv`, stdout carries exactly one line per comparison,
+//! `scenario,ours_us,reference_name,reference_us,ratio`, and the human table goes to stderr;
+//! without it the table goes to stdout. The exit status is 1 if any subject failed.
+
+use benches::measure::measure_interleaved;
+use benches::report::{Row, table};
+use benches::scenarios::scenarios;
+use benches::{Subject, floor};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+struct Args {
+    quick: bool,
+    csv: bool,
+    only: Option<String>,
+    list: bool,
+}
+
+const USAGE: &str = "usage: compare [--quick] [--csv] [--only <scenario prefix>] [--list]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        quick: false,
+        csv: false,
+        only: None,
+        list: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => args.quick = true,
+            "--csv" => args.csv = true,
+            "--list" => args.list = true,
+            "--only" => args.only = Some(it.next().ok_or("--only needs a scenario prefix")?),
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            // `cargo bench` passes `--bench` to every bench target; ignore it.
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    // A floor child serves and exits here; procspawn's children run their task in `init`.
+    floor::run_child_if_requested();
+    procspawn::init();
+
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let selected: Vec<_> = scenarios()
+        .into_iter()
+        .filter(|s| {
+            args.only
+                .as_ref()
+                .is_none_or(|p| s.id.starts_with(p.as_str()))
+        })
+        .collect();
+    if args.list {
+        for s in &selected {
+            let refs: Vec<_> = s.refs.iter().map(|r| r.name).collect();
+            println!("{:<22} {}  [vs {}]", s.id, s.what, refs.join(", "));
+        }
+        return ExitCode::SUCCESS;
+    }
+    if selected.is_empty() {
+        eprintln!("no scenario matches {:?}", args.only.unwrap_or_default());
+        return ExitCode::from(2);
+    }
+
+    let started = Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut failed = false;
+    for s in &selected {
+        let plan = if args.quick { s.quick } else { s.full };
+        let t0 = Instant::now();
+        eprint!("{:<24}", s.id);
+        let _ = std::io::stderr().flush();
+        // Build every subject first (pools, children, warm-up), then measure them in turns.
+        let mut ours = (s.ours)();
+        let mut theirs: Vec<_> = s.refs.iter().map(|r| (r.make)()).collect();
+        let mut live: Vec<&mut dyn Subject> = Vec::new();
+        if let Ok(o) = ours.as_mut() {
+            live.push(o.as_mut());
+        }
+        for t in theirs.iter_mut().flatten() {
+            live.push(t.as_mut());
+        }
+        let mut medians = measure_interleaved(&mut live, plan).into_iter();
+        drop(live);
+        let ours_median: Result<Duration, String> = match &ours {
+            Ok(_) => medians.next().expect("one median per subject"),
+            Err(e) => Err(e.clone()),
+        };
+        let mut new_rows = Vec::new();
+        for (r, t) in s.refs.iter().zip(&theirs) {
+            let theirs_median = match t {
+                Ok(_) => medians.next().expect("one median per subject"),
+                Err(e) => Err(e.clone()),
+            };
+            new_rows.push(Row {
+                scenario: s.id.clone(),
+                ours: ours_median.clone(),
+                reference: r.name.to_string(),
+                theirs: theirs_median,
+                bytes: s.bytes,
+            });
+        }
+        // Tear down (pools, children) before the next scenario starts.
+        drop(ours);
+        drop(theirs);
+        eprintln!("{:>6.1} s", t0.elapsed().as_secs_f64());
+        if let Err(e) = &ours_median {
+            eprintln!("  ours failed: {e}");
+        }
+        for r in &new_rows {
+            if let Err(e) = &r.theirs {
+                eprintln!("  {} failed: {e}", r.reference);
+            }
+            failed |= !r.is_complete();
+            if args.csv {
+                println!("{}", r.csv());
+            }
+        }
+        let _ = std::io::stdout().flush();
+        rows.extend(new_rows);
+    }
+    let t = table(&rows);
+    let mode = if args.quick { "--quick" } else { "full" };
+    let footer = format!(
+        "{} scenarios, {} comparisons, {mode} run in {:.1} s",
+        selected.len(),
+        rows.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if args.csv {
+        eprint!("\n{t}");
+        eprintln!("{footer}");
+    } else {
+        print!("\n{t}");
+        println!("{footer}");
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,288 @@
+//! Process-pool references: procspawn 1.0.2 (a pool of [`WORKERS`]) and the raw floors
+//! ([`crate::floor`]): pipe ping-pong with children that are this binary, and a bare spawn.
+//!
+//! procspawn needs `procspawn::init()` at the top of `main`, which the `compare` binary does.
+
+use super::{Made, WORKERS};
+use crate::floor::{PipeChild, spawn_hello};
+use crate::measure::timed;
+use crate::work::{byte_len, check_doubled, double_chunk, noop};
+use serde_bytes::ByteBuf;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// procspawn holds three descriptors per queued task and fails past a few thousand, so the
+/// many-tasks scenario keeps at most this many of its tasks in flight.
+pub const PROCSPAWN_WINDOW: usize = 1000;
+
+/// Values per chunk in the pipe floor of the map scenario: a request and its answer each fit
+/// in a pipe's 64 KiB buffer, so the two children work while the parent writes.
+pub const FLOOR_MAP_CHUNK: usize = 4096;
+
+fn procspawn_pool() -> Result<procspawn::Pool, String> {
+    let pool = procspawn::Pool::new(WORKERS).map_err(|e| format!("procspawn pool: {e}"))?;
+    // Warm every worker: one round trip each, all in flight together.
+    let handles: Vec<_> = (0..WORKERS as u64)
+        .map(|i| pool.spawn(i, noop as fn(u64) -> u64))
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let got = h.join().map_err(|e| format!("procspawn warm-up: {e}"))?;
+        if got != i as u64 {
+            return Err(format!("procspawn warm-up: got {got}, expected {i}"));
+        }
+    }
+    Ok(pool)
+}
+
+fn pipe_children(n: usize) -> Result<Vec<PipeChild>, String> {
+    (0..n)
+        .map(|_| PipeChild::spawn().map_err(|e| format!("pipe child: {e}")))
+        .collect()
+}
+
+/// `process.roundtrip`: procspawn `Pool::spawn(x, noop)` + `join`, sequential.
+///
+/// # Errors
+///
+/// The pool could not be started.
+pub fn procspawn_roundtrip() -> Made {
+    let pool = procspawn_pool()?;
+    let mut i = 0u64;
+    Ok(Box::new(move || {
+        i += 1;
+        let (d, got) = timed(|| pool.spawn(i, noop as fn(u64) -> u64).join());
+        match got {
+            Ok(v) if v == i => Ok(d),
+            Ok(v) => Err(format!("got {v}, expected {i}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }))
+}
+
+/// `process.roundtrip`: one 8-byte ping-pong with one pipe child.
+///
+/// # Errors
+///
+/// The child could not be started.
+pub fn pipe_roundtrip() -> Made {
+    let mut child = PipeChild::spawn().map_err(|e| format!("pipe child: {e}"))?;
+    let mut i = 0u64;
+    Ok(Box::new(move || {
+        i += 1;
+        let (d, got) = timed(|| child.ping(i));
+        got.map(|()| d).map_err(|e| e.to_string())
+    }))
+}
+
+/// `process.tasks_*`: `n` procspawn tasks, each its own handle, at most
+/// [`PROCSPAWN_WINDOW`] in flight, joined in submission order.
+///
+/// # Errors
+///
+/// The pool could not be started.
+pub fn procspawn_tasks(n: usize) -> Made {
+    let pool = procspawn_pool()?;
+    Ok(Box::new(move || {
+        let (d, out) = timed(|| -> Result<Vec<u64>, String> {
+            let mut out = Vec::with_capacity(n);
+            let mut in_flight = VecDeque::with_capacity(PROCSPAWN_WINDOW);
+            for i in 0..n as u64 {
+                if in_flight.len() == PROCSPAWN_WINDOW {
+                    let h: procspawn::JoinHandle<u64> = in_flight.pop_front().expect("full");
+                    out.push(h.join().map_err(|e| e.to_string())?);
+                }
+                in_flight.push_back(pool.spawn(i, crate::work::double as fn(u64) -> u64));
+            }
+            for h in in_flight {
+                out.push(h.join().map_err(|e| e.to_string())?);
+            }
+            Ok(out)
+        });
+        check_doubled(&out?, n as u64).map(|()| d)
+    }))
+}
+
+/// `process.tasks_*`: `n` 8-byte ping-pongs split across [`WORKERS`] pipe children, each
+/// child with one ping in flight, all children busy at once.
+///
+/// # Errors
+///
+/// The children could not be started.
+pub fn pipe_tasks(n: usize) -> Made {
+    let mut children = pipe_children(WORKERS)?;
+    Ok(Box::new(move || {
+        let (d, got) = timed(|| -> std::io::Result<u64> {
+            let mut sent = 0u64;
+            let mut received = 0u64;
+            let mut sum = 0u64;
+            let mut busy = vec![false; children.len()];
+            for (c, b) in children.iter_mut().zip(busy.iter_mut()) {
+                if sent < n as u64 {
+                    c.send_ping(sent)?;
+                    sent += 1;
+                    *b = true;
+                }
+            }
+            while received < n as u64 {
+                for (c, b) in children.iter_mut().zip(busy.iter_mut()) {
+                    if !*b {
+                        continue;
+                    }
+                    sum = sum.wrapping_add(c.recv_ping()?);
+                    received += 1;
+                    *b = false;
+                    if sent < n as u64 {
+                        c.send_ping(sent)?;
+                        sent += 1;
+                        *b = true;
+                    }
+                }
+            }
+            Ok(sum)
+        });
+        let want = (n as u64) * (n as u64).saturating_sub(1) / 2;
+        match got {
+            Ok(sum) if sum == want => Ok(d),
+            Ok(sum) => Err(format!("ping sum {sum}, expected {want}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }))
+}
+
+/// `process.map_*`: procspawn at its best for a map: the items cut into [`WORKERS`] chunks,
+/// one spawn of [`double_chunk`] per chunk, results concatenated in order.
+///
+/// # Errors
+///
+/// The pool could not be started.
+pub fn procspawn_map(n: usize) -> Made {
+    let pool = procspawn_pool()?;
+    let items: Vec<u64> = (0..n as u64).collect();
+    let chunk = n.div_ceil(WORKERS).max(1);
+    Ok(Box::new(move || {
+        let (d, out) = timed(|| -> Result<Vec<u64>, String> {
+            let handles: Vec<_> = items
+                .chunks(chunk)
+                .map(|c| pool.spawn(c.to_vec(), double_chunk as fn(Vec<u64>) -> Vec<u64>))
+                .collect();
+            let mut out = Vec::with_capacity(n);
+            for h in handles {
+                out.extend(h.join().map_err(|e| e.to_string())?);
+            }
+            Ok(out)
+        });
+        check_doubled(&out?, n as u64).map(|()| d)
+    }))
+}
+
+/// `process.map_*`: the same items as raw u64 bytes through [`WORKERS`] pipe children in
+/// chunks of [`FLOOR_MAP_CHUNK`], one chunk in flight per child, results in order.
+///
+/// # Errors
+///
+/// The children could not be started.
+pub fn pipe_map(n: usize) -> Made {
+    let mut children = pipe_children(WORKERS)?;
+    let items: Vec<u64> = (0..n as u64).collect();
+    Ok(Box::new(move || {
+        let (d, out) = timed(|| -> std::io::Result<Vec<u64>> {
+            let mut out = Vec::with_capacity(n);
+            let mut chunks = items.chunks(FLOOR_MAP_CHUNK);
+            let mut in_flight: Vec<Option<usize>> = vec![None; children.len()];
+            for (c, slot) in children.iter_mut().zip(in_flight.iter_mut()) {
+                if let Some(chunk) = chunks.next() {
+                    c.send_double(chunk)?;
+                    *slot = Some(chunk.len());
+                }
+            }
+            while in_flight.iter().any(Option::is_some) {
+                for (c, slot) in children.iter_mut().zip(in_flight.iter_mut()) {
+                    if let Some(len) = slot.take() {
+                        c.recv_double(len, &mut out)?;
+                        if let Some(chunk) = chunks.next() {
+                            c.send_double(chunk)?;
+                            *slot = Some(chunk.len());
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        });
+        let out = out.map_err(|e| e.to_string())?;
+        check_doubled(&out, n as u64).map(|()| d)
+    }))
+}
+
+fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// `process.bytes_*`: procspawn `spawn(ByteBuf, byte_len)` of a `len`-byte payload (the copy
+/// handed to it is made before the clock starts); the worker answers the length.
+///
+/// # Errors
+///
+/// The pool could not be started.
+pub fn procspawn_bytes(len: usize) -> Made {
+    let pool = procspawn_pool()?;
+    let data = ByteBuf::from(payload(len));
+    Ok(Box::new(move || {
+        let arg = data.clone();
+        let (d, got) = timed(|| pool.spawn(arg, byte_len as fn(ByteBuf) -> u64).join());
+        match got {
+            Ok(v) if v == len as u64 => Ok(d),
+            Ok(v) => Err(format!("worker counted {v} bytes, sent {len}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }))
+}
+
+/// `process.bytes_*`: the `len` bytes written raw into one pipe child, which reads them in
+/// 1 MiB reads and answers the length.
+///
+/// # Errors
+///
+/// The child could not be started.
+pub fn pipe_bytes(len: usize) -> Made {
+    let mut child = PipeChild::spawn().map_err(|e| format!("pipe child: {e}"))?;
+    let data = payload(len);
+    Ok(Box::new(move || {
+        let (d, got) = timed(|| child.sink(&data));
+        match got {
+            Ok(v) if v == len as u64 => Ok(d),
+            Ok(v) => Err(format!("child counted {v} bytes, sent {len}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }))
+}
+
+/// `process.cold_start`: `procspawn::Pool::new(WORKERS)` + the first result; the pool is
+/// dropped (its processes killed) after the clock stops.
+///
+/// # Errors
+///
+/// Never at set-up; each start reports its own failure.
+pub fn procspawn_cold_start() -> Made {
+    Ok(Box::new(|| {
+        let start = Instant::now();
+        let pool = procspawn::Pool::new(WORKERS).map_err(|e| e.to_string())?;
+        let got = pool.spawn(7u64, noop as fn(u64) -> u64).join();
+        let d = start.elapsed();
+        pool.kill();
+        drop(pool);
+        match got {
+            Ok(7) => Ok(d),
+            Ok(v) => Err(format!("got {v}, expected 7")),
+            Err(e) => Err(e.to_string()),
+        }
+    }))
+}
+
+/// `process.cold_start`: spawn this binary as a child that writes one byte; time to the byte.
+///
+/// # Errors
+///
+/// Never at set-up; each spawn reports its own failure.
+pub fn spawn_floor_cold_start() -> Made {
+    Ok(Box::new(|| spawn_hello().map_err(|e| e.to_string())))
+}

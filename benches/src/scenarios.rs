@@ -1,0 +1,219 @@
+//! The table of scenarios: for each, what one operation is, how often to repeat it, how to
+//! build our subject and each reference's.
+//!
+//! Process scenarios are built per transport variant ([`PROCESS_VARIANTS`]): the default
+//! transport gives the plain ids (`process.roundtrip`), every further entry adds rows with the
+//! transport's name as a suffix (`process.roundtrip.shm`).
+
+use crate::measure::Plan;
+use crate::ours;
+use crate::refs::{Made, process as rp, thread as rt};
+
+/// Builds one subject.
+pub type Factory = Box<dyn Fn() -> Made>;
+
+/// A reference of a scenario.
+pub struct Reference {
+    /// Its name in the CSV, e.g. `rayon-spawn`.
+    pub name: &'static str,
+    /// Builds its subject.
+    pub make: Factory,
+}
+
+/// One scenario of the comparison.
+pub struct Scenario {
+    /// The id in the CSV, e.g. `thread.roundtrip`.
+    pub id: String,
+    /// What one operation is, in a sentence.
+    pub what: &'static str,
+    /// Repetitions with `--quick`.
+    pub quick: Plan,
+    /// Repetitions without `--quick`.
+    pub full: Plan,
+    /// Bytes moved by one operation, when the table should show a throughput.
+    pub bytes: Option<u64>,
+    /// Builds our subject.
+    pub ours: Factory,
+    /// The references, in output order.
+    pub refs: Vec<Reference>,
+}
+
+impl std::fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scenario")
+            .field("id", &self.id)
+            .field(
+                "refs",
+                &self.refs.iter().map(|r| r.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tasks in `thread.tasks_1m` and items in `thread.map_1m`.
+pub const THREAD_N: usize = 1_000_000;
+/// Tasks in `process.tasks_100k` and items in `process.map_100k`.
+pub const PROCESS_N: usize = 100_000;
+/// Payload of `process.bytes_64m`.
+pub const BYTES_LEN: usize = 64 << 20;
+
+fn reference(name: &'static str, make: impl Fn() -> Made + 'static) -> Reference {
+    Reference {
+        name,
+        make: Box::new(make),
+    }
+}
+
+/// The process-pool variants measured: the default transport (no suffix), then one entry per
+/// further transport, each a suffix for the scenario id and a way to configure our pool.
+pub const PROCESS_VARIANTS: &[ours::ProcessVariant] = ours::PROCESS_VARIANTS;
+
+fn thread_scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            id: "thread.roundtrip".into(),
+            what: "one no-op task submitted and its result awaited, one after the other",
+            quick: Plan::new(200, 5_000, 500),
+            full: Plan::new(1_000, 50_000, 1_000),
+            bytes: None,
+            ours: Box::new(ours::thread_roundtrip),
+            refs: vec![
+                reference("rayon-spawn", rt::rayon_spawn_roundtrip),
+                reference("threadpool", rt::threadpool_roundtrip),
+                reference("crossbeam-pool", rt::crossbeam_roundtrip),
+            ],
+        },
+        Scenario {
+            id: "thread.tasks_1m".into(),
+            what: "1 M tiny tasks, each with its own result, all collected",
+            quick: Plan::new(1, 3, 1),
+            full: Plan::new(2, 11, 1),
+            bytes: None,
+            ours: Box::new(|| ours::thread_tasks(THREAD_N)),
+            refs: vec![
+                reference("rayon-scope", || rt::rayon_scope_tasks(THREAD_N)),
+                reference("threadpool", || rt::threadpool_tasks(THREAD_N)),
+                reference("crossbeam-pool", || rt::crossbeam_tasks(THREAD_N)),
+            ],
+        },
+        Scenario {
+            id: "thread.map_1m".into(),
+            what: "map of x*2 over 1 M u64, collected into a Vec in order",
+            quick: Plan::new(5, 31, 5),
+            full: Plan::new(10, 201, 10),
+            bytes: None,
+            ours: Box::new(|| ours::thread_map(THREAD_N)),
+            refs: vec![reference("rayon-par-iter", || {
+                rt::rayon_par_iter_map(THREAD_N)
+            })],
+        },
+    ]
+}
+
+fn process_scenarios(v: &'static ours::ProcessVariant) -> Vec<Scenario> {
+    let id = |base: &str| match v.suffix {
+        Some(s) => format!("{base}.{s}"),
+        None => base.to_string(),
+    };
+    let mut out = vec![
+        Scenario {
+            id: id("process.roundtrip"),
+            what: "one no-op task (u64 in, u64 out) submitted and awaited, one after the other",
+            quick: Plan::new(100, 2_000, 250),
+            full: Plan::new(500, 20_000, 1_000),
+            bytes: None,
+            ours: Box::new(move || ours::process_roundtrip(v)),
+            refs: vec![
+                reference("pipe-floor", rp::pipe_roundtrip),
+                reference("procspawn", rp::procspawn_roundtrip),
+            ],
+        },
+        Scenario {
+            id: id("process.tasks_100k"),
+            what: "100 k tiny tasks submitted one by one, each its own future, all collected",
+            quick: Plan::new(0, 3, 1),
+            full: Plan::new(1, 9, 1),
+            bytes: None,
+            ours: Box::new(move || ours::process_tasks(v, PROCESS_N)),
+            refs: vec![
+                reference("pipe-floor", || rp::pipe_tasks(PROCESS_N)),
+                reference("procspawn", || rp::procspawn_tasks(PROCESS_N)),
+            ],
+        },
+        Scenario {
+            id: id("process.map_100k"),
+            what: "map of x*2 over 100 k u64 (chunked), collected into a Vec in order",
+            quick: Plan::new(3, 21, 3),
+            full: Plan::new(10, 201, 10),
+            bytes: None,
+            ours: Box::new(move || ours::process_map(v, PROCESS_N)),
+            refs: vec![
+                reference("pipe-floor", || rp::pipe_map(PROCESS_N)),
+                reference("procspawn", || rp::procspawn_map(PROCESS_N)),
+            ],
+        },
+        Scenario {
+            id: id("process.bytes_64m"),
+            what: "a 64 MiB byte vector sent to a worker, which returns its length",
+            quick: Plan::new(1, 5, 1),
+            full: Plan::new(2, 21, 1),
+            bytes: Some(BYTES_LEN as u64),
+            ours: Box::new(move || ours::process_bytes(v, BYTES_LEN)),
+            refs: vec![
+                reference("pipe-floor", || rp::pipe_bytes(BYTES_LEN)),
+                reference("procspawn", || rp::procspawn_bytes(BYTES_LEN)),
+            ],
+        },
+    ];
+    // A cold start does not depend on how tasks travel once the pool is up, except for the
+    // transport's own set-up, so every variant gets it.
+    out.push(Scenario {
+        id: id("process.cold_start"),
+        what: "build a pool of 2 workers and get the first result",
+        quick: Plan::new(2, 15, 3),
+        full: Plan::new(5, 101, 5),
+        bytes: None,
+        ours: Box::new(move || ours::process_cold_start(v)),
+        refs: vec![
+            reference("spawn-floor", rp::spawn_floor_cold_start),
+            reference("procspawn", rp::procspawn_cold_start),
+        ],
+    });
+    out
+}
+
+/// Every scenario, thread ones first, then the process ones per variant.
+pub fn scenarios() -> Vec<Scenario> {
+    let mut out = thread_scenarios();
+    for v in PROCESS_VARIANTS {
+        out.extend(process_scenarios(v));
+    }
+    debug_assert!(out.iter().all(|s| !s.refs.is_empty()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_every_scenario_has_references() {
+        let all = scenarios();
+        let mut ids: Vec<_> = all.iter().map(|s| s.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), all.len());
+        for id in [
+            "thread.roundtrip",
+            "thread.tasks_1m",
+            "thread.map_1m",
+            "process.roundtrip",
+            "process.tasks_100k",
+            "process.map_100k",
+            "process.bytes_64m",
+            "process.cold_start",
+        ] {
+            assert!(ids.iter().any(|i| i == id), "{id} missing");
+        }
+    }
+}
