@@ -21,16 +21,20 @@ struct Args {
     quick: bool,
     csv: bool,
     only: Option<String>,
+    subject: Option<String>,
     list: bool,
 }
 
-const USAGE: &str = "usage: compare [--quick] [--csv] [--only <scenario prefix>] [--list]";
+const USAGE: &str = "usage: compare [--quick] [--csv] [--only <scenario prefix>] [--list]
+       compare [--quick] [--only <scenario prefix>] --subject <ours|reference name>
+  --subject runs one subject alone (for profilers) and prints its medians to stderr";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
         csv: false,
         only: None,
+        subject: None,
         list: false,
     };
     let mut it = std::env::args().skip(1);
@@ -40,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
             "--csv" => args.csv = true,
             "--list" => args.list = true,
             "--only" => args.only = Some(it.next().ok_or("--only needs a scenario prefix")?),
+            "--subject" => args.subject = Some(it.next().ok_or("--subject needs a name")?),
             "-h" | "--help" => return Err(USAGE.to_string()),
             // `cargo bench` passes `--bench` to every bench target; ignore it.
             "--bench" => {}
@@ -79,6 +84,10 @@ fn main() -> ExitCode {
     if selected.is_empty() {
         eprintln!("no scenario matches {:?}", args.only.unwrap_or_default());
         return ExitCode::from(2);
+    }
+
+    if let Some(name) = &args.subject {
+        return run_one_subject(&selected, name, args.quick);
     }
 
     let started = Instant::now();
@@ -152,6 +161,44 @@ fn main() -> ExitCode {
     } else {
         print!("\n{t}");
         println!("{footer}");
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `--subject`: measures only the named subject of each selected scenario (the ones that have
+/// it), printing each median to stderr; for profilers, which should see nothing else.
+fn run_one_subject(selected: &[benches::Scenario], name: &str, quick: bool) -> ExitCode {
+    let mut failed = false;
+    let mut any = false;
+    for s in selected {
+        let make = if name == "ours" {
+            Some(&s.ours)
+        } else {
+            s.refs.iter().find(|r| r.name == name).map(|r| &r.make)
+        };
+        let Some(make) = make else { continue };
+        any = true;
+        let plan = if quick { s.quick } else { s.full };
+        let median = make().and_then(|mut subject| {
+            measure_interleaved(&mut [subject.as_mut()], plan)
+                .pop()
+                .expect("one median for one subject")
+        });
+        match median {
+            Ok(d) => eprintln!("{:<24}{name}: {:.3} µs", s.id, d.as_secs_f64() * 1e6),
+            Err(e) => {
+                failed = true;
+                eprintln!("{:<24}{name} failed: {e}", s.id);
+            }
+        }
+    }
+    if !any {
+        eprintln!("no selected scenario has a subject named {name:?}");
+        return ExitCode::from(2);
     }
     if failed {
         ExitCode::FAILURE
