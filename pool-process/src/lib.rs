@@ -1,1 +1,20 @@
-//! pool: the process backend and ProcessPool
+//! pool: the process backend and `ProcessPool`.
+//!
+//! Workers are the user's own binary, re-executed; a hook that runs before `main` turns such
+//! a process into a worker, so no `init()` call is needed anywhere. Any zero-sized function
+//! (a fn item or a capture-free closure) with serde argument and result can run in a worker
+//! without registration.
+
+// Until the ProcessPool facade lands (waiting on the pool-core engine API).
+#![allow(dead_code)]
+
+mod stderr_tail;
+mod supervisor;
+mod sys;
+mod transfer;
+pub mod transport;
+mod wire;
+mod worker;
+
+pub use transfer::HookResult;
+pub use worker::worker_main;

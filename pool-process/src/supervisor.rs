@@ -1,0 +1,573 @@
+//! One worker process as the parent sees it: start and handshake, calls, death reports,
+//! kill, clean stop. Independent of the engine's types; `backend.rs` adapts it.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::stderr_tail::StderrTail;
+use crate::sys::exe::self_exe;
+use crate::sys::{proc, signals, spawn};
+use crate::transfer::{self, Outcome};
+use crate::transport::{self, SocketListener, StreamTransport, Transport, TransportKind};
+use crate::wire::Reader;
+use crate::worker::panics::PanicRecord;
+use crate::worker::protocol::{
+    HELLO, Hello, PROTOCOL_VERSION, READY, REPLY, STOP, STOPPED, Setup, WORKER_ENV, WorkerSpec,
+};
+
+/// How long a dead worker's stderr may take to reach end of file before it is quoted.
+const STDERR_GRACE: Duration = Duration::from_millis(200);
+
+/// Everything needed to start a worker; shared by all starts of one pool.
+pub(crate) struct StartConfig {
+    pub(crate) env: Vec<(OsString, Option<OsString>)>,
+    pub(crate) transport: TransportKind,
+    pub(crate) program: Option<PathBuf>,
+    pub(crate) setup: Setup,
+    pub(crate) codec_name: &'static str,
+    pub(crate) start_timeout: Duration,
+}
+
+/// How a worker process ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    Code(i32),
+    Signal(i32),
+    Unknown,
+}
+
+impl Exit {
+    fn of(status: Option<ExitStatus>) -> Self {
+        match status {
+            Some(s) => match (s.code(), s.signal()) {
+                (Some(c), _) => Self::Code(c),
+                (None, Some(sig)) => Self::Signal(sig),
+                _ => Self::Unknown,
+            },
+            None => Self::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Code(c) => write!(f, "exit code {c}"),
+            Self::Signal(s) => write!(f, "{} (signal {s})", signals::signal_name(*s)),
+            Self::Unknown => f.write_str("unknown exit status"),
+        }
+    }
+}
+
+/// Why a start failed.
+#[derive(Debug, Clone)]
+pub(crate) enum StartFailure {
+    Spawn(String),
+    Handshake(String),
+    Initializer(String),
+}
+
+/// What a dead worker left behind.
+#[derive(Debug, Clone)]
+pub(crate) struct Death {
+    pub(crate) pid: u32,
+    pub(crate) exit: Exit,
+    pub(crate) stderr_tail: String,
+}
+
+/// Why a call produced no reply.
+pub(crate) enum CallFailure {
+    /// The deadline passed; the worker was killed and reaped.
+    TimedOut(Death),
+    /// The worker is gone (reaped).
+    Died(Death),
+}
+
+/// The child process, shared with killers. Reaping and killing both happen under the lock,
+/// so a kill never reaches a recycled pid.
+struct ChildCell {
+    pid: u32,
+    child: Mutex<(Child, Option<ExitStatus>)>,
+}
+
+impl ChildCell {
+    fn kill(&self) {
+        let st = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        if st.1.is_none() {
+            proc::kill_tree(self.pid);
+        }
+    }
+
+    /// Kills the tree (grandchildren included) and reaps; idempotent.
+    fn reap(&self) -> Option<ExitStatus> {
+        let mut st = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        if st.1.is_none() {
+            proc::kill_tree(self.pid);
+            st.1 = st.0.wait().ok();
+        }
+        st.1
+    }
+
+    /// Reaps only if the child already exited.
+    fn try_reap(&self) -> Option<ExitStatus> {
+        let mut st = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        if st.1.is_none()
+            && let Ok(Some(status)) = st.0.try_wait()
+        {
+            // Its group may still hold grandchildren.
+            proc::kill_tree(self.pid);
+            st.1 = Some(status);
+        }
+        st.1
+    }
+}
+
+/// A started worker process.
+pub(crate) struct WorkerProcess {
+    id: u64,
+    cell: Arc<ChildCell>,
+    transport: StreamTransport,
+    stderr: Arc<StderrTail>,
+    stderr_thread: Option<JoinHandle<()>>,
+    dead: Option<Death>,
+}
+
+fn describe_panic(detail: &[u8]) -> String {
+    match PanicRecord::read(detail) {
+        Some(p) => match p.location {
+            Some(loc) => format!("panicked at {loc}: {}", p.message),
+            None => format!("panicked: {}", p.message),
+        },
+        None => "panicked".to_owned(),
+    }
+}
+
+/// A hook's failure (outcome byte + detail) in words.
+pub(crate) fn describe_hook_failure(outcome: Outcome, detail: &[u8]) -> String {
+    match outcome {
+        Outcome::Ok => "succeeded".to_owned(),
+        Outcome::Panicked => describe_panic(detail),
+        Outcome::Failed => Reader(detail).str().unwrap_or_else(|| "failed".to_owned()),
+        Outcome::DecodeFailed | Outcome::EncodeFailed => {
+            let mut r = Reader(detail);
+            let (ty, codec, msg) = (r.str(), r.str(), r.str());
+            format!(
+                "could not decode its argument of type {} with codec {}: {}",
+                ty.unwrap_or_default(),
+                codec.unwrap_or_default(),
+                msg.unwrap_or_default()
+            )
+        }
+    }
+}
+
+impl WorkerProcess {
+    /// Spawns worker `id` and runs the handshake (and the initializer) to completion.
+    pub(crate) fn start(cfg: &StartConfig, id: u64) -> Result<Self, StartFailure> {
+        let deadline = Instant::now() + cfg.start_timeout;
+        let exe = self_exe().map_err(StartFailure::Spawn)?;
+        let listener = match cfg.transport {
+            TransportKind::Pipe => None,
+            TransportKind::LocalSocket => Some(SocketListener::bind().map_err(|e| {
+                StartFailure::Spawn(format!("cannot bind a local socket for the worker: {e}"))
+            })?),
+        };
+        let spec = WorkerSpec {
+            version: PROTOCOL_VERSION,
+            parent: proc::own_pid(),
+            identity: exe.identity,
+            anchor_delta: transfer::anchor_delta(),
+            worker_id: id,
+            transport: listener
+                .as_ref()
+                .map_or_else(|| "pipe".to_owned(), SocketListener::worker_spec),
+        };
+        let mut cmd = match &cfg.program {
+            Some(p) => Command::new(p),
+            None => {
+                let mut c = Command::new(&exe.exec_path);
+                c.arg0(&exe.arg0);
+                c
+            }
+        };
+        for (k, v) in &cfg.env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.env(WORKER_ENV, spec.encode()).stderr(Stdio::piped());
+        if listener.is_some() {
+            cmd.stdin(Stdio::null()).stdout(Stdio::inherit());
+        } else {
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        }
+        let mut child = spawn::spawn(cmd)
+            .map_err(|e| StartFailure::Spawn(format!("cannot start a worker process: {e}")))?;
+        let pid = child.id();
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr_pipe = child.stderr.take();
+        let cell = Arc::new(ChildCell {
+            pid,
+            child: Mutex::new((child, None)),
+        });
+        let (stderr, stderr_thread) = match stderr_pipe.map(|s| StderrTail::spawn(s, id, true)) {
+            Some(Ok((t, h))) => (t, Some(h)),
+            _ => (Arc::new(StderrTail::default()), None),
+        };
+        let fail = |cell: &ChildCell, stderr: &StderrTail, what: &str| {
+            let exit = Exit::of(cell.reap());
+            let tail = stderr.tail(STDERR_GRACE);
+            let tail = if tail.is_empty() {
+                String::new()
+            } else {
+                format!("; its stderr ends with:\n{tail}")
+            };
+            format!("worker #{id} (pid {pid}) {what} ({exit}){tail}")
+        };
+        let transport = match (listener, stdin, stdout) {
+            (Some(l), _, _) => {
+                let gone = || {
+                    cell.try_reap()
+                        .map(|s| format!("worker exited: {}", Exit::of(Some(s))))
+                };
+                match l.accept(deadline, gone) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Err(StartFailure::Spawn(fail(
+                            &cell,
+                            &stderr,
+                            &format!("never connected its local socket: {e}"),
+                        )));
+                    }
+                }
+            }
+            (None, Some(i), Some(o)) => transport::pipe_parent_side(i, o),
+            _ => {
+                return Err(StartFailure::Spawn(fail(&cell, &stderr, "has no pipes")));
+            }
+        };
+        let mut w = Self {
+            id,
+            cell,
+            transport,
+            stderr,
+            stderr_thread,
+            dead: None,
+        };
+
+        // HELLO
+        let hello = match w.transport.recv(Some(deadline)) {
+            Ok(frame) if frame.first() == Some(&HELLO) => Hello::decode(frame),
+            Ok(_) => None,
+            Err(e) => {
+                let what = if e.kind() == io::ErrorKind::TimedOut {
+                    "did not answer the handshake in time"
+                } else {
+                    "exited before the handshake"
+                };
+                return Err(StartFailure::Spawn(fail(&w.cell, &w.stderr, what)));
+            }
+        };
+        let hello = hello.ok_or_else(|| {
+            StartFailure::Handshake(fail(&w.cell, &w.stderr, "sent a malformed HELLO"))
+        })?;
+        let mismatch = if let Some(why) = &hello.refusal {
+            Some(why.clone())
+        } else if hello.version != PROTOCOL_VERSION {
+            Some(format!(
+                "protocol version {} (worker) vs {PROTOCOL_VERSION} (parent)",
+                hello.version
+            ))
+        } else if hello.identity != exe.identity.to_string() {
+            Some(format!(
+                "the worker runs a different executable ({}) than the parent ({})",
+                hello.identity, exe.identity
+            ))
+        } else if hello.anchor_delta != transfer::anchor_delta() {
+            Some("the worker's code layout differs from the parent's".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = mismatch {
+            let msg = fail(&w.cell, &w.stderr, "is not the same build as the parent");
+            return Err(StartFailure::Handshake(format!(
+                "{why}. Functions can only be sent to the identical build of the program \
+                 (did the executable change, or is `worker_program` a different binary?). \
+                 Details: {msg}"
+            )));
+        }
+
+        // SETUP -> READY
+        if w.transport.send(&[&cfg.setup.encode()]).is_err() {
+            return Err(StartFailure::Spawn(fail(
+                &w.cell,
+                &w.stderr,
+                "exited during the handshake",
+            )));
+        }
+        let has_init = cfg.setup.init.is_some();
+        let ready = match w.transport.recv(Some(deadline)) {
+            Ok(frame) if frame.first() == Some(&READY) => {
+                let mut r = Reader(&frame[1..]);
+                let codec = r.str();
+                let outcome = r.u8().and_then(Outcome::from_u8);
+                let detail = r.rest().to_vec();
+                codec.zip(outcome).map(|(c, o)| (c, o, detail))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                let what = match (e.kind() == io::ErrorKind::TimedOut, has_init) {
+                    (true, true) => "did not finish its initializer in time",
+                    (true, false) => "did not finish the handshake in time",
+                    (false, true) => "died in its initializer",
+                    (false, false) => "exited during the handshake",
+                };
+                let msg = fail(&w.cell, &w.stderr, what);
+                return Err(if has_init {
+                    StartFailure::Initializer(msg)
+                } else {
+                    StartFailure::Spawn(msg)
+                });
+            }
+        };
+        let (codec, outcome, detail) = ready.ok_or_else(|| {
+            StartFailure::Handshake(fail(&w.cell, &w.stderr, "sent a malformed READY"))
+        })?;
+        if codec != cfg.codec_name {
+            let msg = fail(&w.cell, &w.stderr, "disagrees on the codec");
+            return Err(StartFailure::Handshake(format!(
+                "codec mismatch: the parent uses {:?}, the worker {codec:?}; {msg}",
+                cfg.codec_name
+            )));
+        }
+        if outcome != Outcome::Ok {
+            let why = describe_hook_failure(outcome, &detail);
+            let _ = fail(&w.cell, &w.stderr, "stopped");
+            return Err(StartFailure::Initializer(format!(
+                "the initializer failed in worker #{id} (pid {pid}): {why}"
+            )));
+        }
+        Ok(w)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.cell.pid
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// A function that kills this worker's process tree from any thread.
+    pub(crate) fn killer(&self) -> impl Fn() + Send + Sync + 'static {
+        let cell = Arc::clone(&self.cell);
+        move || cell.kill()
+    }
+
+    /// Sends one request (`parts` concatenated) and waits for its reply.
+    pub(crate) fn call(
+        &mut self,
+        parts: &[&[u8]],
+        deadline: Option<Instant>,
+    ) -> Result<(Outcome, &[u8]), CallFailure> {
+        if let Some(d) = &self.dead {
+            return Err(CallFailure::Died(d.clone()));
+        }
+        let sent = self.transport.send(parts);
+        if sent.is_err() {
+            return Err(CallFailure::Died(self.bury()));
+        }
+        let got = self.transport.recv(deadline).map(|frame| {
+            match (
+                frame.first(),
+                frame.get(1).copied().and_then(Outcome::from_u8),
+            ) {
+                (Some(&REPLY), Some(o)) => Some(o),
+                _ => None,
+            }
+        });
+        match got {
+            Ok(Some(outcome)) => {
+                // Re-borrow the frame for the payload (recv handed it out above).
+                let frame = self.transport.last_frame();
+                Ok((outcome, &frame[2..]))
+            }
+            Ok(None) => Err(CallFailure::Died(self.bury())),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                Err(CallFailure::TimedOut(self.bury()))
+            }
+            Err(_) => Err(CallFailure::Died(self.bury())),
+        }
+    }
+
+    /// Kills, reaps, and records the death (idempotent).
+    pub(crate) fn bury(&mut self) -> Death {
+        if let Some(d) = &self.dead {
+            return d.clone();
+        }
+        let exit = Exit::of(self.cell.reap());
+        let death = Death {
+            pid: self.cell.pid,
+            exit,
+            stderr_tail: self.stderr.tail(STDERR_GRACE),
+        };
+        self.dead = Some(death.clone());
+        death
+    }
+
+    /// Whether the process still runs (reaps it if it exited).
+    pub(crate) fn alive(&mut self) -> bool {
+        self.dead.is_none() && self.cell.try_reap().is_none()
+    }
+
+    /// Resident memory of the worker process.
+    pub(crate) fn memory_bytes(&self) -> Option<u64> {
+        if self.dead.is_some() {
+            return None;
+        }
+        proc::rss_bytes(self.cell.pid)
+    }
+
+    /// Asks for a clean exit (the finalizer runs), waits until `deadline`, then kills.
+    /// Returns the finalizer's failure, if any.
+    pub(crate) fn stop(mut self, deadline: Instant) -> Result<(), String> {
+        if self.dead.is_some() {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        if self.transport.send(&[&[STOP]]).is_ok() {
+            match self.transport.recv(Some(deadline)) {
+                Ok(frame) if frame.first() == Some(&STOPPED) => {
+                    let outcome = frame.get(1).copied().and_then(Outcome::from_u8);
+                    if let Some(o) = outcome
+                        && o != Outcome::Ok
+                    {
+                        result = Err(format!(
+                            "the finalizer failed in worker #{} (pid {}): {}",
+                            self.id,
+                            self.cell.pid,
+                            describe_hook_failure(o, &frame[2..])
+                        ));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    result = Err(format!(
+                        "worker #{} (pid {}) did not finish its finalizer in time and was killed",
+                        self.id, self.cell.pid
+                    ));
+                }
+                Err(_) => {
+                    let death = self.bury();
+                    result = Err(format!(
+                        "worker #{} (pid {}) died while stopping ({})",
+                        self.id, self.cell.pid, death.exit
+                    ));
+                }
+            }
+        }
+        // Give it until the deadline to exit by itself.
+        while self.cell.try_reap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.bury();
+        result
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        // Never leave a process behind: kill (tree) and reap.
+        self.cell.reap();
+        if let Some(h) = self.stderr_thread.take()
+            && self.stderr.is_closed()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::protocol::task_header;
+    use pool_codec::{Codec, DefaultCodec};
+
+    fn double(x: u64) -> u64 {
+        x * 2
+    }
+
+    fn config(transport: TransportKind) -> StartConfig {
+        StartConfig {
+            env: Vec::new(),
+            transport,
+            program: None,
+            setup: Setup {
+                probe: transfer::probe_ref::<DefaultCodec>(),
+                init: None,
+                fin: None,
+            },
+            codec_name: DefaultCodec::default().name(),
+            start_timeout: Duration::from_secs(20),
+        }
+    }
+
+    fn call_u64(w: &mut WorkerProcess, f: transfer::FnRef, x: u64) -> Result<u64, String> {
+        let codec = DefaultCodec::default();
+        let mut arg = Vec::new();
+        codec.encode(&x, &mut arg).unwrap();
+        match w.call(
+            &[&task_header(f), &arg],
+            Some(Instant::now() + Duration::from_secs(20)),
+        ) {
+            Ok((Outcome::Ok, bytes)) => Ok(codec.decode(bytes).unwrap()),
+            Ok((Outcome::Panicked, bytes)) => Err(describe_panic(bytes)),
+            Ok((o, _)) => Err(format!("{o:?}")),
+            Err(CallFailure::Died(d) | CallFailure::TimedOut(d)) => Err(d.exit.to_string()),
+        }
+    }
+
+    #[test]
+    fn start_call_and_stop_over_both_transports() {
+        for kind in [TransportKind::Pipe, TransportKind::LocalSocket] {
+            let mut w = WorkerProcess::start(&config(kind), 1).unwrap_or_else(|e| panic!("{e:?}"));
+            let pid = w.pid();
+            let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double);
+            for i in 0..100 {
+                assert_eq!(call_u64(&mut w, f, i), Ok(i * 2));
+            }
+            let boom = |x: u64| -> u64 { if x > 0 { panic!("boom {x}") } else { 0 } };
+            let pf = transfer::task_ref::<_, u64, u64, DefaultCodec>(&boom);
+            let err = call_u64(&mut w, pf, 7).unwrap_err();
+            assert!(
+                err.contains("boom 7") && err.contains("supervisor.rs"),
+                "{err}"
+            );
+            assert!(w.alive());
+            assert!(w.memory_bytes().unwrap() > 0);
+            w.stop(Instant::now() + Duration::from_secs(5)).unwrap();
+            assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+        }
+    }
+
+    #[test]
+    fn abort_is_reported_by_signal_name() {
+        let mut w = WorkerProcess::start(&config(TransportKind::Pipe), 2).unwrap();
+        let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&|_x: u64| -> u64 {
+            eprintln!("about to abort");
+            std::process::abort()
+        });
+        let err = call_u64(&mut w, f, 1).unwrap_err();
+        assert_eq!(err, "SIGABRT (signal 6)");
+        assert!(w.bury().stderr_tail.contains("about to abort"));
+        assert!(!w.alive());
+    }
+}

@@ -1,0 +1,109 @@
+//! Descriptor I/O for the transports: vectored writes, spare-capacity reads, deadlines,
+//! pipe sizing, and the worker's stdio rearrangement.
+//!
+//! Mechanism: plain `read`/`writev` on blocking descriptors. A receive with a deadline first
+//! `poll`s the descriptor for the remaining time, so a blocking read never outlives the
+//! deadline; without one the read blocks directly (one system call on the hot path). Pipes
+//! are enlarged with `fcntl(F_SETPIPE_SZ)` so large payloads move in big chunks. A pipe
+//! worker finds its control channel on fds 0 and 1; it moves them to fresh close-on-exec
+//! descriptors and points fd 0 at `/dev/null` and fd 1 at stderr, so a task that prints to
+//! stdout cannot corrupt the protocol and children of tasks never inherit the channel.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+
+/// Pipe size asked for on every control pipe.
+pub(crate) const PIPE_SIZE: usize = 1 << 20;
+
+/// Enlarges a pipe; failure (an old kernel, a lowered `pipe-max-size`) only costs speed.
+pub(crate) fn enlarge_pipe(fd: BorrowedFd<'_>) {
+    let _ = rustix::pipe::fcntl_setpipe_size(fd, PIPE_SIZE);
+}
+
+/// Writes all of `parts`, in order, with as few `writev` calls as the OS allows.
+pub(crate) fn write_all_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
+    let mut index = 0;
+    let mut offset = 0;
+    while index < parts.len() {
+        let mut slices: [IoSlice<'_>; 4] = [IoSlice::new(&[]); 4];
+        let mut n = 0;
+        for (i, part) in parts[index..].iter().enumerate().take(4) {
+            slices[i] = IoSlice::new(if i == 0 { &part[offset..] } else { part });
+            n = i + 1;
+        }
+        let written = match rustix::io::writev(fd, &slices[..n]) {
+            Ok(w) => w,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let mut left = written;
+        while index < parts.len() {
+            let avail = parts[index].len() - offset;
+            if left >= avail {
+                left -= avail;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += left;
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `fd` is readable or `deadline` passes (`ErrorKind::TimedOut`).
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let timeout = Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Reads once into the spare capacity of `buf` (which must have some); returns the count,
+/// 0 at end of file.
+pub(crate) fn read_spare(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
+    debug_assert!(buf.capacity() > buf.len());
+    loop {
+        match rustix::io::read(fd, rustix::buffer::spare_capacity(buf)) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Worker side: takes fds 0 and 1 as the control channel (returned as close-on-exec
+/// descriptors `(from_parent, to_parent)`), then points fd 0 at `/dev/null` and fd 1 at fd 2.
+pub(crate) fn take_stdio_channel() -> io::Result<(OwnedFd, OwnedFd)> {
+    let stdin = io::stdin();
+    let stdout = io::stdout();
+    let from_parent = rustix::io::fcntl_dupfd_cloexec(stdin.as_fd(), 3)?;
+    let to_parent = rustix::io::fcntl_dupfd_cloexec(stdout.as_fd(), 3)?;
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    rustix::stdio::dup2_stdin(&null)?;
+    rustix::stdio::dup2_stdout(io::stderr().as_fd())?;
+    Ok((from_parent, to_parent))
+}

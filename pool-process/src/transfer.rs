@@ -1,0 +1,293 @@
+//! Same-binary function transfer: THE unsafe module of pool-process.
+//!
+//! # Invariant
+//!
+//! **A [`FnRef`] is only ever resolved in a process that runs the identical build of the
+//! program that made it.** Parent and worker then have the same machine code at the same
+//! offsets from [`anchor`]; only the load address differs (ASLR), and it is added back on the
+//! worker side. The handshake upholds this before the worker resolves anything: the worker
+//! exec'd the very inode the parent runs (an fd held by the parent), and it compares the
+//! executable's `(device, inode, size, mtime)` *and* the distance between two anchor
+//! functions with the values the parent measured; any difference stops the worker before a
+//! single offset is used, and the parent reports a start error (see `worker/README.md`).
+//!
+//! # What crosses
+//!
+//! A task function `F: Fn(A) -> R + Copy + Send + Sync + 'static` that is **zero-sized**:
+//! a fn item or a closure that captures nothing. Zero-sized means the value carries no data,
+//! so the worker can make its own copy out of nothing; stable Rust only lets closures and fn
+//! items implement the `Fn` traits, and neither has a validity invariant beyond its type. A
+//! function pointer or a capturing closure is rejected at compile time with a clear message.
+//!
+//! Each `(F, A, R, C)` monomorphizes a *trampoline* (decode `A` with `C`, call `F`, encode
+//! `R`, catch panics); its offset from [`anchor`] is what travels in a request.
+
+use std::any::type_name;
+use std::mem::size_of;
+
+use pool_codec::Codec;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::wire::Put;
+use crate::worker::panics;
+
+/// What a trampoline did; sent as the first byte of every reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Outcome {
+    /// `out` holds the encoded result.
+    Ok = 0,
+    /// `out` holds a [`panics::PanicRecord`].
+    Panicked = 1,
+    /// Decoding the argument failed in the worker; `out` holds a codec failure record.
+    DecodeFailed = 2,
+    /// Encoding the result failed in the worker; `out` holds a codec failure record.
+    EncodeFailed = 3,
+    /// The function reported failure (initializer/finalizer `Err`); `out` holds the message.
+    Failed = 4,
+}
+
+impl Outcome {
+    pub(crate) fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::Ok,
+            1 => Self::Panicked,
+            2 => Self::DecodeFailed,
+            3 => Self::EncodeFailed,
+            4 => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// The shape of every trampoline: input bytes in, output bytes appended, outcome returned.
+pub(crate) type Trampoline = fn(&[u8], &mut Vec<u8>) -> Outcome;
+
+/// The reference point for all offsets. Distinct bodies and `inline(never)` keep the linker
+/// from folding the two anchors into one address.
+#[inline(never)]
+fn anchor() -> u64 {
+    std::hint::black_box(0x706f_6f6c_5f61_6e31)
+}
+
+#[inline(never)]
+fn second_anchor() -> u64 {
+    std::hint::black_box(0x706f_6f6c_5f61_6e32) ^ 0xff
+}
+
+fn address(f: fn() -> u64) -> i64 {
+    f as usize as i64
+}
+
+/// Distance between the two anchors: equal in parent and worker iff the code layout is.
+pub(crate) fn anchor_delta() -> i64 {
+    address(second_anchor).wrapping_sub(address(anchor))
+}
+
+/// A trampoline's position relative to [`anchor`]: what a request carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FnRef(pub(crate) i64);
+
+impl FnRef {
+    fn of(t: Trampoline) -> Self {
+        Self((t as usize as i64).wrapping_sub(address(anchor)))
+    }
+
+    /// Turns the offset back into a callable trampoline in this process.
+    ///
+    /// # Safety
+    ///
+    /// `self` must come from [`FnRef::of`] in a process running the identical build (the
+    /// module invariant, established by the handshake before this is called).
+    pub(crate) unsafe fn resolve(self) -> Trampoline {
+        let addr = address(anchor).wrapping_add(self.0) as usize;
+        debug_assert_ne!(addr, 0);
+        // SAFETY: by the caller's contract `addr` is the address of a function of type
+        // `Trampoline` in this very image (same build, offset from the same anchor);
+        // `usize` and `fn` pointers have the same size.
+        unsafe { std::mem::transmute::<usize, Trampoline>(addr) }
+    }
+}
+
+/// Compile-time check that `F` can cross: fails the build with a clear message otherwise.
+pub(crate) fn require_zst<F>() {
+    const {
+        assert!(
+            size_of::<F>() == 0,
+            "pool-process can only send zero-sized functions to a worker: a fn item or a \
+             closure that captures nothing (not a fn pointer, not a capturing closure)"
+        )
+    };
+}
+
+/// Makes a value of the zero-sized type `F` in the worker.
+fn conjure<F: Copy + 'static>() -> F {
+    require_zst::<F>();
+    // SAFETY: `F` is zero-sized (checked above at compile time), so it has no bytes to be
+    // invalid; it is inhabited, since the parent held a value of it to build the `FnRef`
+    // that led here; and on stable Rust only fn items and closures implement `Fn`, which have
+    // no invariant beyond their type.
+    unsafe { std::mem::zeroed::<F>() }
+}
+
+fn codec_failure(out: &mut Vec<u8>, type_name: &str, codec: &str, message: &str) {
+    out.put_str(type_name);
+    out.put_str(codec);
+    out.put_str(message);
+}
+
+/// Decode `A`, call, encode `R`, with panics and codec failures turned into outcomes.
+fn run_call<A, R, C>(input: &[u8], out: &mut Vec<u8>, call: impl FnOnce(A) -> R) -> Outcome
+where
+    A: DeserializeOwned,
+    R: Serialize,
+    C: Codec,
+{
+    let start = out.len();
+    let caught = panics::catch(|| {
+        let codec = C::default();
+        let arg: A = match codec.decode(input) {
+            Ok(a) => a,
+            Err(e) => {
+                codec_failure(out, type_name::<A>(), codec.name(), e.message());
+                return Outcome::DecodeFailed;
+            }
+        };
+        let result = call(arg);
+        match codec.encode(&result, out) {
+            Ok(()) => Outcome::Ok,
+            Err(e) => {
+                out.truncate(start);
+                codec_failure(out, type_name::<R>(), codec.name(), e.message());
+                Outcome::EncodeFailed
+            }
+        }
+    });
+    caught.unwrap_or_else(|record| {
+        out.truncate(start);
+        record.write(out);
+        Outcome::Panicked
+    })
+}
+
+fn task_trampoline<F, A, R, C>(input: &[u8], out: &mut Vec<u8>) -> Outcome
+where
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+    A: DeserializeOwned,
+    R: Serialize,
+    C: Codec,
+{
+    run_call::<A, R, C>(input, out, conjure::<F>())
+}
+
+fn chunk_trampoline<F, A, R, C>(input: &[u8], out: &mut Vec<u8>) -> Outcome
+where
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+    A: DeserializeOwned,
+    R: Serialize,
+    C: Codec,
+{
+    run_call::<Vec<A>, Vec<R>, C>(input, out, |items| {
+        items.into_iter().map(conjure::<F>()).collect()
+    })
+}
+
+/// What an initializer or finalizer may return: `()` or `Result<(), E>`.
+pub trait HookResult {
+    /// `Err(message)` if the hook failed.
+    ///
+    /// # Errors
+    /// The hook's own error, rendered with `Display`.
+    fn into_result(self) -> Result<(), String>;
+}
+
+impl HookResult for () {
+    fn into_result(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: std::fmt::Display> HookResult for Result<(), E> {
+    fn into_result(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+fn hook_trampoline<F, A, H, C>(input: &[u8], out: &mut Vec<u8>) -> Outcome
+where
+    F: Fn(A) -> H + Copy + Send + Sync + 'static,
+    A: DeserializeOwned,
+    H: HookResult,
+    C: Codec,
+{
+    let start = out.len();
+    let caught = panics::catch(|| {
+        let codec = C::default();
+        let arg: A = match codec.decode(input) {
+            Ok(a) => a,
+            Err(e) => {
+                codec_failure(out, type_name::<A>(), codec.name(), e.message());
+                return Outcome::DecodeFailed;
+            }
+        };
+        match conjure::<F>()(arg).into_result() {
+            Ok(()) => Outcome::Ok,
+            Err(message) => {
+                out.put_str(&message);
+                Outcome::Failed
+            }
+        }
+    });
+    caught.unwrap_or_else(|record| {
+        out.truncate(start);
+        record.write(out);
+        Outcome::Panicked
+    })
+}
+
+fn probe_trampoline<C: Codec>(_input: &[u8], out: &mut Vec<u8>) -> Outcome {
+    out.put_str(C::default().name());
+    Outcome::Ok
+}
+
+/// The request reference for running `f` on one argument.
+pub(crate) fn task_ref<F, A, R, C>(_f: &F) -> FnRef
+where
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+    A: DeserializeOwned,
+    R: Serialize,
+    C: Codec,
+{
+    require_zst::<F>();
+    FnRef::of(task_trampoline::<F, A, R, C>)
+}
+
+/// The request reference for running `f` over a `Vec<A>` chunk, giving `Vec<R>`.
+pub(crate) fn chunk_ref<F, A, R, C>(_f: &F) -> FnRef
+where
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+    A: DeserializeOwned,
+    R: Serialize,
+    C: Codec,
+{
+    require_zst::<F>();
+    FnRef::of(chunk_trampoline::<F, A, R, C>)
+}
+
+/// The reference for an initializer/finalizer hook.
+pub(crate) fn hook_ref<F, A, H, C>(_f: &F) -> FnRef
+where
+    F: Fn(A) -> H + Copy + Send + Sync + 'static,
+    A: DeserializeOwned,
+    H: HookResult,
+    C: Codec,
+{
+    require_zst::<F>();
+    FnRef::of(hook_trampoline::<F, A, H, C>)
+}
+
+/// The reference for the codec probe (answers `C::default().name()`).
+pub(crate) fn probe_ref<C: Codec>() -> FnRef {
+    FnRef::of(probe_trampoline::<C>)
+}

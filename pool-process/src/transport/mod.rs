@@ -1,0 +1,54 @@
+//! Transports: how frames move between the parent and one worker.
+//!
+//! A [`Transport`] is framed (every `send` is one message, every `recv` returns one whole
+//! message), bidirectional, and receives with an optional deadline. The built-in transports
+//! are chosen with [`TransportKind`]: anonymous pipes (the default) and local sockets. Both
+//! are byte streams carrying the same framing (`u32` little-endian length, then the body);
+//! a future shared-memory ring implements the same trait.
+
+mod local_socket;
+mod pipe;
+mod stream;
+
+use std::io;
+use std::time::Instant;
+
+pub(crate) use local_socket::{SocketListener, connect_worker};
+pub(crate) use pipe::{parent_side as pipe_parent_side, worker_side as pipe_worker_side};
+pub(crate) use stream::StreamTransport;
+
+/// Largest frame body either side accepts (1 GiB); a larger length prefix is corrupt input.
+pub const MAX_FRAME: usize = 1 << 30;
+
+/// A framed, bidirectional message channel between a parent and one worker.
+///
+/// Implementations must preserve message boundaries and order, report a vanished peer as
+/// [`io::ErrorKind::UnexpectedEof`], and a passed deadline as [`io::ErrorKind::TimedOut`]
+/// (after which the channel may be unusable: the pool kills the worker then).
+pub trait Transport: Send + 'static {
+    /// Sends one message whose body is the concatenation of `parts`, in order.
+    ///
+    /// # Errors
+    /// The peer is gone (`BrokenPipe`) or the message is larger than [`MAX_FRAME`].
+    fn send(&mut self, parts: &[&[u8]]) -> io::Result<()>;
+
+    /// Receives the next message; the slice is valid until the next call.
+    ///
+    /// # Errors
+    /// `UnexpectedEof` when the peer closed its end, `TimedOut` past `deadline`,
+    /// `InvalidData` for a corrupt length prefix.
+    fn recv(&mut self, deadline: Option<Instant>) -> io::Result<&[u8]>;
+}
+
+/// Which built-in transport a pool uses for its workers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// Anonymous pipes on the worker's stdin/stdout (its stderr is a third pipe, forwarded
+    /// to the parent's stderr). The default: nothing to name, nothing to clean up.
+    #[default]
+    Pipe,
+    /// A Unix-domain socket in the abstract namespace. The worker connects back and must be
+    /// the same user and present the pool's random secret token before anything else.
+    LocalSocket,
+}

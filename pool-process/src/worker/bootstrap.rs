@@ -1,0 +1,64 @@
+//! Putting a process in worker mode before `main`, or from `worker_main`.
+//!
+//! A constructor (`ctor`, placed in `.init_array`) runs in every binary that links
+//! pool-process — the user's program and test binaries alike — before `main`. It reads one
+//! environment variable; when absent (every normal start) it returns at once. When present it
+//! removes the variable (so processes a task starts are not workers), serves as a worker and
+//! exits the process: it never returns to the user's `main`. Nothing escapes it: a panic
+//! becomes exit code 101.
+
+use std::ffi::OsString;
+
+use super::protocol::WORKER_ENV;
+use super::serve::{End, serve};
+
+/// Exit code of a worker that failed to start or refused the handshake.
+pub(crate) const EXIT_START_FAILED: i32 = 78;
+
+#[ctor::ctor(unsafe)]
+fn pool_process_worker_hook() {
+    if let Some(value) = std::env::var_os(WORKER_ENV) {
+        run(value);
+    }
+}
+
+fn run(value: OsString) -> ! {
+    // SAFETY: called before `main` (from the constructor) or at the top of `worker_main`
+    // before the worker starts any thread, so no other thread reads the environment.
+    unsafe { std::env::remove_var(WORKER_ENV) };
+    let code = match std::panic::catch_unwind(|| serve(&value.to_string_lossy())) {
+        Ok(End::Clean) => 0,
+        Ok(End::Failed(message)) => {
+            eprintln!("pool-process worker {}: {message}", std::process::id());
+            EXIT_START_FAILED
+        }
+        Err(_) => 101,
+    };
+    std::process::exit(code)
+}
+
+/// Serves as a pool worker, for a separately built worker binary; never returns.
+///
+/// Any binary that links `pool-process` already becomes a worker before `main` when a pool
+/// starts it, so this is only needed where that hook cannot run (a platform without
+/// constructors, or a binary that strips them). Call it first thing in `main`. Started by
+/// hand (not by a pool), it prints why and exits with status 2.
+///
+/// # Examples
+///
+/// ```no_run
+/// // First line of the worker binary's `main`:
+/// pool_process::worker_main();
+/// ```
+pub fn worker_main() -> ! {
+    match std::env::var_os(WORKER_ENV) {
+        Some(value) => run(value),
+        None => {
+            eprintln!(
+                "this program is a pool-process worker; it is started by a ProcessPool \
+                 ({WORKER_ENV} is not set)"
+            );
+            std::process::exit(2)
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The worker side: bootstrap before `main`, the handshake, and the request loop.
+//! See `README.md` in this folder for the message sequence.
+
+mod bootstrap;
+pub(crate) mod panics;
+pub(crate) mod protocol;
+mod serve;
+
+pub use bootstrap::worker_main;

@@ -1,0 +1,212 @@
+//! The messages between parent and worker, and the worker's start-up environment variable.
+//!
+//! Every message is one transport frame whose first byte is its kind. Integers are
+//! little-endian (see `crate::wire`). The sequence is described in `README.md`.
+
+use crate::sys::exe::BuildIdentity;
+use crate::transfer::FnRef;
+use crate::wire::{Put, Reader};
+
+/// Bumped on any change to the messages below.
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
+
+/// The environment variable that puts a process in worker mode.
+pub(crate) const WORKER_ENV: &str = "POOL_PROCESS_WORKER";
+
+/// Parent → worker: the codec probe and the hooks.
+pub(crate) const SETUP: u8 = 1;
+/// Parent → worker: run a task. Header: kind, `FnRef` (i64); then the encoded argument.
+pub(crate) const TASK: u8 = 2;
+/// Parent → worker: run the finalizer and exit.
+pub(crate) const STOP: u8 = 3;
+/// Worker → parent: identity, first thing after start.
+pub(crate) const HELLO: u8 = 0x81;
+/// Worker → parent: codec name and initializer outcome.
+pub(crate) const READY: u8 = 0x82;
+/// Worker → parent: a task's outcome byte, then its payload.
+pub(crate) const REPLY: u8 = 0x83;
+/// Worker → parent: the finalizer's outcome byte, then its detail.
+pub(crate) const STOPPED: u8 = 0x84;
+
+/// Length of a task request's header.
+pub(crate) const TASK_HEADER: usize = 9;
+
+/// Builds a task request header.
+pub(crate) fn task_header(f: FnRef) -> [u8; TASK_HEADER] {
+    let mut h = [0u8; TASK_HEADER];
+    h[0] = TASK;
+    h[1..].copy_from_slice(&f.0.to_le_bytes());
+    h
+}
+
+/// What the worker learns from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WorkerSpec {
+    pub(crate) version: u32,
+    pub(crate) parent: u32,
+    pub(crate) identity: BuildIdentity,
+    pub(crate) anchor_delta: i64,
+    pub(crate) worker_id: u64,
+    /// `pipe` or `sock:<name>:<token>`.
+    pub(crate) transport: String,
+}
+
+impl WorkerSpec {
+    pub(crate) fn encode(&self) -> String {
+        format!(
+            "{};{};{};{};{};{}",
+            self.version,
+            self.parent,
+            self.identity.encode(),
+            self.anchor_delta,
+            self.worker_id,
+            self.transport
+        )
+    }
+
+    pub(crate) fn decode(s: &str) -> Option<Self> {
+        let mut it = s.splitn(6, ';');
+        Some(Self {
+            version: it.next()?.parse().ok()?,
+            parent: it.next()?.parse().ok()?,
+            identity: BuildIdentity::decode(it.next()?)?,
+            anchor_delta: it.next()?.parse().ok()?,
+            worker_id: it.next()?.parse().ok()?,
+            transport: it.next()?.to_owned(),
+        })
+    }
+}
+
+/// A hook (initializer or finalizer) as it travels: its reference and encoded argument.
+#[derive(Debug, Clone)]
+pub(crate) struct HookCall {
+    pub(crate) f: FnRef,
+    pub(crate) arg: Vec<u8>,
+}
+
+/// The SETUP message.
+#[derive(Debug, Clone)]
+pub(crate) struct Setup {
+    pub(crate) probe: FnRef,
+    pub(crate) init: Option<HookCall>,
+    pub(crate) fin: Option<HookCall>,
+}
+
+fn put_hook(out: &mut Vec<u8>, h: &Option<HookCall>) {
+    match h {
+        Some(h) => {
+            out.put_u8(1);
+            out.put_i64(h.f.0);
+            out.put_bytes(&h.arg);
+        }
+        None => out.put_u8(0),
+    }
+}
+
+fn read_hook(r: &mut Reader<'_>) -> Option<Option<HookCall>> {
+    match r.u8()? {
+        0 => Some(None),
+        1 => Some(Some(HookCall {
+            f: FnRef(r.i64()?),
+            arg: r.bytes()?.to_vec(),
+        })),
+        _ => None,
+    }
+}
+
+impl Setup {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = vec![SETUP];
+        out.put_u32(PROTOCOL_VERSION);
+        out.put_i64(self.probe.0);
+        put_hook(&mut out, &self.init);
+        put_hook(&mut out, &self.fin);
+        out
+    }
+
+    pub(crate) fn decode(frame: &[u8]) -> Option<Self> {
+        let mut r = Reader(frame);
+        (r.u8()? == SETUP).then_some(())?;
+        (r.u32()? == PROTOCOL_VERSION).then_some(())?;
+        Some(Self {
+            probe: FnRef(r.i64()?),
+            init: read_hook(&mut r)?,
+            fin: read_hook(&mut r)?,
+        })
+    }
+}
+
+/// The HELLO message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hello {
+    pub(crate) version: u32,
+    pub(crate) pid: u32,
+    pub(crate) identity: String,
+    pub(crate) anchor_delta: i64,
+    /// Set when the worker itself found a mismatch and will exit.
+    pub(crate) refusal: Option<String>,
+}
+
+impl Hello {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = vec![HELLO];
+        out.put_u32(self.version);
+        out.put_u32(self.pid);
+        out.put_str(&self.identity);
+        out.put_i64(self.anchor_delta);
+        out.put_opt_str(self.refusal.as_deref());
+        out
+    }
+
+    pub(crate) fn decode(frame: &[u8]) -> Option<Self> {
+        let mut r = Reader(frame);
+        (r.u8()? == HELLO).then_some(())?;
+        Some(Self {
+            version: r.u32()?,
+            pid: r.u32()?,
+            identity: r.str()?,
+            anchor_delta: r.i64()?,
+            refusal: r.opt_str()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let id = BuildIdentity::current().unwrap();
+        let spec = WorkerSpec {
+            version: PROTOCOL_VERSION,
+            parent: 12,
+            identity: id,
+            anchor_delta: -64,
+            worker_id: 3,
+            transport: "sock:pool-1-2-ab:00ff".into(),
+        };
+        assert_eq!(WorkerSpec::decode(&spec.encode()), Some(spec));
+        let hello = Hello {
+            version: 1,
+            pid: 5,
+            identity: "x".into(),
+            anchor_delta: 7,
+            refusal: Some("no".into()),
+        };
+        assert_eq!(Hello::decode(&hello.encode()), Some(hello));
+        let setup = Setup {
+            probe: FnRef(-3),
+            init: Some(HookCall {
+                f: FnRef(9),
+                arg: vec![1, 2],
+            }),
+            fin: None,
+        };
+        let back = Setup::decode(&setup.encode()).unwrap();
+        assert_eq!(back.probe, FnRef(-3));
+        assert_eq!(back.init.unwrap().arg, vec![1, 2]);
+        assert!(back.fin.is_none());
+        assert!(Setup::decode(&[SETUP, 9, 9]).is_none());
+    }
+}
