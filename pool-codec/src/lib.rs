@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | [`MsgPack`] | `"msgpack"` | rmp-serde; **the [`DefaultCodec`]** (fastest maintained, see README) |
 //! | [`Postcard`] | `"postcard"` | postcard 1.x; compact varints |
-//! | [`Bincode`] | `"bincode2-fixint"` | bincode 2.0.1, *unmaintained* (RUSTSEC-2025-0141), feature `bincode` |
+//! | `Bincode` | `"bincode2-fixint"` | bincode 2.0.1, *unmaintained* (RUSTSEC-2025-0141), feature `bincode` |
 //! | [`Json`] | `"json"` | serde_json; readable, slow |
 //!
 //! A user codec is any type implementing [`Codec`]; parent and worker agree on it by

@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 use crate::{Codec, CodecError};
 
 /// The default allocation limit of [`Bincode`]: 1 GiB, the default maximum frame size.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(pool_codec::BINCODE_DEFAULT_LIMIT, pool_codec::DEFAULT_MAX_FRAME);
+/// ```
 pub const BINCODE_DEFAULT_LIMIT: usize = 1 << 30;
 
 /// [bincode](https://docs.rs/bincode) 2.0.1 through its serde path, little-endian,
