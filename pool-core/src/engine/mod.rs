@@ -1,0 +1,261 @@
+//! The policy engine: the one implementation of sizing, on-demand spawning, idle shrink,
+//! recycling, timeouts, failure policy, the bounded queue and shutdown, shared by every
+//! backend. A backend implements [`Backend`] (start one worker) and [`Worker`] (run one task,
+//! report death, stop); the engine does the rest. See `README.md` beside this file for the
+//! threads, the queue, the sleep/wake protocol and the life of a worker slot.
+
+mod job;
+mod pool;
+mod watchdog;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use job::Runnable;
+pub use pool::Engine;
+
+use crate::error::{ConfigError, TaskError, TaskId, WorkerId};
+
+/// Starts workers. The engine calls [`Backend::start`] on its own threads, several in
+/// parallel.
+pub trait Backend: Send + Sync + 'static {
+    /// What a task hands the worker.
+    type Input: Send + 'static;
+    /// What the worker hands back.
+    type Output: Send + 'static;
+    /// One worker.
+    type Worker: Worker<Input = Self::Input, Output = Self::Output>;
+
+    /// Start one worker and run its initializer. Blocking.
+    ///
+    /// # Errors
+    ///
+    /// A [`StartError`]: counted as a start failure; [`StartError::Initializer`] breaks the
+    /// pool with that cause; `max_start_failures` consecutive other failures break it too.
+    fn start(&self, id: WorkerId) -> Result<Self::Worker, StartError>;
+}
+
+/// One worker, driven by one engine thread.
+pub trait Worker: Send + 'static {
+    /// What a task hands the worker.
+    type Input: Send + 'static;
+    /// What the worker hands back.
+    type Output: Send + 'static;
+
+    /// Run one task, blocking the calling engine thread until the worker answers or dies.
+    ///
+    /// # Errors
+    ///
+    /// The task's failure. `Err(TaskError::WorkerDied(..))` (or any error after which
+    /// [`Worker::alive`] is false) means the worker is gone and the engine replaces it.
+    fn run(&mut self, input: Self::Input, ctx: &RunContext) -> Result<Self::Output, TaskError>;
+
+    /// Can another thread kill this worker while `run` blocks? (processes: yes; threads: no)
+    fn killer(&self) -> Option<Killer> {
+        None
+    }
+
+    /// Is the worker still usable? Asked after a task failed.
+    fn alive(&mut self) -> bool {
+        true
+    }
+
+    /// The worker's process id, if it is a process.
+    fn pid(&self) -> Option<u32> {
+        None
+    }
+
+    /// Resident memory after the last task, for `max_memory_per_worker`.
+    fn memory_bytes(&mut self) -> Option<u64> {
+        None
+    }
+
+    /// Clean stop: run the finalizer and exit. Must return by `deadline` (kill if needed).
+    ///
+    /// # Errors
+    ///
+    /// The finalizer failed (reported in the shutdown report, never fatal).
+    fn stop(self, deadline: Instant) -> Result<(), FinalizeError>;
+}
+
+/// What a worker knows about the task it runs.
+#[derive(Clone, Debug)]
+pub struct RunContext {
+    /// The task.
+    pub task: TaskId,
+    /// The task's label, if the submit gave one.
+    pub label: Option<Arc<str>>,
+    /// When the task's time limit expires, if it has one.
+    pub deadline: Option<Instant>,
+    /// The worker running it.
+    pub worker: WorkerId,
+}
+
+impl RunContext {
+    /// The label, or `task #N`: how errors name the task.
+    pub fn task_name(&self) -> String {
+        match &self.label {
+            Some(l) => format!("{l} ({})", self.task),
+            None => self.task.to_string(),
+        }
+    }
+}
+
+/// Kills a worker from another thread (its process tree, for process workers).
+///
+/// # Examples
+///
+/// ```
+/// let k = pool_core::Killer::new(|| eprintln!("kill"));
+/// # drop(k);
+/// ```
+#[derive(Clone)]
+pub struct Killer(pub(crate) Arc<dyn Fn() + Send + Sync>);
+
+impl Killer {
+    /// A killer that runs `f`. `f` must be quick and must not block.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
+        Killer(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for Killer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Killer(..)")
+    }
+}
+
+/// Why a worker could not start.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The initializer failed: the pool is broken with this cause.
+    #[error("initializer failed: {0}")]
+    Initializer(String),
+    /// The worker could not be spawned.
+    #[error("could not spawn a worker: {0}")]
+    Spawn(String),
+    /// The worker started but the handshake failed.
+    #[error("worker handshake failed: {0}")]
+    Handshake(String),
+}
+
+/// A finalizer failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("finalizer failed: {0}")]
+pub struct FinalizeError(pub String);
+
+/// What to do when the bounded queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Rejection {
+    /// Block the submitter until there is room (or the pool shuts down).
+    #[default]
+    Block,
+    /// Refuse: `SubmitErrorKind::QueueFull`, with the task handed back.
+    Reject,
+    /// Run the task on the submitting thread (in-process tasks only; others block).
+    CallerRuns,
+}
+
+/// What a worker death does to the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum OnWorkerDeath {
+    /// Fail only the task it ran (`WorkerDied`) and start a replacement.
+    #[default]
+    Replace,
+    /// Break the pool (loky / `concurrent.futures` semantics): every pending task fails.
+    BreakPool,
+}
+
+/// The engine's policy settings. Every backend's builder fills one of these.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Pool name; worker threads are named `{name}-{n}`. Default `"pool"`.
+    pub name: String,
+    /// Workers kept alive even when idle. Default 0.
+    pub min_workers: usize,
+    /// At most this many workers. Default: available parallelism.
+    pub max_workers: usize,
+    /// An idle worker above `min_workers` exits after this long. Default 60 s; `None` never.
+    pub idle_timeout: Option<Duration>,
+    /// Recycle a worker after this many tasks. Default `None`.
+    pub max_tasks_per_worker: Option<u64>,
+    /// Recycle a worker whose memory exceeds this after a task. Default `None`.
+    pub max_memory_per_worker: Option<u64>,
+    /// Time limit per task once started. Default `None`.
+    pub task_timeout: Option<Duration>,
+    /// Bound the queue of pending tasks. Default `None` (unbounded).
+    pub queue_capacity: Option<usize>,
+    /// What a full bounded queue does. Default [`Rejection::Block`].
+    pub rejection: Rejection,
+    /// What a worker death does. Default [`OnWorkerDeath::Replace`].
+    pub on_worker_death: OnWorkerDeath,
+    /// This many consecutive start failures break the pool. Default 3.
+    pub max_start_failures: u32,
+    /// Record [`Timing`](crate::Timing) for every task (two or three clock reads per task).
+    /// Default true.
+    pub record_timing: bool,
+    /// Stack size of engine threads. Default `None` (Rust's default).
+    pub stack_size: Option<usize>,
+    /// How long `Worker::stop` may take. Default 5 s.
+    pub stop_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            name: "pool".to_string(),
+            min_workers: 0,
+            max_workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_tasks_per_worker: None,
+            max_memory_per_worker: None,
+            task_timeout: None,
+            queue_capacity: None,
+            rejection: Rejection::Block,
+            on_worker_death: OnWorkerDeath::Replace,
+            max_start_failures: 3,
+            record_timing: true,
+            stack_size: None,
+            stop_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Check that the settings can work.
+    ///
+    /// # Errors
+    ///
+    /// `max_workers` is 0, `min_workers > max_workers`, a zero `queue_capacity`,
+    /// `max_tasks_per_worker` or `max_start_failures`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_workers == 0 {
+            return Err(ConfigError::new("max_workers must be at least 1"));
+        }
+        if self.min_workers > self.max_workers {
+            return Err(ConfigError::new(format!(
+                "min_workers ({}) must not exceed max_workers ({})",
+                self.min_workers, self.max_workers
+            )));
+        }
+        if self.queue_capacity == Some(0) {
+            return Err(ConfigError::new("queue_capacity must be at least 1"));
+        }
+        if self.max_tasks_per_worker == Some(0) {
+            return Err(ConfigError::new("max_tasks_per_worker must be at least 1"));
+        }
+        if self.max_start_failures == 0 {
+            return Err(ConfigError::new("max_start_failures must be at least 1"));
+        }
+        if self.idle_timeout == Some(Duration::ZERO) {
+            return Err(ConfigError::new(
+                "idle_timeout must be positive (use None to keep idle workers)",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1029 @@
+//! [`Engine`]: the shared state, the submit path, the worker-slot threads and shutdown.
+//! The protocols are described in `README.md` beside this file.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Injector, Steal};
+use crossbeam_utils::{Backoff, CachePadded};
+
+use super::job::{self, InputJob, Job, Meta, Ran, Runnable};
+use super::watchdog::{Watch, Watchdog};
+use super::{
+    Backend, EngineConfig, Killer, OnWorkerDeath, Rejection, RunContext, StartError, Worker,
+};
+use crate::error::{
+    BrokenReason, ConfigError, SubmitError, SubmitErrorKind, TaskError, TaskId, WorkerId,
+};
+use crate::executor::{Shutdown, ShutdownReport, Stats, SubmitOptions};
+use crate::future::{Future, next_task_id};
+use crate::panic;
+
+const OPEN: u8 = 0;
+/// Closed; workers finish the queue, then exit.
+const WAIT: u8 = 1;
+/// Closed; the queue was cancelled; workers exit after their task.
+const CANCEL: u8 = 2;
+/// Broken; the queue was failed; workers exit after their task.
+const BROKEN: u8 = 3;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Per-slot task counters. Written only by the slot's own thread (plain load + store), read
+/// by `stats()`.
+#[derive(Default)]
+pub(crate) struct Counters {
+    taken: AtomicU64,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+#[inline]
+fn bump(a: &AtomicU64) {
+    a.store(a.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+impl Counters {
+    #[inline]
+    pub(crate) fn completed(&self) {
+        bump(&self.completed)
+    }
+    #[inline]
+    pub(crate) fn failed(&self) {
+        bump(&self.failed)
+    }
+    #[inline]
+    pub(crate) fn cancelled(&self) {
+        bump(&self.cancelled)
+    }
+}
+
+/// Rare events, counted with atomic RMWs from any thread.
+#[derive(Default)]
+pub(crate) struct Rare {
+    timed_out: AtomicU64,
+    replaced: AtomicU64,
+    recycled: AtomicU64,
+    spawned: AtomicU64,
+    died: AtomicU64,
+    idle_exits: AtomicU64,
+    start_failures: AtomicU64,
+    drained: AtomicU64,
+    inline_done: AtomicU64,
+    inline_failed: AtomicU64,
+    pub(crate) callback_panics: Arc<AtomicU64>,
+}
+
+impl Rare {
+    pub(crate) fn timed_out(&self) {
+        self.timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What other threads may see of a worker slot.
+pub(crate) struct SlotShared {
+    id: WorkerId,
+    counters: Counters,
+    killer: OnceLock<Killer>,
+    /// The task the slot is running, for killers (only maintained when there is a killer).
+    gate: Mutex<Option<TaskId>>,
+}
+
+impl SlotShared {
+    /// Kill the worker if it is still running `task`.
+    pub(crate) fn kill_if_running(&self, task: TaskId) {
+        let g = lock(&self.gate);
+        if *g == Some(task)
+            && let Some(k) = self.killer.get()
+        {
+            k.kill();
+        }
+    }
+
+    /// Kill the worker if it is running anything. True if it did.
+    fn kill_now(&self) -> bool {
+        let g = lock(&self.gate);
+        if g.is_some()
+            && let Some(k) = self.killer.get()
+        {
+            k.kill();
+            return true;
+        }
+        false
+    }
+}
+
+/// What a job sees of the slot running it.
+pub(crate) struct SlotEnv<'a> {
+    slot: &'a Arc<SlotShared>,
+    pid: Option<u32>,
+    task_timeout: Option<Duration>,
+    watchdog: &'a Watchdog,
+    killing: &'a AtomicBool,
+}
+
+impl SlotEnv<'_> {
+    #[inline]
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.slot.counters
+    }
+    #[inline]
+    pub(crate) fn task_timeout(&self) -> Option<Duration> {
+        self.task_timeout
+    }
+    #[inline]
+    pub(crate) fn worker_id(&self) -> WorkerId {
+        self.slot.id
+    }
+    #[inline]
+    pub(crate) fn killing(&self) -> bool {
+        self.killing.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn watch(
+        &self,
+        cell: Arc<dyn job::Resolve>,
+        deadline: Instant,
+        after: Duration,
+        ctx: &RunContext,
+    ) {
+        self.watchdog.watch(Watch {
+            deadline,
+            cell,
+            after,
+            worker: self.slot.id,
+            pid: self.pid,
+            task: ctx.task_name(),
+            slot: self.slot.killer.get().map(|_| self.slot.clone()),
+        });
+    }
+
+    /// A killer for the cell of task `id`, gated so it can only hit that task.
+    #[inline]
+    pub(crate) fn task_killer(&self, id: TaskId) -> Option<Killer> {
+        self.slot.killer.get()?;
+        *lock(&self.slot.gate) = Some(id);
+        let slot = self.slot.clone();
+        Some(Killer::new(move || slot.kill_if_running(id)))
+    }
+
+    #[inline]
+    pub(crate) fn task_finished(&self) {
+        if self.slot.killer.get().is_some() {
+            *lock(&self.slot.gate) = None;
+        }
+    }
+}
+
+/// The bounded queue's admission counter and the condvar blocked submitters wait on.
+struct Bound {
+    cap: usize,
+    len: CachePadded<AtomicUsize>,
+    blocked: AtomicUsize,
+    mx: Mutex<()>,
+    cv: Condvar,
+}
+
+impl Bound {
+    fn try_reserve(&self) -> bool {
+        let mut n = self.len.load(Ordering::Relaxed);
+        loop {
+            if n >= self.cap {
+                return false;
+            }
+            match self
+                .len
+                .compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => n = now,
+            }
+        }
+    }
+
+    /// Wait for room. False if the pool closed meanwhile.
+    fn reserve_blocking(&self, status: &AtomicU8) -> bool {
+        loop {
+            if self.try_reserve() {
+                return true;
+            }
+            if status.load(Ordering::Acquire) != OPEN {
+                return false;
+            }
+            let g = lock(&self.mx);
+            self.blocked.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if self.try_reserve() {
+                self.blocked.fetch_sub(1, Ordering::SeqCst);
+                return true;
+            }
+            if status.load(Ordering::Acquire) != OPEN {
+                self.blocked.fetch_sub(1, Ordering::SeqCst);
+                return false;
+            }
+            // Woken by `release` (room) or `wake_all` (shutdown).
+            let g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            self.blocked.fetch_sub(1, Ordering::SeqCst);
+            drop(g);
+        }
+    }
+
+    fn release(&self) {
+        self.len.fetch_sub(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.blocked.load(Ordering::Relaxed) > 0 {
+            let _g = lock(&self.mx);
+            self.cv.notify_one();
+        }
+    }
+
+    fn wake_all(&self) {
+        let _g = lock(&self.mx);
+        self.cv.notify_all();
+    }
+}
+
+#[derive(Default)]
+struct Control {
+    slots: Vec<Arc<SlotShared>>,
+    retired: [u64; 4],
+    broken: Option<BrokenReason>,
+    finalizer_errors: Vec<String>,
+}
+
+type JobRef<W> = Arc<dyn Job<W>>;
+
+struct Shared<B: Backend> {
+    backend: B,
+    cfg: EngineConfig,
+    queue: Injector<JobRef<B::Worker>>,
+    submitted: CachePadded<AtomicU64>,
+    status: AtomicU8,
+    killing: AtomicBool,
+    max_workers: AtomicUsize,
+    workers: CachePadded<AtomicUsize>,
+    idle: CachePadded<AtomicUsize>,
+    sleepers: CachePadded<AtomicUsize>,
+    sleep_mx: Mutex<()>,
+    sleep_cv: Condvar,
+    bound: Option<Bound>,
+    ctl: Mutex<Control>,
+    ctl_cv: Condvar,
+    rare: Arc<Rare>,
+    next_worker: AtomicU64,
+    start_failures_in_a_row: AtomicU32,
+    memory_warned: AtomicBool,
+    watchdog: Watchdog,
+}
+
+/// Why a slot's loop ended.
+enum Exit {
+    /// Already left the `workers` count (idle timeout, resize, shutdown).
+    Left,
+    /// The worker died.
+    Died { counted: bool },
+    /// `max_tasks_per_worker` or the memory limit.
+    Recycle,
+}
+
+/// The policy engine. Cheap to clone (all clones share one pool); dropping the last clone
+/// shuts the pool down like `Shutdown::CancelPending` without waiting.
+///
+/// # Examples
+///
+/// A minimal backend whose "workers" double numbers:
+///
+/// ```
+/// use std::time::Instant;
+/// use pool_core::*;
+///
+/// struct Doubler;
+/// struct W;
+/// impl Worker for W {
+///     type Input = u64;
+///     type Output = u64;
+///     fn run(&mut self, x: u64, _: &RunContext) -> Result<u64, TaskError> { Ok(2 * x) }
+///     fn stop(self, _: Instant) -> Result<(), FinalizeError> { Ok(()) }
+/// }
+/// impl Backend for Doubler {
+///     type Input = u64;
+///     type Output = u64;
+///     type Worker = W;
+///     fn start(&self, _: WorkerId) -> Result<W, StartError> { Ok(W) }
+/// }
+///
+/// let engine = Engine::new(Doubler, EngineConfig::default()).unwrap();
+/// let f = engine.submit(21, SubmitOptions::default(), Ok).unwrap();
+/// assert_eq!(f.result(), Ok(42));
+/// engine.shutdown(Shutdown::Wait, None);
+/// ```
+pub struct Engine<B: Backend> {
+    handle: Arc<Handle<B>>,
+}
+
+struct Handle<B: Backend> {
+    shared: Arc<Shared<B>>,
+}
+
+impl<B: Backend> Drop for Handle<B> {
+    fn drop(&mut self) {
+        self.shared
+            .shutdown(Shutdown::CancelPending, Some(Duration::ZERO));
+    }
+}
+
+impl<B: Backend> Clone for Engine<B> {
+    fn clone(&self) -> Self {
+        Engine {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Engine<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("name", &self.handle.shared.cfg.name)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl<B: Backend> Engine<B> {
+    /// Validate `config` and create the engine; `min_workers` workers start right away (in
+    /// parallel, on their own threads), the others on demand.
+    ///
+    /// # Errors
+    ///
+    /// The configuration is invalid (see [`EngineConfig::validate`]).
+    pub fn new(backend: B, config: EngineConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let rare = Arc::new(Rare::default());
+        let shared = Arc::new(Shared {
+            backend,
+            queue: Injector::new(),
+            submitted: CachePadded::new(AtomicU64::new(0)),
+            status: AtomicU8::new(OPEN),
+            killing: AtomicBool::new(false),
+            max_workers: AtomicUsize::new(config.max_workers),
+            workers: CachePadded::new(AtomicUsize::new(0)),
+            idle: CachePadded::new(AtomicUsize::new(0)),
+            sleepers: CachePadded::new(AtomicUsize::new(0)),
+            sleep_mx: Mutex::new(()),
+            sleep_cv: Condvar::new(),
+            bound: config.queue_capacity.map(|cap| Bound {
+                cap,
+                len: CachePadded::new(AtomicUsize::new(0)),
+                blocked: AtomicUsize::new(0),
+                mx: Mutex::new(()),
+                cv: Condvar::new(),
+            }),
+            ctl: Mutex::new(Control::default()),
+            ctl_cv: Condvar::new(),
+            watchdog: Watchdog::new(rare.clone(), config.name.clone()),
+            rare,
+            next_worker: AtomicU64::new(1),
+            start_failures_in_a_row: AtomicU32::new(0),
+            memory_warned: AtomicBool::new(false),
+            cfg: config,
+        });
+        panic::install_hook();
+        let engine = Engine {
+            handle: Arc::new(Handle { shared }),
+        };
+        engine.spawn_workers(engine.handle.shared.cfg.min_workers);
+        Ok(engine)
+    }
+
+    fn shared(&self) -> &Arc<Shared<B>> {
+        &self.handle.shared
+    }
+
+    /// Queue one input for a worker; `convert` maps the worker's output into the future's
+    /// value (decoding, for process backends) and runs on the engine thread.
+    ///
+    /// # Errors
+    ///
+    /// The pool is shut down or broken, or the bounded queue is full with
+    /// [`Rejection::Reject`]; the input is handed back.
+    pub fn submit<T: Send + 'static>(
+        &self,
+        input: B::Input,
+        opts: SubmitOptions,
+        convert: impl FnOnce(B::Output) -> Result<T, TaskError> + Send + 'static,
+    ) -> Result<Future<T>, SubmitError<B::Input>> {
+        self.submit_job(InputJob { input, convert }, opts)
+            .map_err(|e| e.map_task(|j| j.input))
+    }
+
+    /// Queue any [`Runnable`] job (one allocation for the job and its future together).
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::submit`]; the job is handed back.
+    #[inline]
+    pub fn submit_job<R: Runnable<B::Worker>>(
+        &self,
+        job: R,
+        opts: SubmitOptions,
+    ) -> Result<Future<R::Output>, SubmitError<R>> {
+        self.shared().submit_job(job, opts)
+    }
+
+    /// Shut down (see [`Shutdown`]) and wait for the workers to exit, at most `deadline` if
+    /// given (`None`: as long as the running tasks take). Idempotent; `Kill` after `Wait`
+    /// escalates.
+    pub fn shutdown(&self, mode: Shutdown, deadline: Option<Duration>) -> ShutdownReport {
+        self.shared().shutdown(mode, deadline)
+    }
+
+    /// The pool's counters.
+    pub fn stats(&self) -> Stats {
+        self.shared().stats()
+    }
+
+    /// Change `max_workers` (at least 1). Extra workers exit after their current task.
+    pub fn resize(&self, max_workers: usize) {
+        let s = self.shared();
+        let max = max_workers.max(1);
+        s.max_workers.store(max, Ordering::SeqCst);
+        s.wake_all_sleepers();
+        while !s.queue.is_empty() && s.try_spawn() {}
+    }
+
+    /// Start up to `n` more workers now (bounded by `max_workers`).
+    pub fn spawn_workers(&self, n: usize) {
+        for _ in 0..n {
+            if !self.shared().try_spawn() {
+                break;
+            }
+        }
+    }
+
+    /// Why the pool is broken, if it is.
+    pub fn is_broken(&self) -> Option<BrokenReason> {
+        lock(&self.shared().ctl).broken.clone()
+    }
+
+    /// The configuration the engine runs with (`max_workers` as last resized).
+    pub fn config(&self) -> EngineConfig {
+        let mut c = self.shared().cfg.clone();
+        c.max_workers = self.shared().max_workers.load(Ordering::Relaxed);
+        c
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.shared().backend
+    }
+}
+
+impl<B: Backend> Shared<B> {
+    fn refuse<R>(&self, st: u8, job: R) -> SubmitError<R> {
+        let kind = if st == BROKEN {
+            SubmitErrorKind::Broken(
+                lock(&self.ctl)
+                    .broken
+                    .clone()
+                    .unwrap_or_else(|| BrokenReason::new("broken")),
+            )
+        } else {
+            SubmitErrorKind::Shutdown
+        };
+        SubmitError::new(kind, Some(job))
+    }
+
+    #[inline]
+    fn submit_job<R: Runnable<B::Worker>>(
+        self: &Arc<Self>,
+        mut job: R,
+        opts: SubmitOptions,
+    ) -> Result<Future<R::Output>, SubmitError<R>> {
+        let st = self.status.load(Ordering::Acquire);
+        if st != OPEN {
+            return Err(self.refuse(st, job));
+        }
+        if let Some(b) = &self.bound
+            && !b.try_reserve()
+        {
+            match self.cfg.rejection {
+                Rejection::Reject => {
+                    return Err(SubmitError::new(SubmitErrorKind::QueueFull, Some(job)));
+                }
+                Rejection::CallerRuns => match panic::catch(move || job.run_here()) {
+                    Ok(Ok(r)) => return Ok(self.ran_here(r, &opts)),
+                    Ok(Err(j)) => job = j,
+                    Err(p) => return Ok(self.ran_here(Err(TaskError::Panicked(p)), &opts)),
+                },
+                Rejection::Block => {}
+            }
+            if !b.reserve_blocking(&self.status) {
+                let st = self.status.load(Ordering::Acquire);
+                return Err(self.refuse(st, job));
+            }
+        }
+        let meta = if opts.timeout.is_some() || opts.label.is_some() {
+            Some(Box::new(Meta {
+                label: opts.label.map(Arc::from),
+                timeout: opts.timeout,
+            }))
+        } else {
+            None
+        };
+        let cell = job::new_cell::<B::Worker, R>(
+            job,
+            meta,
+            next_task_id(),
+            self.cfg.record_timing || opts.timing,
+        );
+        let fut = job::future_of(&cell);
+        self.submitted.fetch_add(1, Ordering::Relaxed);
+        self.queue.push(cell);
+        self.after_push();
+        Ok(fut)
+    }
+
+    /// A task that ran on the submitting thread (`CallerRuns`): an already resolved future.
+    fn ran_here<T: Send + 'static>(
+        &self,
+        r: Result<T, TaskError>,
+        _opts: &SubmitOptions,
+    ) -> Future<T> {
+        self.submitted.fetch_add(1, Ordering::Relaxed);
+        if r.is_ok() {
+            self.rare.inline_done.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.rare.inline_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let (p, f) = crate::future::promise();
+        p.complete(r);
+        f
+    }
+
+    /// After a push: wake a sleeper, or start a worker if none is free; and make sure a push
+    /// that raced with a shutdown is not stranded.
+    #[inline]
+    fn after_push(self: &Arc<Self>) {
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
+            self.wake_one();
+        } else if self.idle.load(Ordering::Relaxed) == 0 {
+            self.try_spawn();
+        }
+        if self.status.load(Ordering::Relaxed) != OPEN && self.workers.load(Ordering::Relaxed) == 0
+        {
+            self.drain(TaskError::Shutdown);
+        }
+    }
+
+    fn wake_one(&self) {
+        let _g = lock(&self.sleep_mx);
+        self.sleep_cv.notify_one();
+    }
+
+    fn wake_all_sleepers(&self) {
+        let _g = lock(&self.sleep_mx);
+        self.sleep_cv.notify_all();
+    }
+
+    #[inline]
+    fn pop(&self) -> Option<JobRef<B::Worker>> {
+        loop {
+            match self.queue.steal() {
+                Steal::Success(j) => {
+                    if let Some(b) = &self.bound {
+                        b.release();
+                    }
+                    return Some(j);
+                }
+                Steal::Empty => return None,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    /// Fail everything queued with `e`. Returns how many.
+    fn drain(&self, e: TaskError) -> usize {
+        let mut n = 0;
+        while let Some(j) = self.pop() {
+            if j.fail(e.clone()) {
+                n += 1;
+            }
+            self.rare.drained.fetch_add(1, Ordering::Relaxed);
+        }
+        n
+    }
+
+    /// Reserve a worker and start its thread, if below `max_workers` and open.
+    fn try_spawn(self: &Arc<Self>) -> bool {
+        let mut w = self.workers.load(Ordering::Relaxed);
+        loop {
+            if w >= self.max_workers.load(Ordering::Relaxed)
+                || self.status.load(Ordering::Relaxed) >= CANCEL
+            {
+                return false;
+            }
+            match self
+                .workers
+                .compare_exchange_weak(w, w + 1, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => w = now,
+            }
+        }
+        self.spawn_reserved();
+        true
+    }
+
+    /// Start a slot thread for a `workers` count already taken.
+    fn spawn_reserved(self: &Arc<Self>) {
+        let id = WorkerId(self.next_worker.fetch_add(1, Ordering::Relaxed));
+        let slot = Arc::new(SlotShared {
+            id,
+            counters: Counters::default(),
+            killer: OnceLock::new(),
+            gate: Mutex::new(None),
+        });
+        lock(&self.ctl).slots.push(slot.clone());
+        let me = self.clone();
+        let slot2 = slot.clone();
+        let mut b = std::thread::Builder::new().name(format!("{}-{}", self.cfg.name, id.0));
+        if let Some(sz) = self.cfg.stack_size {
+            b = b.stack_size(sz);
+        }
+        if let Err(e) = b.spawn(move || me.slot_main(slot2)) {
+            self.rare.start_failures.fetch_add(1, Ordering::Relaxed);
+            self.slot_gone(&slot, false);
+            self.start_failed(StartError::Spawn(format!("could not spawn a thread: {e}")));
+        }
+    }
+
+    /// Remove a slot from the registry (keeping its counts) and, unless it already left,
+    /// from the `workers` count.
+    fn slot_gone(&self, slot: &Arc<SlotShared>, already_left: bool) {
+        let mut g = lock(&self.ctl);
+        if let Some(i) = g.slots.iter().position(|s| Arc::ptr_eq(s, slot)) {
+            g.slots.swap_remove(i);
+        }
+        let c = &slot.counters;
+        g.retired[0] += c.taken.load(Ordering::Relaxed);
+        g.retired[1] += c.completed.load(Ordering::Relaxed);
+        g.retired[2] += c.failed.load(Ordering::Relaxed);
+        g.retired[3] += c.cancelled.load(Ordering::Relaxed);
+        if !already_left {
+            self.workers.fetch_sub(1, Ordering::SeqCst);
+        }
+        drop(g);
+        self.ctl_cv.notify_all();
+    }
+
+    fn start_failed(self: &Arc<Self>, e: StartError) {
+        let n = self.start_failures_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+        match e {
+            StartError::Initializer(cause) => {
+                self.break_pool(BrokenReason::new(format!("initializer failed: {cause}")));
+            }
+            e if n >= self.cfg.max_start_failures => {
+                self.break_pool(BrokenReason::new(format!(
+                    "{n} worker starts failed in a row; the last: {e}"
+                )));
+            }
+            _ => {
+                // Back off a little, then start a replacement if work is waiting.
+                std::thread::sleep(Duration::from_millis(10 * u64::from(n)));
+                if !self.queue.is_empty()
+                    || self.workers.load(Ordering::Relaxed) < self.cfg.min_workers
+                {
+                    self.try_spawn();
+                }
+            }
+        }
+    }
+
+    fn break_pool(&self, reason: BrokenReason) {
+        {
+            let mut g = lock(&self.ctl);
+            if g.broken.is_none() {
+                g.broken = Some(reason.clone());
+            }
+        }
+        let prev = self.status.swap(BROKEN, Ordering::SeqCst);
+        if prev == BROKEN {
+            return;
+        }
+        self.drain(TaskError::Broken(reason));
+        self.wake_all_sleepers();
+        if let Some(b) = &self.bound {
+            b.wake_all();
+        }
+        self.ctl_cv.notify_all();
+    }
+
+    /// Leave the `workers` count if it stays at least `min`. Re-joins (returns false) if a
+    /// job arrived meanwhile that must run — the other half of the Dekker pair in
+    /// `after_push`.
+    fn try_leave(&self, min: usize) -> bool {
+        let mut w = self.workers.load(Ordering::Relaxed);
+        loop {
+            if w <= min {
+                return false;
+            }
+            match self
+                .workers
+                .compare_exchange_weak(w, w - 1, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => w = now,
+            }
+        }
+        fence(Ordering::SeqCst);
+        let st = self.status.load(Ordering::SeqCst);
+        if !self.queue.is_empty() && (st == OPEN || st == WAIT) {
+            self.workers.fetch_add(1, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Find the next job, or decide to leave. `Err(())` means the slot left the `workers`
+    /// count and must exit.
+    fn find_job(&self) -> Result<JobRef<B::Worker>, ()> {
+        if let Some(j) = self.pop() {
+            return Ok(j);
+        }
+        self.idle.fetch_add(1, Ordering::SeqCst);
+        let r = self.search();
+        self.idle.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    fn search(&self) -> Result<JobRef<B::Worker>, ()> {
+        let backoff = Backoff::new();
+        let mut idle_since = None::<Instant>;
+        loop {
+            if let Some(j) = self.pop() {
+                return Ok(j);
+            }
+            let st = self.status.load(Ordering::Acquire);
+            if st != OPEN {
+                if st != WAIT {
+                    // Cancelled or broken: anything that slipped in is not run.
+                    self.drain(if st == BROKEN {
+                        TaskError::Broken(
+                            lock(&self.ctl)
+                                .broken
+                                .clone()
+                                .unwrap_or_else(|| BrokenReason::new("broken")),
+                        )
+                    } else {
+                        TaskError::Shutdown
+                    });
+                }
+                if self.try_leave(0) {
+                    return Err(());
+                }
+                continue;
+            }
+            if self.workers.load(Ordering::Relaxed) > self.max_workers.load(Ordering::Relaxed)
+                && self.try_leave(self.max_workers.load(Ordering::Relaxed))
+            {
+                return Err(());
+            }
+            if !backoff.is_completed() {
+                backoff.snooze();
+                continue;
+            }
+            // Sleep. Dekker pair with `after_push`: sleepers += 1; fence; re-check the queue.
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            let g = lock(&self.sleep_mx);
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if !self.queue.is_empty() || self.status.load(Ordering::SeqCst) != OPEN {
+                self.sleepers.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            let wait = match self.cfg.idle_timeout {
+                Some(t) => t.saturating_sub(since.elapsed()),
+                None => Duration::from_secs(3600),
+            };
+            let (g, _) = self
+                .sleep_cv
+                .wait_timeout(g, wait)
+                .unwrap_or_else(|p| p.into_inner());
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            drop(g);
+            if let Some(t) = self.cfg.idle_timeout
+                && since.elapsed() >= t
+                && self.queue.is_empty()
+            {
+                if self.try_leave(self.cfg.min_workers) {
+                    self.rare.idle_exits.fetch_add(1, Ordering::Relaxed);
+                    return Err(());
+                }
+                idle_since = None;
+            }
+            backoff.reset();
+        }
+    }
+
+    fn slot_main(self: Arc<Self>, slot: Arc<SlotShared>) {
+        panic::set_callback_counter(self.rare.callback_panics.clone());
+        let started = match panic::catch(|| self.backend.start(slot.id)) {
+            Ok(r) => r,
+            Err(p) => Err(StartError::Initializer(format!(
+                "the worker start panicked: {}",
+                p.message
+            ))),
+        };
+        let mut worker = match started {
+            Ok(w) => w,
+            Err(e) => {
+                self.rare.start_failures.fetch_add(1, Ordering::Relaxed);
+                self.slot_gone(&slot, false);
+                self.start_failed(e);
+                return;
+            }
+        };
+        self.start_failures_in_a_row.store(0, Ordering::SeqCst);
+        self.rare.spawned.fetch_add(1, Ordering::Relaxed);
+        if let Some(k) = worker.killer() {
+            let _ = slot.killer.set(k);
+        }
+        let env = SlotEnv {
+            slot: &slot,
+            pid: worker.pid(),
+            task_timeout: self.cfg.task_timeout,
+            watchdog: &self.watchdog,
+            killing: &self.killing,
+        };
+        let mut tasks = 0u64;
+        let exit = loop {
+            let Ok(job) = self.find_job() else {
+                break Exit::Left;
+            };
+            bump(&slot.counters.taken);
+            let ran = job.run(&mut worker, &env);
+            if ran == Ran::Skipped {
+                continue;
+            }
+            tasks += 1;
+            if matches!(ran, Ran::Err | Ran::Lost) && !worker.alive() {
+                break Exit::Died {
+                    counted: ran == Ran::Err && !self.killing.load(Ordering::Relaxed),
+                };
+            }
+            if self.cfg.max_tasks_per_worker.is_some_and(|m| tasks >= m) {
+                break Exit::Recycle;
+            }
+            if let Some(limit) = self.cfg.max_memory_per_worker
+                && let Some(m) = worker.memory_bytes()
+                && m > limit
+            {
+                if !self.memory_warned.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "pool {}: {} uses {m} bytes after a task, over max_memory_per_worker \
+                         ({limit}); recycling it (printed once per pool)",
+                        self.cfg.name, slot.id
+                    );
+                }
+                break Exit::Recycle;
+            }
+        };
+        let open = self.status.load(Ordering::Acquire) == OPEN;
+        let mut already_left = matches!(exit, Exit::Left);
+        match exit {
+            Exit::Left => {}
+            Exit::Died { counted } => {
+                if counted {
+                    self.rare.died.fetch_add(1, Ordering::Relaxed);
+                }
+                if self.cfg.on_worker_death == OnWorkerDeath::BreakPool && counted && open {
+                    self.break_pool(BrokenReason::new(format!(
+                        "{} died and on_worker_death is BreakPool",
+                        slot.id
+                    )));
+                } else if open || self.status.load(Ordering::Acquire) == WAIT {
+                    self.rare.replaced.fetch_add(1, Ordering::Relaxed);
+                    // Hand our place in `workers` to the replacement.
+                    self.spawn_reserved();
+                    already_left = true;
+                }
+            }
+            Exit::Recycle => {
+                if open || self.status.load(Ordering::Acquire) == WAIT {
+                    self.rare.recycled.fetch_add(1, Ordering::Relaxed);
+                    self.spawn_reserved();
+                    already_left = true;
+                }
+            }
+        }
+        let deadline = Instant::now() + self.cfg.stop_timeout;
+        if let Err(e) = worker.stop(deadline) {
+            lock(&self.ctl)
+                .finalizer_errors
+                .push(format!("{}: {e}", slot.id));
+        }
+        self.slot_gone(&slot, already_left);
+    }
+
+    fn shutdown(&self, mode: Shutdown, deadline: Option<Duration>) -> ShutdownReport {
+        let until = deadline.and_then(|d| Instant::now().checked_add(d));
+        let target = if mode == Shutdown::Wait { WAIT } else { CANCEL };
+        let mut report = ShutdownReport::default();
+        let prev =
+            match self
+                .status
+                .compare_exchange(OPEN, target, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(p) => p,
+                Err(p) if p == WAIT && target == CANCEL => {
+                    self.status.store(CANCEL, Ordering::SeqCst);
+                    p
+                }
+                Err(p) => p,
+            };
+        let first = prev == OPEN || (prev == WAIT && target == CANCEL);
+        if first && target == CANCEL {
+            report.cancelled = self.drain(TaskError::Cancelled);
+        }
+        if mode == Shutdown::Kill && prev != BROKEN {
+            self.killing.store(true, Ordering::SeqCst);
+            let slots = lock(&self.ctl).slots.clone();
+            for s in slots {
+                if s.kill_now() {
+                    report.killed += 1;
+                }
+            }
+        }
+        self.wake_all_sleepers();
+        if let Some(b) = &self.bound {
+            b.wake_all();
+        }
+        let mut g = lock(&self.ctl);
+        while self.workers.load(Ordering::SeqCst) > 0 {
+            match until {
+                None => g = self.ctl_cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+                Some(u) => {
+                    let now = Instant::now();
+                    if now >= u {
+                        break;
+                    }
+                    g = self
+                        .ctl_cv
+                        .wait_timeout(g, (u - now).min(Duration::from_millis(50)))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+            // Sleepers that missed the first wake-up (they were between checks) get another.
+            drop(g);
+            self.wake_all_sleepers();
+            g = lock(&self.ctl);
+        }
+        report.finalizer_errors = std::mem::take(&mut g.finalizer_errors);
+        report.unfinished_workers = self.workers.load(Ordering::SeqCst);
+        report
+    }
+
+    fn stats(&self) -> Stats {
+        let g = lock(&self.ctl);
+        let mut sum = g.retired;
+        for s in &g.slots {
+            let c = &s.counters;
+            sum[0] += c.taken.load(Ordering::Relaxed);
+            sum[1] += c.completed.load(Ordering::Relaxed);
+            sum[2] += c.failed.load(Ordering::Relaxed);
+            sum[3] += c.cancelled.load(Ordering::Relaxed);
+        }
+        drop(g);
+        let r = &self.rare;
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let inline = ld(&r.inline_done) + ld(&r.inline_failed);
+        let submitted = self.submitted.load(Ordering::Relaxed);
+        let workers = self.workers.load(Ordering::Relaxed);
+        let idle = self.idle.load(Ordering::Relaxed).min(workers);
+        Stats {
+            workers,
+            busy: workers - idle,
+            idle,
+            pending: submitted.saturating_sub(sum[0] + ld(&r.drained) + inline) as usize,
+            submitted,
+            completed: sum[1] + ld(&r.inline_done),
+            failed: sum[2] + ld(&r.timed_out) + ld(&r.inline_failed),
+            cancelled: sum[3] + ld(&r.drained),
+            timed_out: ld(&r.timed_out),
+            replaced: ld(&r.replaced),
+            recycled: ld(&r.recycled),
+            spawned: ld(&r.spawned),
+            died: ld(&r.died),
+            idle_exits: ld(&r.idle_exits),
+            start_failures: ld(&r.start_failures),
+            callback_panics: ld(&r.callback_panics),
+            executor_id: 0,
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The watchdog: one lazily started thread per engine that resolves tasks running past their
+//! deadline as `TimedOut` and, when the backend can, kills their worker.
+//!
+//! A kill goes through the worker slot's *gate* (a mutex holding the id of the task the slot
+//! is running): the watchdog kills only while the gate still shows the timed-out task, and
+//! the slot clears the gate before it takes its next task, so a kill can never hit a later
+//! task.
+
+use std::collections::BinaryHeap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::job::Resolve;
+use super::pool::{Rare, SlotShared};
+use crate::error::{TaskError, WorkerId};
+
+pub(crate) struct Watch {
+    pub(crate) deadline: Instant,
+    pub(crate) cell: Arc<dyn Resolve>,
+    pub(crate) after: Duration,
+    pub(crate) worker: WorkerId,
+    pub(crate) pid: Option<u32>,
+    pub(crate) task: String,
+    pub(crate) slot: Option<Arc<SlotShared>>,
+}
+
+struct Item(Watch);
+
+impl PartialEq for Item {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.deadline == o.0.deadline
+    }
+}
+impl Eq for Item {}
+impl PartialOrd for Item {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Item {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        // Min-heap on the deadline.
+        o.0.deadline.cmp(&self.0.deadline)
+    }
+}
+
+pub(crate) struct Watchdog {
+    tx: Mutex<Option<mpsc::Sender<Watch>>>,
+    rare: Arc<Rare>,
+    name: String,
+}
+
+impl Watchdog {
+    pub(crate) fn new(rare: Arc<Rare>, name: String) -> Self {
+        Watchdog {
+            tx: Mutex::new(None),
+            rare,
+            name,
+        }
+    }
+
+    pub(crate) fn watch(&self, w: Watch) {
+        let mut g = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            let (tx, rx) = mpsc::channel();
+            let rare = self.rare.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}-watchdog", self.name))
+                .spawn(move || run(rx, rare));
+            if spawned.is_err() {
+                // Without a watchdog the task simply has no time limit; say so once.
+                eprintln!(
+                    "pool {}: could not start the watchdog thread; task timeouts are not enforced",
+                    self.name
+                );
+                return;
+            }
+            *g = Some(tx);
+        }
+        if let Some(tx) = g.as_ref() {
+            let _ = tx.send(w);
+        }
+    }
+}
+
+fn run(rx: mpsc::Receiver<Watch>, rare: Arc<Rare>) {
+    let mut heap: BinaryHeap<Item> = BinaryHeap::new();
+    loop {
+        let now = Instant::now();
+        while heap.peek().is_some_and(|i| i.0.deadline <= now) {
+            let Item(w) = heap.pop().expect("peeked");
+            fire(w, &rare);
+        }
+        let got = match heap.peek() {
+            Some(i) => rx.recv_timeout(i.0.deadline.saturating_duration_since(now)),
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match got {
+            Ok(w) => heap.push(Item(w)),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // The engine is gone; still honour the deadlines already registered.
+                if heap.is_empty() {
+                    return;
+                }
+                let wait = heap
+                    .peek()
+                    .map(|i| i.0.deadline.saturating_duration_since(Instant::now()));
+                if let Some(d) = wait {
+                    std::thread::sleep(d);
+                }
+            }
+        }
+    }
+}
+
+fn fire(w: Watch, rare: &Rare) {
+    let err = TaskError::TimedOut {
+        after: w.after,
+        worker: w.worker,
+        pid: w.pid,
+        task: w.task,
+    };
+    if !w.cell.resolve_running(err) {
+        return;
+    }
+    rare.timed_out();
+    if let Some(slot) = w.slot {
+        slot.kill_if_running(w.cell.id());
+    }
+}

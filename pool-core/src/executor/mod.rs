@@ -1,0 +1,230 @@
+//! The [`Executor`] / [`Submit`] traits every pool implements, their options and reports, and
+//! the provided `map` family (in `map`), written once on top of `submit`.
+
+mod map;
+
+use std::time::Duration;
+
+pub use map::{ChunkSize, MapIter, MapOptions, Progress};
+
+use crate::error::{SubmitError, TaskError};
+use crate::future::Future;
+use crate::task::{Call, ChunkFn, Task};
+
+/// How to shut a pool down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shutdown {
+    /// Refuse new tasks, run everything queued, then stop the workers.
+    Wait,
+    /// Refuse new tasks, cancel the queued ones, wait for the running ones.
+    CancelPending,
+    /// Refuse new tasks, cancel the queued ones, kill the running ones (backends that can
+    /// kill a worker; others wait for the running tasks as with `CancelPending`).
+    Kill,
+}
+
+/// What a shutdown did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Queued tasks that were cancelled.
+    pub cancelled: usize,
+    /// Running tasks whose worker was killed.
+    pub killed: usize,
+    /// Errors of finalizers that ran during the shutdown.
+    pub finalizer_errors: Vec<String>,
+    /// Workers still running when the shutdown stopped waiting (its deadline passed); they
+    /// exit on their own when their task ends.
+    pub unfinished_workers: usize,
+}
+
+/// A snapshot of a pool's counters. Counters only grow; gauges (`workers`, `busy`, `idle`,
+/// `pending`) are the current values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live workers (including ones starting).
+    pub workers: usize,
+    /// Workers running a task.
+    pub busy: usize,
+    /// Workers waiting for a task.
+    pub idle: usize,
+    /// Tasks queued, not started.
+    pub pending: usize,
+    /// Tasks accepted by `submit`.
+    pub submitted: u64,
+    /// Tasks that finished with a value.
+    pub completed: u64,
+    /// Tasks that finished with an error (panic, worker death, timeout, ...).
+    pub failed: u64,
+    /// Tasks cancelled (before or while running).
+    pub cancelled: u64,
+    /// Tasks that timed out (also counted in `failed`).
+    pub timed_out: u64,
+    /// Workers replaced after dying or being killed.
+    pub replaced: u64,
+    /// Workers replaced because of `max_tasks_per_worker` or `max_memory_per_worker`.
+    pub recycled: u64,
+    /// Workers started (successfully) in total.
+    pub spawned: u64,
+    /// Workers that died unexpectedly.
+    pub died: u64,
+    /// Workers that exited because they were idle longer than `idle_timeout`.
+    pub idle_exits: u64,
+    /// Worker starts that failed.
+    pub start_failures: u64,
+    /// `on_done` callbacks that panicked on this pool's threads (contained).
+    pub callback_panics: u64,
+    /// Which executor (see [`Executor::executor_id`]).
+    pub executor_id: u64,
+}
+
+/// Per-submit options.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let o = pool_core::SubmitOptions::new().timeout(Duration::from_secs(1)).label("resize");
+/// assert_eq!(o.label.as_deref(), Some("resize"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubmitOptions {
+    /// Time limit for this task once it starts (overrides the pool's `task_timeout`).
+    pub timeout: Option<Duration>,
+    /// A name for the task in errors and reports (default: `task #N`).
+    pub label: Option<String>,
+    /// Record [`Timing`](crate::Timing) for this task even if the pool does not by default.
+    pub timing: bool,
+}
+
+impl SubmitOptions {
+    /// No timeout, no label, pool-default timing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Set the time limit.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+    /// Set the label.
+    pub fn label(mut self, l: impl Into<String>) -> Self {
+        self.label = Some(l.into());
+        self
+    }
+    /// Ask for timing.
+    pub fn timing(mut self, on: bool) -> Self {
+        self.timing = on;
+        self
+    }
+}
+
+/// A pool: shut it down, read its stats, and `map` over it. Submitting is [`Submit`], one
+/// impl per task shape the pool accepts; the `map` family needs only
+/// `Submit<Call<ChunkFn<F>, Vec<A>>>`, so generic code written against `Executor` runs on
+/// threads, processes or a custom backend unchanged.
+///
+/// # Examples
+///
+/// ```ignore
+/// fn squares<E>(pool: &E) -> Vec<u64>
+/// where
+///     E: pool_core::Executor + pool_core::Submit<pool_core::Call<pool_core::ChunkFn<fn(u64) -> u64>, Vec<u64>>>,
+/// {
+///     pool.map_all((|x| x * x) as fn(u64) -> u64, 0..10).unwrap()
+/// }
+/// ```
+pub trait Executor: Send + Sync {
+    /// Shut down (see [`Shutdown`]). Bounded in time, idempotent: a second call returns an
+    /// empty report.
+    fn shutdown(&self, mode: Shutdown) -> ShutdownReport;
+
+    /// The pool's counters.
+    fn stats(&self) -> Stats;
+
+    /// Identifies this executor among ones a process creates over time (0 if not tracked).
+    fn executor_id(&self) -> u64 {
+        0
+    }
+
+    /// Apply `f` to every item, in order, lazily: items are pulled and chunks submitted as the
+    /// iterator is consumed, with a bounded look-ahead, so an endless iterator works in
+    /// bounded memory. Chunk size is automatic (see [`ChunkSize::Auto`]). Each item is
+    /// `Ok(value)` or the error of its chunk.
+    fn map<'a, F, A, R, I>(&'a self, f: F, items: I) -> MapIter<'a, R>
+    where
+        Self: Submit<Call<ChunkFn<F>, Vec<A>>> + Sized,
+        F: Fn(A) -> R + Clone + Send + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        self.map_with(f, items, MapOptions::default())
+    }
+
+    /// Like [`Executor::map`], yielding results as chunks finish (not in input order).
+    fn map_unordered<'a, F, A, R, I>(&'a self, f: F, items: I) -> MapIter<'a, R>
+    where
+        Self: Submit<Call<ChunkFn<F>, Vec<A>>> + Sized,
+        F: Fn(A) -> R + Clone + Send + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        self.map_with(f, items, MapOptions::default().ordered(false))
+    }
+
+    /// Apply `f` to every item and collect the values in order.
+    ///
+    /// # Errors
+    ///
+    /// The first error in input order.
+    fn map_all<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>, TaskError>
+    where
+        Self: Submit<Call<ChunkFn<F>, Vec<A>>> + Sized,
+        F: Fn(A) -> R + Clone + Send + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.map(f, items).collect()
+    }
+
+    /// `map` with options: chunk size, look-ahead, per-chunk timeout, order, progress.
+    fn map_with<'a, F, A, R, I>(&'a self, f: F, items: I, opts: MapOptions) -> MapIter<'a, R>
+    where
+        Self: Submit<Call<ChunkFn<F>, Vec<A>>> + Sized,
+        F: Fn(A) -> R + Clone + Send + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        MapIter::new(self, f, items.into_iter(), opts)
+    }
+}
+
+/// Submitting one task shape `T` to a pool.
+pub trait Submit<T: Task>: Executor {
+    /// Queue `task`; the future resolves with its output or the reason it has none.
+    ///
+    /// # Errors
+    ///
+    /// The pool is shut down or broken, its bounded queue is full (`Rejection::Reject`), or
+    /// the task could not be encoded; the task is handed back when it still exists.
+    fn submit(&self, task: T) -> Result<Future<T::Output>, SubmitError<T>> {
+        self.submit_with(task, SubmitOptions::default())
+    }
+
+    /// [`Submit::submit`] with a timeout, label or timing request.
+    ///
+    /// # Errors
+    ///
+    /// As [`Submit::submit`].
+    fn submit_with(
+        &self,
+        task: T,
+        opts: SubmitOptions,
+    ) -> Result<Future<T::Output>, SubmitError<T>>;
+}

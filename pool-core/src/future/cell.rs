@@ -1,0 +1,503 @@
+//! The future state machine: one shared cell per task, completed once, read by its owner.
+//!
+//! This is the only module of the future with `unsafe`: the result slot is an `UnsafeCell`
+//! whose access is serialized by the `state` word. The protocol (see also `README.md`):
+//!
+//! ```text
+//! state = STATE (3 bits) | NOTIFY (1 bit)
+//!
+//!   PENDING ──start──▶ RUNNING
+//!      │                 │
+//!      └──claim──┐  ┌────┘ claim (complete / cancel / kill / timeout: exactly one wins)
+//!                ▼  ▼
+//!             COMPLETING  (the winner alone writes `result`, runs queued callbacks)
+//!                 │ publish (Release)
+//!                 ▼
+//!        DONE | FAILED | CANCELLED   (terminal: `result` is immutable until the owner takes it)
+//! ```
+//!
+//! - `start` (engine thread): CAS `PENDING → RUNNING`. Fails if the task was claimed first
+//!   (cancelled), and the engine then skips it.
+//! - `claim` (any completer): CAS from an allowed non-terminal state to `COMPLETING`. The
+//!   thread whose CAS succeeds is the *unique* writer of `result`; every other completer
+//!   (late results, a second cancel) loses and drops its value.
+//! - `publish` (the claimer): if `NOTIFY` is clear, a single CAS `COMPLETING → terminal`
+//!   (Release) finishes — no lock on the fast path. If `NOTIFY` is set, it takes the `slow`
+//!   mutex, runs the callbacks queued there (with `&result`, still as sole accessor), and only
+//!   when the callback list is empty stores the terminal state *while holding the mutex*, then
+//!   wakes the condvar and the stored `Waker`.
+//! - registrants (blocking waiters, `on_done`, `poll`, `kill`) take the `slow` mutex, then
+//!   `fetch_or(NOTIFY)` (AcqRel). That RMW and the publisher's terminal store are ordered on
+//!   the one atomic: either the registrant sees the terminal state (and reads `result`, which
+//!   the Release/Acquire pair made visible) or the publisher sees `NOTIFY` and, needing the
+//!   mutex the registrant holds until it is parked or has queued its callback, cannot miss it.
+//! - the owner (`Future`, through `&mut`/by value) takes `result` only after an Acquire load
+//!   saw a terminal state. `&Future` callers only ever *read* it, and only once terminal.
+
+use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use crate::engine::Killer;
+use crate::error::{TaskError, TaskId};
+use crate::loom::{AtomicUsize, Condvar, Mutex, Ordering, UnsafeCell, lock};
+use crate::panic::run_callback;
+
+pub(crate) const PENDING: usize = 0;
+pub(crate) const RUNNING: usize = 1;
+pub(crate) const COMPLETING: usize = 2;
+pub(crate) const DONE: usize = 3;
+pub(crate) const FAILED: usize = 4;
+pub(crate) const CANCELLED: usize = 5;
+const MASK: usize = 0b111;
+const NOTIFY: usize = 0b1000;
+
+/// Bit set of source states for [`Core::claim`].
+pub(crate) const FROM_PENDING: u8 = 1;
+/// See [`FROM_PENDING`].
+pub(crate) const FROM_RUNNING: u8 = 2;
+
+#[inline]
+fn is_terminal(s: usize) -> bool {
+    (s & MASK) >= DONE
+}
+
+pub(crate) type Callback<T> = Box<dyn FnOnce(&Result<T, TaskError>) + Send>;
+
+/// What the `slow` mutex guards: everything that is only touched by registrants and by a
+/// publisher that saw `NOTIFY`.
+struct Slow<T> {
+    callbacks: Vec<Callback<T>>,
+    waker: Option<Waker>,
+    killer: Option<Killer>,
+}
+
+/// The shared part of one task: state, result, waiters, timing.
+pub(crate) struct Core<T> {
+    state: AtomicUsize,
+    result: UnsafeCell<Option<Result<T, TaskError>>>,
+    slow: Mutex<Slow<T>>,
+    cond: Condvar,
+    id: TaskId,
+    timed: bool,
+    // Timestamps are nanoseconds since `epoch()` plus one (0 = not recorded). Relaxed: they
+    // are reports, not part of the protocol (and not modelled under loom).
+    queued: StdAtomicU64,
+    started: StdAtomicU64,
+    finished: StdAtomicU64,
+}
+
+// SAFETY: `result` is written only by the unique claimer (state COMPLETING) and read or taken
+// only after a terminal state was observed with Acquire (see the protocol above); callbacks
+// get `&T` on the publishing thread before publication, and `&Future` readers get `&T` only
+// when `Future<T>: Sync`, which requires `T: Sync`. Everything else is atomics or the mutex.
+unsafe impl<T: Send> Sync for Core<T> {}
+// SAFETY: owning a `Core<T>` owns a `T` at most, which may move between threads if `T: Send`.
+unsafe impl<T: Send> Send for Core<T> {}
+
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+#[inline]
+fn stamp() -> u64 {
+    epoch().elapsed().as_nanos() as u64 + 1
+}
+
+#[inline]
+fn unstamp(v: u64) -> Option<Instant> {
+    (v != 0).then(|| epoch() + Duration::from_nanos(v - 1))
+}
+
+impl<T> Core<T> {
+    pub(crate) fn new(id: TaskId, timed: bool) -> Self {
+        Core {
+            state: AtomicUsize::new(PENDING),
+            result: UnsafeCell::new(None),
+            slow: Mutex::new(Slow {
+                callbacks: Vec::new(),
+                waker: None,
+                killer: None,
+            }),
+            cond: Condvar::new(),
+            id,
+            timed,
+            queued: StdAtomicU64::new(if timed { stamp() } else { 0 }),
+            started: StdAtomicU64::new(0),
+            finished: StdAtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The state without the flag bit (Acquire).
+    #[inline]
+    pub(crate) fn state(&self) -> usize {
+        self.state.load(Ordering::Acquire) & MASK
+    }
+
+    #[inline]
+    pub(crate) fn is_terminal(&self) -> bool {
+        is_terminal(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn times(&self) -> (Option<Instant>, Option<Instant>, Option<Instant>) {
+        (
+            unstamp(self.queued.load(StdOrdering::Relaxed)),
+            unstamp(self.started.load(StdOrdering::Relaxed)),
+            unstamp(self.finished.load(StdOrdering::Relaxed)),
+        )
+    }
+
+    /// `PENDING → RUNNING`. False if the task was already claimed (cancelled, failed).
+    #[inline]
+    pub(crate) fn start(&self) -> bool {
+        if self.timed {
+            self.started.store(stamp(), StdOrdering::Relaxed);
+        }
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & MASK != PENDING {
+                return false;
+            }
+            match self.state.compare_exchange_weak(
+                s,
+                (s & !MASK) | RUNNING,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Claim the right to complete: CAS from one of `from` to `COMPLETING`.
+    #[inline]
+    fn claim(&self, from: u8) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            let ok = match s & MASK {
+                PENDING => from & FROM_PENDING != 0,
+                RUNNING => from & FROM_RUNNING != 0,
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+            match self.state.compare_exchange_weak(
+                s,
+                (s & !MASK) | COMPLETING,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Complete with `r` if the state is one of `from`; returns `Err(r)` when another
+    /// completer won.
+    pub(crate) fn complete(
+        &self,
+        r: Result<T, TaskError>,
+        from: u8,
+    ) -> Result<(), Result<T, TaskError>> {
+        if !self.claim(from) {
+            return Err(r);
+        }
+        let terminal = match &r {
+            Ok(_) => DONE,
+            Err(TaskError::Cancelled) => CANCELLED,
+            Err(_) => FAILED,
+        };
+        if self.timed {
+            self.finished.store(stamp(), StdOrdering::Relaxed);
+        }
+        // SAFETY: we won `claim`, so we are the only thread touching `result` until publish.
+        self.result.with_mut(|p| unsafe { *p = Some(r) });
+        self.publish(terminal);
+        Ok(())
+    }
+
+    /// Like [`Core::complete`], calling `count` after winning the claim and before
+    /// publishing, so statistics are up to date when a waiter wakes. True if it won.
+    #[inline]
+    pub(crate) fn complete_counted(
+        &self,
+        r: Result<T, TaskError>,
+        from: u8,
+        count: impl FnOnce(),
+    ) -> bool {
+        if !self.claim(from) {
+            return false;
+        }
+        count();
+        let terminal = match &r {
+            Ok(_) => DONE,
+            Err(TaskError::Cancelled) => CANCELLED,
+            Err(_) => FAILED,
+        };
+        if self.timed {
+            self.finished.store(stamp(), StdOrdering::Relaxed);
+        }
+        // SAFETY: we won `claim`, so we are the only thread touching `result` until publish.
+        self.result.with_mut(|p| unsafe { *p = Some(r) });
+        self.publish(terminal);
+        true
+    }
+
+    fn publish(&self, terminal: usize) {
+        let s = self.state.load(Ordering::Relaxed);
+        if s & NOTIFY == 0
+            && self
+                .state
+                .compare_exchange(s, terminal, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+        {
+            return;
+        }
+        loop {
+            let mut g = lock(&self.slow);
+            if g.callbacks.is_empty() {
+                self.state.store(terminal | NOTIFY, Ordering::Release);
+                let waker = g.waker.take();
+                g.killer = None;
+                drop(g);
+                self.cond.notify_all();
+                if let Some(w) = waker {
+                    w.wake();
+                }
+                return;
+            }
+            let cbs = std::mem::take(&mut g.callbacks);
+            drop(g);
+            for cb in cbs {
+                self.result.with(|p| {
+                    // SAFETY: still COMPLETING and we are the claimer: nobody else accesses
+                    // `result`.
+                    let r = unsafe { (*p).as_ref() }.expect("result written before publish");
+                    run_callback(|| cb(r));
+                });
+            }
+        }
+    }
+
+    /// Take the mutex and set `NOTIFY`; returns the guard and whether the state was already
+    /// terminal.
+    fn register(&self) -> (crate::loom::MutexGuard<'_, Slow<T>>, bool) {
+        let g = lock(&self.slow);
+        let s = self.state.fetch_or(NOTIFY, Ordering::AcqRel);
+        (g, is_terminal(s))
+    }
+
+    /// Block until terminal or `deadline`. True if terminal.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        if self.is_terminal() {
+            return true;
+        }
+        let (mut g, done) = self.register();
+        if done {
+            return true;
+        }
+        loop {
+            match deadline {
+                None => {
+                    g = match self.cond.wait(g) {
+                        Ok(g) => g,
+                        Err(p) => p.into_inner(),
+                    };
+                }
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    g = wait_timeout(&self.cond, g, d - now);
+                }
+            }
+            if self.is_terminal() {
+                return true;
+            }
+        }
+    }
+
+    /// Run `cb` when terminal: now (on this thread) if already terminal, else on the completer.
+    /// `read` is how to get at the result once terminal; it is called only from `&self` and
+    /// only after terminal.
+    pub(crate) fn on_done(&self, cb: Callback<T>) {
+        let (mut g, done) = self.register();
+        if done {
+            drop(g);
+            // SAFETY: terminal (Acquire in `register`): `result` is immutable until the owner
+            // takes it, and the owner cannot while `&self` is borrowed here.
+            self.result.with(|p| {
+                // SAFETY: as above.
+                if let Some(r) = unsafe { (*p).as_ref() } {
+                    run_callback(|| cb(r));
+                }
+            });
+        } else {
+            g.callbacks.push(cb);
+        }
+    }
+
+    /// Take the result if terminal. The caller must be the unique owner of the consuming side
+    /// (the `Future` through `&mut` or by value).
+    pub(crate) fn take(&self) -> Option<Result<T, TaskError>> {
+        if !self.is_terminal() {
+            return None;
+        }
+        // SAFETY: terminal was observed with Acquire; the caller is the unique owner (has
+        // `&mut Future`), so no `&self` reader is live.
+        self.result.with_mut(|p| unsafe { (*p).take() })
+    }
+
+    /// Read the result if terminal (not taken).
+    pub(crate) fn peek<R>(&self, f: impl FnOnce(Option<&Result<T, TaskError>>) -> R) -> R {
+        if !self.is_terminal() {
+            return f(None);
+        }
+        // SAFETY: terminal observed with Acquire; only the `&mut` owner may take, and it is
+        // not active while `&self` is borrowed.
+        self.result.with(|p| f(unsafe { (*p).as_ref() }))
+    }
+
+    /// Poll support: take the result if terminal, else store `waker`.
+    pub(crate) fn poll_take(&self, waker: &Waker) -> Option<Result<T, TaskError>> {
+        if let Some(r) = self.take() {
+            return Some(r);
+        }
+        let (mut g, done) = self.register();
+        if done {
+            drop(g);
+            return self.take();
+        }
+        match &g.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => g.waker = Some(waker.clone()),
+        }
+        None
+    }
+
+    pub(crate) fn set_killer(&self, k: Killer) {
+        let (mut g, done) = self.register();
+        if !done {
+            g.killer = Some(k);
+        }
+    }
+
+    /// Kill a running task through its killer: resolves Cancelled, then kills.
+    pub(crate) fn kill(&self) -> bool {
+        let killer = {
+            let (mut g, done) = self.register();
+            if done || self.state() != RUNNING {
+                return false;
+            }
+            match g.killer.take() {
+                Some(k) => k,
+                None => return false,
+            }
+        };
+        if self
+            .complete(Err(TaskError::Cancelled), FROM_RUNNING)
+            .is_err()
+        {
+            return false;
+        }
+        killer.kill();
+        true
+    }
+}
+
+#[cfg(not(pool_loom))]
+fn wait_timeout<'a, T>(
+    c: &Condvar,
+    g: crate::loom::MutexGuard<'a, T>,
+    d: Duration,
+) -> crate::loom::MutexGuard<'a, T> {
+    match c.wait_timeout(g, d) {
+        Ok((g, _)) => g,
+        Err(p) => p.into_inner().0,
+    }
+}
+
+#[cfg(pool_loom)]
+fn wait_timeout<'a, T>(
+    c: &Condvar,
+    g: crate::loom::MutexGuard<'a, T>,
+    _d: Duration,
+) -> crate::loom::MutexGuard<'a, T> {
+    // loom has no time: a timed wait is modelled as an untimed one.
+    match c.wait(g) {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Type-erased access to a task's [`Core`], so one `Future<T>` type covers cells that also
+/// carry different payloads (closure, encoded input) in the same allocation.
+pub(crate) trait HasCore<T>: Send + Sync {
+    fn core(&self) -> &Core<T>;
+}
+
+/// A cell without payload (`promise()`).
+pub(crate) struct Bare<T>(pub(crate) Core<T>);
+
+impl<T: Send> HasCore<T> for Bare<T> {
+    #[inline]
+    fn core(&self) -> &Core<T> {
+        &self.0
+    }
+}
+
+/// A core plus a payload, in one allocation. The payload is taken exactly once, by whoever
+/// owns the queue entry for the task (the engine thread that dequeued it, or the submitter
+/// when the task never made it into the queue).
+pub(crate) struct WithPayload<T, P> {
+    pub(crate) core: Core<T>,
+    payload: UnsafeCell<Option<P>>,
+}
+
+// SAFETY: `payload` is accessed only by the unique holder of the queue entry (see
+// `take_payload`); `P: Send` lets it move to that thread. `core` is Sync by itself.
+unsafe impl<T: Send, P: Send> Sync for WithPayload<T, P> {}
+
+impl<T, P> WithPayload<T, P> {
+    pub(crate) fn new(core: Core<T>, payload: P) -> Self {
+        WithPayload {
+            core,
+            payload: UnsafeCell::new(Some(payload)),
+        }
+    }
+
+    /// Take the payload.
+    ///
+    /// # Safety
+    ///
+    /// Only the unique holder of this task's queue entry may call this (the queue hands each
+    /// entry to exactly one thread), so no two calls can race.
+    pub(crate) unsafe fn take_payload(&self) -> Option<P> {
+        // SAFETY: exclusive per the caller's contract.
+        self.payload.with_mut(|p| unsafe { (*p).take() })
+    }
+}
+
+impl<T: Send, P: Send> HasCore<T> for WithPayload<T, P> {
+    #[inline]
+    fn core(&self) -> &Core<T> {
+        &self.core
+    }
+}
+
+impl Killer {
+    #[inline]
+    pub(crate) fn kill(&self) {
+        (self.0)()
+    }
+}

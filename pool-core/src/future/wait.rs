@@ -1,0 +1,271 @@
+//! Functions over many futures: [`wait`], [`as_completed`], [`as_completed_ordered`],
+//! [`collect`].
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Future, State};
+use crate::error::TaskError;
+
+/// When [`wait`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReturnWhen {
+    /// As soon as any future has finished.
+    FirstCompleted,
+    /// As soon as any future has failed or been cancelled; if none does, when all finished.
+    FirstError,
+    /// When every future has finished.
+    AllCompleted,
+}
+
+/// What [`wait`] found: indices into the slice it was given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WaitResult {
+    /// Indices of finished futures, ascending.
+    pub done: Vec<usize>,
+    /// Indices of unfinished futures, ascending.
+    pub not_done: Vec<usize>,
+}
+
+fn scan<T>(futs: &[Future<T>]) -> (WaitResult, bool) {
+    let mut r = WaitResult::default();
+    let mut error = false;
+    for (i, f) in futs.iter().enumerate() {
+        match f.state() {
+            State::Failed | State::Cancelled => {
+                error = true;
+                r.done.push(i)
+            }
+            State::Done => r.done.push(i),
+            _ => r.not_done.push(i),
+        }
+    }
+    (r, error)
+}
+
+/// Wait for some or all of `futs` (see [`ReturnWhen`]), at most `timeout` if given.
+///
+/// # Examples
+///
+/// ```
+/// use pool_core::{ReturnWhen, promise, wait};
+/// let (p1, f1) = promise::<u8>();
+/// let (_p2, f2) = promise::<u8>();
+/// p1.complete(Ok(1));
+/// let futs = vec![f1, f2];
+/// let r = wait(&futs, ReturnWhen::FirstCompleted, None);
+/// assert_eq!(r.done, vec![0]);
+/// assert_eq!(r.not_done, vec![1]);
+/// let r = wait(&futs, ReturnWhen::AllCompleted, Some(std::time::Duration::from_millis(5)));
+/// assert_eq!(r.not_done, vec![1]);
+/// ```
+pub fn wait<T>(futs: &[Future<T>], when: ReturnWhen, timeout: Option<Duration>) -> WaitResult {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let satisfied = |r: &WaitResult, error: bool| match when {
+        ReturnWhen::FirstCompleted => !r.done.is_empty() || futs.is_empty(),
+        ReturnWhen::FirstError => error || r.not_done.is_empty(),
+        ReturnWhen::AllCompleted => r.not_done.is_empty(),
+    };
+    let (r, error) = scan(futs);
+    if satisfied(&r, error) {
+        return r;
+    }
+    // One signal for all: every unfinished future bumps the counter when it finishes.
+    let signal = Arc::new((Mutex::new(0u64), Condvar::new()));
+    for &i in &r.not_done {
+        let s = signal.clone();
+        futs[i].core().on_done(Box::new(move |_| {
+            let mut g = s.0.lock().unwrap_or_else(|p| p.into_inner());
+            *g += 1;
+            s.1.notify_all();
+        }));
+    }
+    let mut seen = 0u64;
+    loop {
+        let (r, error) = scan(futs);
+        if satisfied(&r, error) {
+            return r;
+        }
+        let mut g = signal.0.lock().unwrap_or_else(|p| p.into_inner());
+        while *g == seen {
+            match deadline {
+                None => g = signal.1.wait(g).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        drop(g);
+                        return scan(futs).0;
+                    }
+                    g = signal
+                        .1
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+        seen = *g;
+    }
+}
+
+/// Iterator over futures' results as they finish: `(index, result)`. See [`as_completed`].
+pub struct AsCompleted<T> {
+    futs: Vec<Option<Future<T>>>,
+    order: Order,
+    remaining: usize,
+    deadline: Option<Instant>,
+}
+
+enum Order {
+    Completion(mpsc::Receiver<usize>),
+    Submission(VecDeque<usize>),
+}
+
+/// Yield `(index, result)` for each future in the order they finish.
+///
+/// # Examples
+///
+/// ```
+/// let (p0, f0) = pool_core::promise::<u8>();
+/// let (p1, f1) = pool_core::promise::<u8>();
+/// let mut it = pool_core::as_completed(vec![f0, f1]);
+/// p1.complete(Ok(11));
+/// assert_eq!(it.next(), Some((1, Ok(11))));
+/// p0.complete(Ok(10));
+/// assert_eq!(it.next(), Some((0, Ok(10))));
+/// assert_eq!(it.next(), None);
+/// ```
+pub fn as_completed<T: Send + 'static>(futs: Vec<Future<T>>) -> AsCompleted<T> {
+    let (tx, rx) = mpsc::channel();
+    for (i, f) in futs.iter().enumerate() {
+        let tx = tx.clone();
+        f.core().on_done(Box::new(move |_| {
+            let _ = tx.send(i);
+        }));
+    }
+    let remaining = futs.len();
+    AsCompleted {
+        futs: futs.into_iter().map(Some).collect(),
+        order: Order::Completion(rx),
+        remaining,
+        deadline: None,
+    }
+}
+
+/// Like [`as_completed`] but keeping submission order: `(index, result)` for index 0, 1, ...,
+/// each as soon as it and all before it have finished.
+///
+/// # Examples
+///
+/// ```
+/// let (p0, f0) = pool_core::promise::<u8>();
+/// let (p1, f1) = pool_core::promise::<u8>();
+/// p1.complete(Ok(11));
+/// p0.complete(Ok(10));
+/// let v: Vec<_> = pool_core::as_completed_ordered(vec![f0, f1]).collect();
+/// assert_eq!(v, vec![(0, Ok(10)), (1, Ok(11))]);
+/// ```
+pub fn as_completed_ordered<T>(futs: Vec<Future<T>>) -> AsCompleted<T> {
+    let remaining = futs.len();
+    AsCompleted {
+        order: Order::Submission((0..futs.len()).collect()),
+        futs: futs.into_iter().map(Some).collect(),
+        remaining,
+        deadline: None,
+    }
+}
+
+impl<T> AsCompleted<T> {
+    /// Stop yielding at `deadline`: after it, `next` returns `None` and the unfinished futures
+    /// can be taken back with [`AsCompleted::into_remaining`].
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The futures not yielded yet, with their indices.
+    pub fn into_remaining(self) -> Vec<(usize, Future<T>)> {
+        self.futs
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.map(|f| (i, f)))
+            .collect()
+    }
+}
+
+impl<T> Iterator for AsCompleted<T> {
+    type Item = (usize, Result<T, TaskError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let i = match &mut self.order {
+            Order::Completion(rx) => match self.deadline {
+                None => rx.recv().ok()?,
+                Some(d) => rx
+                    .recv_timeout(d.saturating_duration_since(Instant::now()))
+                    .ok()?,
+            },
+            Order::Submission(q) => {
+                let i = *q.front()?;
+                let f = self.futs[i].as_ref()?;
+                let finished = match self.deadline {
+                    None => {
+                        f.wait();
+                        true
+                    }
+                    Some(d) => f.wait_deadline(d),
+                };
+                if !finished {
+                    return None;
+                }
+                q.pop_front();
+                i
+            }
+        };
+        let mut f = self.futs[i].take()?;
+        self.remaining -= 1;
+        let r = f.try_result().expect("finished future has its result");
+        Some((i, r))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.remaining))
+    }
+}
+
+/// Wait for all futures in order and collect their values. On the first error (in index
+/// order) the futures after it that have not started are cancelled and the error returned.
+///
+/// # Errors
+///
+/// The first [`TaskError`] in index order.
+///
+/// # Examples
+///
+/// ```
+/// let (p0, f0) = pool_core::promise::<u8>();
+/// let (p1, f1) = pool_core::promise::<u8>();
+/// p0.complete(Ok(1));
+/// p1.complete(Ok(2));
+/// assert_eq!(pool_core::collect(vec![f0, f1]), Ok(vec![1, 2]));
+/// ```
+pub fn collect<T>(futs: Vec<Future<T>>) -> Result<Vec<T>, TaskError> {
+    let mut out = Vec::with_capacity(futs.len());
+    let mut it = futs.into_iter();
+    while let Some(f) = it.next() {
+        match f.result() {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                for rest in it {
+                    rest.cancel();
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}

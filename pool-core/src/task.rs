@@ -1,0 +1,104 @@
+//! What can be submitted: [`Task`], the function-plus-argument shape [`Call`], and
+//! [`ChunkFn`], which turns a per-item function into a per-chunk one for `map`.
+
+/// A unit of work with an `Output`.
+///
+/// Closures `FnOnce() -> R` are tasks (for in-process backends), and so is every
+/// [`Call`] whose function is a [`CallFn`].
+pub trait Task: Send + 'static {
+    /// What the task produces.
+    type Output: Send + 'static;
+}
+
+impl<F, R> Task for F
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    type Output = R;
+}
+
+/// A function of one argument that a [`Call`] can run: every `FnOnce(A) -> R`, and
+/// [`ChunkFn`] over a `Vec<A>`.
+///
+/// For the process backend the function type must be zero-sized (a `fn` item or a closure that
+/// captures nothing), so the worker can rebuild it from its type alone.
+pub trait CallFn<A>: Send + 'static {
+    /// What the call returns.
+    type Output: Send + 'static;
+    /// Run it.
+    fn call(self, arg: A) -> Self::Output;
+}
+
+impl<F, A, R> CallFn<A> for F
+where
+    F: FnOnce(A) -> R + Send + 'static,
+    R: Send + 'static,
+{
+    type Output = R;
+    #[inline]
+    fn call(self, arg: A) -> R {
+        self(arg)
+    }
+}
+
+/// A function plus its argument: the one task shape every backend accepts, which is what lets
+/// `map` be written once.
+///
+/// # Examples
+///
+/// ```
+/// use pool_core::{Call, CallFn};
+/// let c = Call { f: |x: u32| x + 1, arg: 41 };
+/// assert_eq!(c.run(), 42);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Call<F, A> {
+    /// The function.
+    pub f: F,
+    /// Its argument.
+    pub arg: A,
+}
+
+impl<F: CallFn<A>, A> Call<F, A> {
+    /// Run the call here.
+    #[inline]
+    pub fn run(self) -> F::Output {
+        self.f.call(self.arg)
+    }
+}
+
+impl<F, A> Task for Call<F, A>
+where
+    F: CallFn<A>,
+    A: Send + 'static,
+{
+    type Output = F::Output;
+}
+
+/// Runs a per-item function over a chunk: `ChunkFn(f)` called with `Vec<A>` returns
+/// `Vec<R>`. Zero-sized when `F` is, so a chunk of a process pool's `map` is itself a
+/// [`Call`].
+///
+/// # Examples
+///
+/// ```
+/// use pool_core::{CallFn, ChunkFn};
+/// let out = ChunkFn(|x: u32| x * 2).call(vec![1, 2, 3]);
+/// assert_eq!(out, vec![2, 4, 6]);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ChunkFn<F>(pub F);
+
+impl<F, A, R> CallFn<Vec<A>> for ChunkFn<F>
+where
+    F: Fn(A) -> R + Send + 'static,
+    A: 'static,
+    R: Send + 'static,
+{
+    type Output = Vec<R>;
+    #[inline]
+    fn call(self, arg: Vec<A>) -> Vec<R> {
+        arg.into_iter().map(&self.0).collect()
+    }
+}

@@ -1,0 +1,257 @@
+//! [`ThreadPoolBuilder`]: by value, every default documented on its setter, validated by
+//! [`ThreadPoolBuilder::build`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pool_core::{ConfigError, EngineConfig, OnWorkerDeath, Rejection};
+
+use crate::backend::{Hook, ThreadBackend, run_hook};
+use crate::pool::ThreadPool;
+
+/// The configuration was invalid.
+///
+/// # Examples
+///
+/// ```
+/// let e = pool_thread::ThreadPool::builder().max_workers(0).build().unwrap_err();
+/// assert!(e.to_string().contains("max_workers"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot build thread pool {name:?}: {source}")]
+pub struct BuildError {
+    name: String,
+    #[source]
+    source: ConfigError,
+}
+
+/// What [`ThreadPool::test`] found wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SelfTestError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] BuildError),
+    /// The initializer failed.
+    #[error("initializer failed: {0}")]
+    Initializer(String),
+    /// The finalizer failed.
+    #[error("finalizer failed: {0}")]
+    Finalizer(String),
+    /// A worker thread could not be spawned with this configuration.
+    #[error("could not spawn a worker thread: {0}")]
+    Spawn(String),
+}
+
+/// Builds a [`ThreadPool`]. Every setter documents its default.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let pool = pool_thread::ThreadPool::builder()
+///     .name("resize")
+///     .max_workers(4)
+///     .min_workers(1)
+///     .idle_timeout(Duration::from_secs(5))
+///     .max_tasks_per_worker(10_000)
+///     .build()
+///     .unwrap();
+/// assert_eq!(pool.submit(|| 1).unwrap().result(), Ok(1));
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct ThreadPoolBuilder {
+    pub(crate) cfg: EngineConfig,
+    pub(crate) initializer: Option<Hook>,
+    pub(crate) finalizer: Option<Hook>,
+    pub(crate) shutdown_timeout: Option<Duration>,
+}
+
+impl Default for ThreadPoolBuilder {
+    fn default() -> Self {
+        ThreadPoolBuilder {
+            cfg: EngineConfig {
+                record_timing: false,
+                ..EngineConfig::default()
+            },
+            initializer: None,
+            finalizer: None,
+            shutdown_timeout: None,
+        }
+    }
+}
+
+impl fmt::Debug for ThreadPoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolBuilder")
+            .field("cfg", &self.cfg)
+            .field("initializer", &self.initializer.is_some())
+            .field("finalizer", &self.finalizer.is_some())
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish()
+    }
+}
+
+impl ThreadPoolBuilder {
+    /// A builder with all defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most this many worker threads. Default: [`std::thread::available_parallelism`]
+    /// (which honours the container's CPU quota). Must be at least 1.
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.cfg.max_workers = n;
+        self
+    }
+
+    /// Threads kept alive when idle (started when the pool is built). Default 0. Must not
+    /// exceed `max_workers`.
+    pub fn min_workers(mut self, n: usize) -> Self {
+        self.cfg.min_workers = n;
+        self
+    }
+
+    /// An idle thread above `min_workers` exits after this long. Default 60 s; `None` keeps
+    /// idle threads forever.
+    pub fn idle_timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.cfg.idle_timeout = d.into();
+        self
+    }
+
+    /// Run `f` on each worker thread when it starts. An `Err` (or a panic) breaks the pool:
+    /// every pending future and every later submit fails with `Broken` and the cause.
+    /// Default: none.
+    pub fn initializer<E: fmt::Display>(
+        mut self,
+        f: impl Fn() -> Result<(), E> + Send + Sync + 'static,
+    ) -> Self {
+        self.initializer = Some(Arc::new(move || f().map_err(|e| e.to_string())));
+        self
+    }
+
+    /// Run `f` on each worker thread before it exits cleanly; failures are reported in the
+    /// [`ShutdownReport`](pool_core::ShutdownReport). Default: none.
+    pub fn finalizer<E: fmt::Display>(
+        mut self,
+        f: impl Fn() -> Result<(), E> + Send + Sync + 'static,
+    ) -> Self {
+        self.finalizer = Some(Arc::new(move || f().map_err(|e| e.to_string())));
+        self
+    }
+
+    /// Replace a worker thread (transparently) after it ran this many tasks. Default: never.
+    pub fn max_tasks_per_worker(mut self, n: u64) -> Self {
+        self.cfg.max_tasks_per_worker = Some(n);
+        self
+    }
+
+    /// Pool name; threads are named `{name}-{n}`. Default `"pool"`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.cfg.name = name.into();
+        self
+    }
+
+    /// Stack size of worker threads in bytes. Default: Rust's default (2 MiB, or
+    /// `RUST_MIN_STACK`).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.cfg.stack_size = Some(bytes);
+        self
+    }
+
+    /// Bound the queue of pending tasks to `n` (at least 1). Default: unbounded.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.cfg.queue_capacity = Some(n);
+        self
+    }
+
+    /// What `submit` does when the bounded queue is full. Default [`Rejection::Block`].
+    pub fn rejection(mut self, r: Rejection) -> Self {
+        self.cfg.rejection = r;
+        self
+    }
+
+    /// What a worker death does. Threads only die by a failing initializer here, so this
+    /// matters little for thread pools. Default [`OnWorkerDeath::Replace`].
+    pub fn on_worker_death(mut self, p: OnWorkerDeath) -> Self {
+        self.cfg.on_worker_death = p;
+        self
+    }
+
+    /// Time limit per task once started. A thread cannot be killed: the future resolves
+    /// `TimedOut`, the late result is discarded, and the thread is busy until the task
+    /// returns. Default: none.
+    pub fn task_timeout(mut self, d: Duration) -> Self {
+        self.cfg.task_timeout = Some(d);
+        self
+    }
+
+    /// Record [`Timing`](pool_core::Timing) for every task (three clock reads per task).
+    /// Default false: `timing()` is empty unless the submit asked for it with
+    /// [`SubmitOptions::timing`](pool_core::SubmitOptions::timing).
+    pub fn record_timing(mut self, on: bool) -> Self {
+        self.cfg.record_timing = on;
+        self
+    }
+
+    /// How long [`Executor::shutdown`](pool_core::Executor::shutdown) waits for running
+    /// tasks. Default `None`: as long as they take (threads cannot be killed).
+    pub fn shutdown_timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.shutdown_timeout = d.into();
+        self
+    }
+
+    /// Check the configuration and build the pool.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] when a setting cannot work (zero `max_workers`, `min_workers` above
+    /// `max_workers`, zero `queue_capacity` or `max_tasks_per_worker`, zero `idle_timeout`).
+    pub fn build(self) -> Result<ThreadPool, BuildError> {
+        let name = self.cfg.name.clone();
+        let backend = ThreadBackend {
+            initializer: self.initializer,
+            finalizer: self.finalizer,
+        };
+        ThreadPool::from_parts(backend, self.cfg, self.shutdown_timeout)
+            .map_err(|source| BuildError { name, source })
+    }
+
+    /// Validate without building.
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadPoolBuilder::build`].
+    pub fn validate(&self) -> Result<(), BuildError> {
+        self.cfg.validate().map_err(|source| BuildError {
+            name: self.cfg.name.clone(),
+            source,
+        })
+    }
+
+    /// The self-test behind [`ThreadPool::test`].
+    pub(crate) fn self_test(&self) -> Result<(), SelfTestError> {
+        self.validate()?;
+        let init = self.initializer.clone();
+        let fin = self.finalizer.clone();
+        let mut b = std::thread::Builder::new().name(format!("{}-selftest", self.cfg.name));
+        if let Some(sz) = self.cfg.stack_size {
+            b = b.stack_size(sz);
+        }
+        let h = b
+            .spawn(move || -> Result<(), SelfTestError> {
+                if let Some(i) = &init {
+                    run_hook(i).map_err(SelfTestError::Initializer)?;
+                }
+                if let Some(f) = &fin {
+                    run_hook(f).map_err(SelfTestError::Finalizer)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| SelfTestError::Spawn(e.to_string()))?;
+        h.join()
+            .unwrap_or_else(|_| Err(SelfTestError::Spawn("self-test thread panicked".into())))
+    }
+}

@@ -1,0 +1,219 @@
+//! [`ThreadPool`]: the engine with the thread backend, and the process-wide [`shared`] pool.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use pool_core::{
+    BrokenReason, Call, CallFn, ConfigError, Engine, EngineConfig, Executor, Future, Shutdown,
+    ShutdownReport, Stats, Submit, SubmitError, SubmitOptions,
+};
+
+use crate::backend::{CallJob, ClosureJob, ThreadBackend};
+use crate::builder::{SelfTestError, ThreadPoolBuilder};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A pool of worker threads. Cheap to clone (clones share the pool); the pool shuts down
+/// (cancelling queued tasks, without waiting) when the last clone is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use pool_core::{Executor, Shutdown};
+/// let pool = pool_thread::ThreadPool::builder().max_workers(2).build().unwrap();
+/// let futs: Vec<_> = (0..4u32).map(|i| pool.submit(move || i * 10).unwrap()).collect();
+/// assert_eq!(pool_core::collect(futs).unwrap(), vec![0, 10, 20, 30]);
+/// let report = pool.shutdown(Shutdown::Wait);
+/// assert_eq!(report.cancelled, 0);
+/// ```
+#[derive(Clone)]
+pub struct ThreadPool {
+    engine: Engine<ThreadBackend>,
+    id: u64,
+    shutdown_timeout: Option<Duration>,
+    shared: bool,
+}
+
+impl std::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("id", &self.id)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl ThreadPool {
+    /// A builder with every default (see its setters).
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::default()
+    }
+
+    /// A pool with every default.
+    ///
+    /// # Errors
+    ///
+    /// Only if the defaults were invalid, which they are not.
+    pub fn new() -> Result<ThreadPool, crate::BuildError> {
+        Self::builder().build()
+    }
+
+    pub(crate) fn from_parts(
+        backend: ThreadBackend,
+        cfg: EngineConfig,
+        shutdown_timeout: Option<Duration>,
+    ) -> Result<ThreadPool, ConfigError> {
+        Ok(ThreadPool {
+            engine: Engine::new(backend, cfg)?,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            shutdown_timeout,
+            shared: false,
+        })
+    }
+
+    /// Self-test a configuration (asyncpal's `test()`): validate it, then run its initializer
+    /// and finalizer once on a fresh thread built like a worker, and report what failed.
+    ///
+    /// # Errors
+    ///
+    /// The first failure: invalid configuration, initializer, finalizer, thread spawn.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pool_thread::{SelfTestError, ThreadPool};
+    /// let b = ThreadPool::builder().initializer(|| Err::<(), _>("no database"));
+    /// assert_eq!(
+    ///     ThreadPool::test(&b),
+    ///     Err(SelfTestError::Initializer("no database".into()))
+    /// );
+    /// ```
+    pub fn test(builder: &ThreadPoolBuilder) -> Result<(), SelfTestError> {
+        builder.self_test()
+    }
+
+    /// Run `f` on the pool.
+    ///
+    /// # Errors
+    ///
+    /// The pool is shut down or broken, or its bounded queue is full with
+    /// `Rejection::Reject`; `f` is handed back.
+    #[inline]
+    pub fn submit<F, R>(&self, f: F) -> Result<Future<R>, SubmitError<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit_with(f, SubmitOptions::default())
+    }
+
+    /// Run `f` on the pool with options (timeout, label, timing).
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadPool::submit`].
+    #[inline]
+    pub fn submit_with<F, R>(&self, f: F, opts: SubmitOptions) -> Result<Future<R>, SubmitError<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.engine
+            .submit_job(ClosureJob(f), opts)
+            .map_err(|e| e.map_task(|j| j.0))
+    }
+
+    /// Change `max_workers` (at least 1); extra threads exit after their current task.
+    pub fn resize(&self, max_workers: usize) {
+        self.engine.resize(max_workers)
+    }
+
+    /// Start up to `n` more threads now.
+    pub fn spawn_workers(&self, n: usize) {
+        self.engine.spawn_workers(n)
+    }
+
+    /// Why the pool is broken, if it is.
+    pub fn is_broken(&self) -> Option<BrokenReason> {
+        self.engine.is_broken()
+    }
+
+    /// Shut down, waiting for running tasks at most `d`.
+    pub fn shutdown_timeout(&self, mode: Shutdown, d: Duration) -> ShutdownReport {
+        if self.shared {
+            return ShutdownReport::default();
+        }
+        self.engine.shutdown(mode, Some(d))
+    }
+}
+
+impl Executor for ThreadPool {
+    /// Shut down. For the [`shared`] pool this does nothing (other users rely on it).
+    fn shutdown(&self, mode: Shutdown) -> ShutdownReport {
+        if self.shared {
+            return ShutdownReport::default();
+        }
+        self.engine.shutdown(mode, self.shutdown_timeout)
+    }
+
+    fn stats(&self) -> Stats {
+        let mut s = self.engine.stats();
+        s.executor_id = self.id;
+        s
+    }
+
+    fn executor_id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl<F, R> Submit<F> for ThreadPool
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    #[inline]
+    fn submit_with(&self, task: F, opts: SubmitOptions) -> Result<Future<R>, SubmitError<F>> {
+        ThreadPool::submit_with(self, task, opts)
+    }
+}
+
+impl<F, A> Submit<Call<F, A>> for ThreadPool
+where
+    F: CallFn<A>,
+    A: Send + 'static,
+{
+    #[inline]
+    fn submit_with(
+        &self,
+        task: Call<F, A>,
+        opts: SubmitOptions,
+    ) -> Result<Future<F::Output>, SubmitError<Call<F, A>>> {
+        self.engine
+            .submit_job(CallJob(task), opts)
+            .map_err(|e| e.map_task(|j| j.0))
+    }
+}
+
+/// The process-wide thread pool: built on first use with every default (name
+/// `"pool-shared"`), reused by every caller. `shutdown` on it does nothing.
+///
+/// # Examples
+///
+/// ```
+/// let a = pool_thread::shared().submit(|| 1).unwrap();
+/// let b = pool_thread::shared().submit(|| 2).unwrap();
+/// assert_eq!(a.result().unwrap() + b.result().unwrap(), 3);
+/// ```
+pub fn shared() -> &'static ThreadPool {
+    static SHARED: OnceLock<ThreadPool> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let mut p = ThreadPool::builder()
+            .name("pool-shared")
+            .build()
+            .expect("default configuration is valid");
+        p.shared = true;
+        p
+    })
+}
