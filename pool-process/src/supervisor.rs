@@ -362,10 +362,6 @@ impl WorkerProcess {
         self.cell.pid
     }
 
-    pub(crate) fn id(&self) -> u64 {
-        self.id
-    }
-
     /// A function that kills this worker's process tree from any thread.
     pub(crate) fn killer(&self) -> impl Fn() + Send + Sync + 'static {
         let cell = Arc::clone(&self.cell);

@@ -24,14 +24,6 @@ pub(crate) fn kill_tree(pid: u32) {
     let _ = rustix::process::kill_process(pid, Signal::KILL);
 }
 
-/// Kills every process of the caller's own group, the caller included (worker side).
-pub(crate) fn kill_own_group() -> ! {
-    let _ = rustix::process::kill_current_process_group(Signal::KILL);
-    // Not a group leader after all (setsid failed): at least go ourselves.
-    let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::KILL);
-    std::process::abort()
-}
-
 /// The caller's parent pid (0 when it has none).
 pub(crate) fn parent_pid() -> u32 {
     rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)

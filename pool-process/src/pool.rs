@@ -1,0 +1,452 @@
+//! [`ProcessPool`], its builder, and its `Executor`/`Submit` implementations.
+
+use std::any::type_name;
+use std::ffi::OsString;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pool_codec::{Codec, DefaultCodec};
+use pool_core::{
+    Call, ChunkFn, CodecFailure, ConfigError, Engine, EngineConfig, Executor, Future, MapIter,
+    OnWorkerDeath, Shutdown, ShutdownReport, Side, Stats, Submit, SubmitError, SubmitErrorKind,
+    SubmitOptions, TaskError,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::{EncodedReply, EncodedTask, ProcessBackend};
+use crate::buffers::BufPool;
+use crate::supervisor::StartConfig;
+use crate::transfer::{self, FnRef, HookResult};
+use crate::transport::TransportKind;
+use crate::worker::protocol::{HookCall, Setup};
+
+/// A pool of worker processes running zero-sized functions (fn items and capture-free
+/// closures) on serde arguments. Cheap to clone: clones share the pool.
+///
+/// Workers are this very program, re-executed; a hook that runs before `main` makes them
+/// workers, so no setup call is needed. A worker that crashes fails only the task it ran
+/// (`TaskError::WorkerDied`, with the signal by name and its stderr's last lines) and is
+/// replaced. Dropping the last handle shuts the pool down without waiting for running tasks.
+///
+/// # Examples
+///
+/// ```
+/// use pool_process::ProcessPool;
+///
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// let pool = ProcessPool::builder().max_workers(2).build()?;
+/// assert_eq!(pool.submit(square, 7)?.result()?, 49);
+/// let all: Vec<u64> = pool.map(|x: u64| x + 1, 0..5).collect::<Result<_, _>>()?;
+/// assert_eq!(all, [1, 2, 3, 4, 5]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ProcessPool<C: Codec = DefaultCodec> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C: Codec> {
+    engine: Engine<ProcessBackend<C>>,
+    bufs: Arc<BufPool>,
+    codec: C,
+}
+
+impl<C: Codec> Clone for ProcessPool<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: Codec> std::fmt::Debug for ProcessPool<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessPool")
+            .field("codec", &self.inner.codec.name())
+            .field("stats", &self.inner.engine.stats())
+            .finish()
+    }
+}
+
+/// Builds a [`ProcessPool`]; every setter documents its default.
+#[must_use]
+pub struct ProcessPoolBuilder<C: Codec = DefaultCodec> {
+    engine: EngineConfig,
+    env: Vec<(OsString, Option<OsString>)>,
+    transport: TransportKind,
+    codec: C,
+    init: Option<HookCall>,
+    fin: Option<HookCall>,
+    start_timeout: Duration,
+    program: Option<PathBuf>,
+    problems: Vec<String>,
+}
+
+impl ProcessPool<DefaultCodec> {
+    /// A builder with the defaults (see each setter).
+    pub fn builder() -> ProcessPoolBuilder<DefaultCodec> {
+        ProcessPoolBuilder {
+            engine: EngineConfig {
+                name: "pool-process".to_owned(),
+                ..EngineConfig::default()
+            },
+            env: Vec::new(),
+            transport: TransportKind::default(),
+            codec: DefaultCodec::default(),
+            init: None,
+            fin: None,
+            start_timeout: Duration::from_secs(60),
+            program: None,
+            problems: Vec::new(),
+        }
+    }
+}
+
+fn encode_hook<F, A, H, C>(codec: &C, f: &F, arg: &A) -> Result<HookCall, String>
+where
+    F: Fn(A) -> H + Copy + Send + Sync + 'static,
+    A: Serialize + DeserializeOwned,
+    H: HookResult,
+    C: Codec,
+{
+    let mut bytes = Vec::new();
+    codec.encode(arg, &mut bytes).map_err(|e| {
+        format!(
+            "cannot encode the hook argument of type {} with codec {}: {}",
+            type_name::<A>(),
+            codec.name(),
+            e.message()
+        )
+    })?;
+    Ok(HookCall {
+        f: transfer::hook_ref::<F, A, H, C>(f),
+        arg: bytes,
+    })
+}
+
+impl<C: Codec> ProcessPoolBuilder<C> {
+    /// Most workers at once. Default: the CPUs this process may use
+    /// (`std::thread::available_parallelism`, which honours affinity and cgroup quotas).
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.engine.max_workers = n;
+        self
+    }
+
+    /// Workers kept even when idle. Default 0.
+    pub fn min_workers(mut self, n: usize) -> Self {
+        self.engine.min_workers = n;
+        self
+    }
+
+    /// An idle worker above `min_workers` exits after this long; `None` keeps it. Default 60 s.
+    pub fn idle_timeout(mut self, d: Option<Duration>) -> Self {
+        self.engine.idle_timeout = d;
+        self
+    }
+
+    /// Replace a worker after it ran this many tasks. Default: never.
+    pub fn max_tasks_per_worker(mut self, n: u64) -> Self {
+        self.engine.max_tasks_per_worker = Some(n);
+        self
+    }
+
+    /// Replace a worker whose resident memory exceeds this many bytes after a task.
+    /// Default: no limit.
+    pub fn max_memory_per_worker(mut self, bytes: u64) -> Self {
+        self.engine.max_memory_per_worker = Some(bytes);
+        self
+    }
+
+    /// Time limit per task; past it the worker's process tree is killed and the task fails
+    /// with `TaskError::TimedOut`. Default: none.
+    pub fn task_timeout(mut self, d: Duration) -> Self {
+        self.engine.task_timeout = Some(d);
+        self
+    }
+
+    /// What a worker death does. Default `OnWorkerDeath::Replace`.
+    pub fn on_worker_death(mut self, policy: OnWorkerDeath) -> Self {
+        self.engine.on_worker_death = policy;
+        self
+    }
+
+    /// Consecutive start failures that break the pool. Default 3.
+    pub fn max_start_failures(mut self, n: u32) -> Self {
+        self.engine.max_start_failures = n;
+        self
+    }
+
+    /// Bound the queue of pending tasks. Default: unbounded.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.engine.queue_capacity = Some(n);
+        self
+    }
+
+    /// Pool name (engine thread names). Default `"pool-process"`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.engine.name = name.into();
+        self
+    }
+
+    /// How long one worker may take to start, handshake and run its initializer.
+    /// Default 60 s.
+    pub fn start_timeout(mut self, d: Duration) -> Self {
+        self.start_timeout = d;
+        self
+    }
+
+    /// Set an environment variable in every worker (before it starts). Default: the parent's
+    /// environment unchanged.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// Remove an environment variable in every worker.
+    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), None));
+        self
+    }
+
+    /// The transport between parent and workers. Default [`TransportKind::Pipe`].
+    pub fn transport(mut self, kind: TransportKind) -> Self {
+        self.transport = kind;
+        self
+    }
+
+    /// Run a different executable as the worker (it must be the identical build, checked at
+    /// the handshake; useful with [`crate::worker_main`]). Default: this program itself, via
+    /// a descriptor held on it.
+    pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = Some(path.into());
+        self
+    }
+
+    /// Use codec `codec` for arguments and results. Default [`DefaultCodec`]. Set it before
+    /// `initializer`/`finalizer` (their arguments are encoded with the codec in force).
+    pub fn codec<C2: Codec>(self, codec: C2) -> ProcessPoolBuilder<C2> {
+        let mut problems = self.problems;
+        if self.init.is_some() || self.fin.is_some() {
+            problems.push("set the codec before the initializer and the finalizer".to_owned());
+        }
+        ProcessPoolBuilder {
+            engine: self.engine,
+            env: self.env,
+            transport: self.transport,
+            codec,
+            init: None,
+            fin: None,
+            start_timeout: self.start_timeout,
+            program: self.program,
+            problems,
+        }
+    }
+
+    /// Run `f(arg)` once in every worker before its first task. `f` returns `()` or
+    /// `Result<(), E: Display>`; an error, a panic or a crash breaks the pool with that cause.
+    /// Default: none.
+    pub fn initializer<F, A, H>(mut self, f: F, arg: A) -> Self
+    where
+        F: Fn(A) -> H + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        H: HookResult,
+    {
+        match encode_hook(&self.codec, &f, &arg) {
+            Ok(h) => self.init = Some(h),
+            Err(e) => self.problems.push(e),
+        }
+        self
+    }
+
+    /// Run `f(arg)` once in every worker before a clean exit; a failure is reported in the
+    /// shutdown report and never hangs shutdown. Default: none.
+    pub fn finalizer<F, A, H>(mut self, f: F, arg: A) -> Self
+    where
+        F: Fn(A) -> H + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        H: HookResult,
+    {
+        match encode_hook(&self.codec, &f, &arg) {
+            Ok(h) => self.fin = Some(h),
+            Err(e) => self.problems.push(e),
+        }
+        self
+    }
+
+    /// Checks the settings and creates the pool. Workers start on demand (or `min_workers`
+    /// of them at once).
+    ///
+    /// # Errors
+    ///
+    /// Invalid settings (`max_workers` 0, `min_workers > max_workers`, ...), a hook argument
+    /// that cannot be encoded, or the running executable cannot be opened.
+    pub fn build(self) -> Result<ProcessPool<C>, ConfigError> {
+        if let Some(p) = self.problems.first() {
+            return Err(ConfigError::new(p.clone()));
+        }
+        if self.program.is_none() {
+            crate::sys::exe::self_exe().map_err(ConfigError::new)?;
+        }
+        let bufs = Arc::new(BufPool::default());
+        let config = StartConfig {
+            env: self.env,
+            transport: self.transport,
+            program: self.program,
+            setup: Setup {
+                probe: transfer::probe_ref::<C>(),
+                init: self.init,
+                fin: self.fin,
+            },
+            codec_name: self.codec.name(),
+            start_timeout: self.start_timeout,
+        };
+        let backend = ProcessBackend::<C> {
+            config: Arc::new(config),
+            bufs: Arc::clone(&bufs),
+            _codec: PhantomData,
+        };
+        let engine = Engine::new(backend, self.engine)?;
+        Ok(ProcessPool {
+            inner: Arc::new(Inner {
+                engine,
+                bufs,
+                codec: self.codec,
+            }),
+        })
+    }
+}
+
+impl<C: Codec> ProcessPool<C> {
+    /// Runs `f(arg)` in a worker process.
+    ///
+    /// # Errors
+    ///
+    /// The pool is shut down or broken, its bounded queue is full, or `arg` cannot be
+    /// encoded (`SubmitErrorKind::Encode`); the task is handed back.
+    pub fn submit<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError<Call<F, A>>>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        Submit::submit(self, Call { f, arg })
+    }
+
+    /// Applies `f` to every item in worker processes, in order, lazily, in automatically
+    /// sized chunks (see `pool_core::Executor::map_with` for options).
+    pub fn map<'a, F, A, R, I>(&'a self, f: F, items: I) -> MapIter<'a, R>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        Executor::map(self, f, items)
+    }
+
+    /// Starts `n` workers now (bounded by `max_workers`) instead of on first use.
+    pub fn spawn_workers(&self, n: usize) {
+        self.inner.engine.spawn_workers(n);
+    }
+
+    /// The codec in use.
+    pub fn codec(&self) -> &C {
+        &self.inner.codec
+    }
+
+    fn send<T, R>(
+        &self,
+        f: FnRef,
+        arg: &T,
+        opts: SubmitOptions,
+    ) -> Result<Future<R>, SubmitErrorKind>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned + Send + 'static,
+    {
+        let inner = &self.inner;
+        let mut bytes = inner.bufs.take();
+        if let Err(e) = inner.codec.encode(arg, &mut bytes) {
+            inner.bufs.put(bytes);
+            return Err(SubmitErrorKind::Encode(TaskError::Encode(CodecFailure {
+                side: Side::Parent,
+                type_name: type_name::<T>().to_owned(),
+                codec: inner.codec.name().to_owned(),
+                message: e.message().to_owned(),
+            })));
+        }
+        let codec = inner.codec.clone();
+        let bufs = Arc::clone(&inner.bufs);
+        inner
+            .engine
+            .submit(
+                EncodedTask { f, arg: bytes },
+                opts,
+                move |reply: EncodedReply| {
+                    let value = codec.decode::<R>(&reply.bytes).map_err(|e| {
+                        TaskError::Decode(CodecFailure {
+                            side: Side::Parent,
+                            type_name: type_name::<R>().to_owned(),
+                            codec: codec.name().to_owned(),
+                            message: e.message().to_owned(),
+                        })
+                    });
+                    bufs.put(reply.bytes);
+                    value
+                },
+            )
+            .map_err(|e| e.kind().clone())
+    }
+}
+
+impl<C: Codec> Executor for ProcessPool<C> {
+    fn shutdown(&self, mode: Shutdown) -> ShutdownReport {
+        self.inner.engine.shutdown(mode, None)
+    }
+
+    fn stats(&self) -> Stats {
+        self.inner.engine.stats()
+    }
+}
+
+impl<C, F, A, R> Submit<Call<F, A>> for ProcessPool<C>
+where
+    C: Codec,
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+    A: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn submit_with(
+        &self,
+        task: Call<F, A>,
+        opts: SubmitOptions,
+    ) -> Result<Future<R>, SubmitError<Call<F, A>>> {
+        let f = transfer::task_ref::<F, A, R, C>(&task.f);
+        self.send(f, &task.arg, opts)
+            .map_err(|kind| SubmitError::new(kind, Some(task)))
+    }
+}
+
+impl<C, F, A, R> Submit<Call<ChunkFn<F>, Vec<A>>> for ProcessPool<C>
+where
+    C: Codec,
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+    A: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn submit_with(
+        &self,
+        task: Call<ChunkFn<F>, Vec<A>>,
+        opts: SubmitOptions,
+    ) -> Result<Future<Vec<R>>, SubmitError<Call<ChunkFn<F>, Vec<A>>>> {
+        let f = transfer::chunk_ref::<F, A, R, C>(&task.f.0);
+        self.send(f, &task.arg, opts)
+            .map_err(|kind| SubmitError::new(kind, Some(task)))
+    }
+}

@@ -1,0 +1,42 @@
+//! A worker that is not the identical build is refused at the handshake, with a clear error,
+//! before any task is sent to it.
+
+mod support;
+
+use std::time::Duration;
+
+use pool_core::{Executor, Shutdown, TaskError};
+use pool_process::ProcessPool;
+
+fn never(_: ()) -> u32 {
+    7
+}
+
+#[test]
+fn a_different_executable_is_a_clear_start_error() {
+    let guard = support::start("handshake", Duration::from_secs(60));
+    let dir = support::TempDir::new("handshake");
+    // A byte-for-byte copy is a different file: a different build identity.
+    let copy = dir.path().join("copy-of-test-binary");
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .worker_program(&copy)
+        .max_start_failures(1)
+        .build()
+        .unwrap();
+    let err = match pool.submit(never, ()) {
+        Ok(f) => f.result().unwrap_err(),
+        Err(e) => e.to_task_error(),
+    };
+    let text = err.to_string();
+    assert!(matches!(err, TaskError::Broken(_)), "{err:?}");
+    assert!(text.contains("different executable"), "{text}");
+    assert!(text.contains("identical build"), "{text}");
+    // Later submits are refused with the same cause.
+    let later = pool.submit(never, ()).map(|f| f.result());
+    assert!(matches!(later, Err(_) | Ok(Err(TaskError::Broken(_)))));
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    guard.finish(&[]);
+}

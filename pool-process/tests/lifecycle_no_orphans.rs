@@ -1,0 +1,88 @@
+//! When the parent is SIGKILLed, its workers and their children are gone within a second.
+//!
+//! The test re-executes its own binary in "parent mode" (an environment variable): that
+//! parent builds a pool, runs a task that starts a `sleep 100` grandchild, prints the worker's
+//! and the grandchild's pids, and waits. The test kills it with SIGKILL and polls `/proc`.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pool_process::ProcessPool;
+
+const PARENT_MODE: &str = "POOL_PROCESS_TEST_ORPHAN_PARENT";
+
+fn start_grandchild(_: ()) -> (u32, u32) {
+    // Deliberately left running (never waited for): the test checks that it dies with the
+    // worker's process group when the pool's parent is killed.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new("sleep")
+        .arg("100")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    (std::process::id(), child.id())
+}
+
+fn parent_mode() {
+    let pool = ProcessPool::builder().max_workers(2).build().unwrap();
+    let (a, b) = pool.submit(start_grandchild, ()).unwrap().result().unwrap();
+    let (c, d) = pool.submit(start_grandchild, ()).unwrap().result().unwrap();
+    println!("PIDS {a} {b} {c} {d}");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn workers_and_grandchildren_die_with_a_sigkilled_parent() {
+    if std::env::var_os(PARENT_MODE).is_some() {
+        parent_mode();
+        return;
+    }
+    let guard = support::start("orphans", Duration::from_secs(60));
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut parent = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "workers_and_grandchildren_die_with_a_sigkilled_parent",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(PARENT_MODE, "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pids = Vec::new();
+    let stdout = parent.stdout.take().unwrap();
+    let mut parent = KillOnDrop(parent);
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids.is_empty() {
+        assert!(Instant::now() < deadline, "parent never reported its pids");
+        let line = lines.next().expect("parent exited early").unwrap();
+        // The harness may print its own text before ours on the same line.
+        if let Some(rest) = line.split("PIDS ").nth(1) {
+            pids = rest.split(' ').map(|p| p.parse::<u32>().unwrap()).collect();
+        }
+    }
+    assert_eq!(pids.len(), 4);
+    for p in &pids {
+        assert!(
+            support::alive(*p),
+            "pid {p} should be running before the kill"
+        );
+    }
+    parent.0.kill().unwrap(); // SIGKILL
+    parent.0.wait().unwrap();
+    support::assert_gone(&pids, Duration::from_secs(1));
+    drop(lines);
+    guard.finish(&pids);
+}

@@ -1,0 +1,162 @@
+//! Shared test helpers: a watchdog, leak checks (worker pids, open descriptors) and fault
+//! fixtures. Note what is *not* here: any setup call — workers start through the pre-`main`
+//! hook alone.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Serializes the tests of one binary, so descriptor counts are not disturbed by a neighbour.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Held for the duration of a test: serializes tests, arms the watchdog, and checks on
+/// `finish` that the descriptor count is back where it started.
+pub struct Guard {
+    _serial: MutexGuard<'static, ()>,
+    fds_before: usize,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Starts a test: a watchdog that aborts the whole test process after `limit` (a hang fails
+/// instead of blocking CI), plus the baseline for the descriptor check.
+pub fn start(name: &'static str, limit: Duration) -> Guard {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = armed.clone();
+    std::thread::spawn(move || {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("WATCHDOG: test {name} exceeded {limit:?}; aborting");
+        std::process::abort();
+    });
+    Guard {
+        _serial: serial,
+        fds_before: fd_count(),
+        armed,
+    }
+}
+
+impl Guard {
+    /// Checks that every pid in `pids` is gone and the descriptor count is back, within 2 s.
+    pub fn finish(self, pids: &[u32]) {
+        assert_gone(pids, Duration::from_secs(2));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let now = fd_count();
+            if now <= self.fds_before {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "descriptor leak: {} open before, {now} after:\n{}",
+                self.fds_before,
+                fd_list()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.armed.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn exe_target() -> Option<std::path::PathBuf> {
+    std::fs::read_link("/proc/self/exe").ok()
+}
+
+/// Open descriptors of this process, not counting descriptors on our own executable (the
+/// pool holds one for its whole life, by design, to exec workers from).
+pub fn fd_count() -> usize {
+    let exe = exe_target();
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| std::fs::read_link(e.path()).ok() != exe)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn fd_list() -> String {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| format!("{:?} -> {:?}", e.file_name(), std::fs::read_link(e.path())))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// Is `pid` a live (non-zombie) process?
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // State is the field after the parenthesised command name.
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Fails unless every pid is gone within `within`.
+pub fn assert_gone(pids: &[u32], within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes still alive after {within:?}: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The pid of whichever worker runs it.
+pub fn worker_pid(_: ()) -> u32 {
+    std::process::id()
+}
+
+/// Doubles slowly enough that several workers take part.
+pub fn slow_double(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(2));
+    x * 2
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(
+            format!(
+                "pool-process-test-{tag}-{}-{:?}",
+                std::process::id(),
+                Instant::now()
+            )
+            .replace([' ', '.'], "_"),
+        );
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
