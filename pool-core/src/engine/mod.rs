@@ -6,6 +6,7 @@
 
 mod job;
 mod pool;
+mod queue;
 mod watchdog;
 
 use std::fmt;

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize,
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crossbeam_deque::{Injector, Steal};
 use crossbeam_utils::{Backoff, CachePadded};
 
 use super::job::{self, InputJob, Job, Meta, Ran, Runnable};
+use super::queue::Queue;
 use super::watchdog::{Watch, Watchdog};
 use super::{
     Backend, EngineConfig, Killer, OnWorkerDeath, Rejection, RunContext, StartError, Worker,
@@ -260,7 +260,7 @@ type JobRef<W> = Arc<dyn Job<W>>;
 struct Shared<B: Backend> {
     backend: B,
     cfg: EngineConfig,
-    queue: Injector<JobRef<B::Worker>>,
+    queue: Queue<JobRef<B::Worker>>,
     submitted: CachePadded<AtomicU64>,
     status: AtomicU8,
     killing: AtomicBool,
@@ -365,7 +365,7 @@ impl<B: Backend> Engine<B> {
         let rare = Arc::new(Rare::default());
         let shared = Arc::new(Shared {
             backend,
-            queue: Injector::new(),
+            queue: Queue::new(),
             submitted: CachePadded::new(AtomicU64::new(0)),
             status: AtomicU8::new(OPEN),
             killing: AtomicBool::new(false),
@@ -592,18 +592,11 @@ impl<B: Backend> Shared<B> {
 
     #[inline]
     fn pop(&self) -> Option<JobRef<B::Worker>> {
-        loop {
-            match self.queue.steal() {
-                Steal::Success(j) => {
-                    if let Some(b) = &self.bound {
-                        b.release();
-                    }
-                    return Some(j);
-                }
-                Steal::Empty => return None,
-                Steal::Retry => {}
-            }
+        let j = self.queue.pop()?;
+        if let Some(b) = &self.bound {
+            b.release();
         }
+        Some(j)
     }
 
     /// Fail everything queued with `e`. Returns how many.

@@ -72,16 +72,32 @@ struct Slow<T> {
     killer: Option<Killer>,
 }
 
+impl<T> Slow<T> {
+    fn new() -> Box<Self> {
+        Box::new(Slow {
+            callbacks: Vec::new(),
+            waker: None,
+            killer: None,
+        })
+    }
+}
+
 /// The shared part of one task: state, result, waiters, timing.
 pub(crate) struct Core<T> {
     state: AtomicUsize,
     result: UnsafeCell<Option<Result<T, TaskError>>>,
-    slow: Mutex<Slow<T>>,
+    /// Boxed on first registration: most tasks never need it, and a small cell keeps a
+    /// million queued tasks cheap.
+    slow: Mutex<Option<Box<Slow<T>>>>,
     cond: Condvar,
     id: TaskId,
-    timed: bool,
-    // Timestamps are nanoseconds since `epoch()` plus one (0 = not recorded). Relaxed: they
-    // are reports, not part of the protocol (and not modelled under loom).
+    /// Present when timing is recorded for this task.
+    times: Option<Box<Times>>,
+}
+
+/// Timestamps: nanoseconds since `epoch()` plus one (0 = not recorded). Relaxed: they are
+/// reports, not part of the protocol (and not modelled under loom).
+struct Times {
     queued: StdAtomicU64,
     started: StdAtomicU64,
     finished: StdAtomicU64,
@@ -115,17 +131,16 @@ impl<T> Core<T> {
         Core {
             state: AtomicUsize::new(PENDING),
             result: UnsafeCell::new(None),
-            slow: Mutex::new(Slow {
-                callbacks: Vec::new(),
-                waker: None,
-                killer: None,
-            }),
+            slow: Mutex::new(None),
             cond: Condvar::new(),
             id,
-            timed,
-            queued: StdAtomicU64::new(if timed { stamp() } else { 0 }),
-            started: StdAtomicU64::new(0),
-            finished: StdAtomicU64::new(0),
+            times: timed.then(|| {
+                Box::new(Times {
+                    queued: StdAtomicU64::new(stamp()),
+                    started: StdAtomicU64::new(0),
+                    finished: StdAtomicU64::new(0),
+                })
+            }),
         }
     }
 
@@ -146,18 +161,21 @@ impl<T> Core<T> {
     }
 
     pub(crate) fn times(&self) -> (Option<Instant>, Option<Instant>, Option<Instant>) {
-        (
-            unstamp(self.queued.load(StdOrdering::Relaxed)),
-            unstamp(self.started.load(StdOrdering::Relaxed)),
-            unstamp(self.finished.load(StdOrdering::Relaxed)),
-        )
+        match &self.times {
+            None => (None, None, None),
+            Some(t) => (
+                unstamp(t.queued.load(StdOrdering::Relaxed)),
+                unstamp(t.started.load(StdOrdering::Relaxed)),
+                unstamp(t.finished.load(StdOrdering::Relaxed)),
+            ),
+        }
     }
 
     /// `PENDING → RUNNING`. False if the task was already claimed (cancelled, failed).
     #[inline]
     pub(crate) fn start(&self) -> bool {
-        if self.timed {
-            self.started.store(stamp(), StdOrdering::Relaxed);
+        if let Some(t) = &self.times {
+            t.started.store(stamp(), StdOrdering::Relaxed);
         }
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
@@ -216,8 +234,8 @@ impl<T> Core<T> {
             Err(TaskError::Cancelled) => CANCELLED,
             Err(_) => FAILED,
         };
-        if self.timed {
-            self.finished.store(stamp(), StdOrdering::Relaxed);
+        if let Some(t) = &self.times {
+            t.finished.store(stamp(), StdOrdering::Relaxed);
         }
         // SAFETY: we won `claim`, so we are the only thread touching `result` until publish.
         self.result.with_mut(|p| unsafe { *p = Some(r) });
@@ -243,8 +261,8 @@ impl<T> Core<T> {
             Err(TaskError::Cancelled) => CANCELLED,
             Err(_) => FAILED,
         };
-        if self.timed {
-            self.finished.store(stamp(), StdOrdering::Relaxed);
+        if let Some(t) = &self.times {
+            t.finished.store(stamp(), StdOrdering::Relaxed);
         }
         // SAFETY: we won `claim`, so we are the only thread touching `result` until publish.
         self.result.with_mut(|p| unsafe { *p = Some(r) });
@@ -264,10 +282,11 @@ impl<T> Core<T> {
         }
         loop {
             let mut g = lock(&self.slow);
-            if g.callbacks.is_empty() {
+            let slow = g.get_or_insert_with(Slow::new);
+            if slow.callbacks.is_empty() {
                 self.state.store(terminal | NOTIFY, Ordering::Release);
-                let waker = g.waker.take();
-                g.killer = None;
+                let waker = slow.waker.take();
+                slow.killer = None;
                 drop(g);
                 self.cond.notify_all();
                 if let Some(w) = waker {
@@ -275,7 +294,7 @@ impl<T> Core<T> {
                 }
                 return;
             }
-            let cbs = std::mem::take(&mut g.callbacks);
+            let cbs = std::mem::take(&mut slow.callbacks);
             drop(g);
             for cb in cbs {
                 self.result.with(|p| {
@@ -290,7 +309,7 @@ impl<T> Core<T> {
 
     /// Take the mutex and set `NOTIFY`; returns the guard and whether the state was already
     /// terminal.
-    fn register(&self) -> (crate::loom::MutexGuard<'_, Slow<T>>, bool) {
+    fn register(&self) -> (crate::loom::MutexGuard<'_, Option<Box<Slow<T>>>>, bool) {
         let g = lock(&self.slow);
         let s = self.state.fetch_or(NOTIFY, Ordering::AcqRel);
         (g, is_terminal(s))
@@ -343,7 +362,7 @@ impl<T> Core<T> {
                 }
             });
         } else {
-            g.callbacks.push(cb);
+            g.get_or_insert_with(Slow::new).callbacks.push(cb);
         }
     }
 
@@ -378,9 +397,10 @@ impl<T> Core<T> {
             drop(g);
             return self.take();
         }
-        match &g.waker {
+        let slow = g.get_or_insert_with(Slow::new);
+        match &slow.waker {
             Some(w) if w.will_wake(waker) => {}
-            _ => g.waker = Some(waker.clone()),
+            _ => slow.waker = Some(waker.clone()),
         }
         None
     }
@@ -388,7 +408,7 @@ impl<T> Core<T> {
     pub(crate) fn set_killer(&self, k: Killer) {
         let (mut g, done) = self.register();
         if !done {
-            g.killer = Some(k);
+            g.get_or_insert_with(Slow::new).killer = Some(k);
         }
     }
 
@@ -399,7 +419,7 @@ impl<T> Core<T> {
             if done || self.state() != RUNNING {
                 return false;
             }
-            match g.killer.take() {
+            match g.as_mut().and_then(|s| s.killer.take()) {
                 Some(k) => k,
                 None => return false,
             }
