@@ -12,7 +12,9 @@ use pool_process::{ProcessPool, TransportKind};
 static GREETING: OnceLock<String> = OnceLock::new();
 
 fn init_greeting(text: String) {
-    GREETING.set(format!("{text} from {}", std::process::id())).unwrap();
+    GREETING
+        .set(format!("{text} from {}", std::process::id()))
+        .unwrap();
 }
 
 fn read_greeting(_: ()) -> Option<String> {
@@ -46,7 +48,9 @@ fn initializer_runs_once_in_each_worker_and_finalizer_at_clean_exit() {
         .finalizer(fin_writes_pid, dir.path().to_string_lossy().into_owned())
         .build()
         .unwrap();
-    let futures: Vec<_> = (0..10).map(|_| pool.submit(read_greeting, ()).unwrap()).collect();
+    let futures: Vec<_> = (0..10)
+        .map(|_| pool.submit(read_greeting, ()).unwrap())
+        .collect();
     let mut pids = Vec::new();
     for f in futures {
         let g = f.result().unwrap().expect("initializer ran");
@@ -111,10 +115,17 @@ fn failing_finalizer_is_reported_not_fatal() {
         .finalizer(fin_fails, ())
         .build()
         .unwrap();
-    let pid = pool.submit(support::worker_pid, ()).unwrap().result().unwrap();
+    let pid = pool
+        .submit(support::worker_pid, ())
+        .unwrap()
+        .result()
+        .unwrap();
     let report = pool.shutdown(Shutdown::Wait);
     assert_eq!(report.finalizer_errors.len(), 1, "{report:?}");
-    assert!(report.finalizer_errors[0].contains("could not flush the cache"), "{report:?}");
+    assert!(
+        report.finalizer_errors[0].contains("could not flush the cache"),
+        "{report:?}"
+    );
     drop(pool);
     guard.finish(&[pid]);
 }

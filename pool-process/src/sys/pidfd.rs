@@ -1,0 +1,74 @@
+//! Watching another process for its end: process file descriptors.
+//!
+//! Mechanism: `pidfd_open(2)` returns a descriptor that refers to one process — not to a
+//! process id, which could be reused — and becomes readable (`POLLIN`) once that process has
+//! exited, whether or not it has been reaped and whether or not it is our child. A zero-timeout
+//! `poll(2)` on it answers "is the peer still alive?" in one system call. Opening a pidfd from
+//! a pid is only race-free if the pid cannot have been reused meanwhile: for a child that has
+//! not been reaped this holds; for the parent, the caller checks `getppid()` *after* opening.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::process::{Pid, PidfdFlags};
+
+/// A handle on one process that tells whether it has exited.
+#[derive(Debug)]
+pub(crate) struct ProcessWatch {
+    fd: OwnedFd,
+}
+
+impl ProcessWatch {
+    /// Watches process `pid`. The caller guarantees `pid` still names the intended process
+    /// (an unreaped child), or re-checks it after this call.
+    pub(crate) fn open(pid: u32) -> io::Result<Self> {
+        let pid = i32::try_from(pid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "invalid process id"))?;
+        Ok(Self {
+            fd: rustix::process::pidfd_open(pid, PidfdFlags::empty())?,
+        })
+    }
+
+    /// Watches the parent process, which must be `expected`: the pidfd is opened first, then
+    /// the parent id is compared, so a parent that died (and whose pid was reused) in between
+    /// is reported as gone rather than silently watching a stranger.
+    pub(crate) fn parent(expected: u32) -> io::Result<Self> {
+        let watch = Self::open(expected)?;
+        let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+        if u32::try_from(parent).ok() == Some(expected) {
+            Ok(watch)
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the parent process {expected} is gone"),
+            ))
+        }
+    }
+
+    /// Has the process exited? (Errors count as "exited": the answer must not keep a waiter
+    /// waiting on a process that cannot be observed.)
+    pub(crate) fn exited(&self) -> bool {
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        loop {
+            match rustix::event::poll(&mut fds, Some(&zero)) {
+                Ok(0) => return false,
+                Ok(_) => return true,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// The descriptor, for callers that poll it together with others.
+    #[allow(dead_code)]
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
