@@ -1,50 +1,246 @@
-//! Our pools, driven exactly like the references. (Interim: the backends are not merged yet.)
+//! Our pools, driven exactly like the references: [`pool_thread::ThreadPool`] and
+//! [`pool_process::ProcessPool`], each with [`WORKERS`] workers kept alive for the whole
+//! scenario (`min_workers` = `max_workers`, so no idle shrink between rounds).
 
-use crate::refs::Made;
+use crate::measure::timed;
+use crate::refs::{Made, WORKERS};
+use crate::work::{byte_len, check_doubled, double, noop};
+use pool_core::Executor;
+use pool_process::{ProcessPool, TransportKind};
+use pool_thread::ThreadPool;
+use serde_bytes::ByteBuf;
+use std::hint::black_box;
+use std::time::Instant;
 
 /// A process-pool variant: the default transport, or a named one.
 #[derive(Debug)]
 pub struct ProcessVariant {
     /// Suffix of the scenario ids (`None` for the default transport).
     pub suffix: Option<&'static str>,
+    /// The transport our pool uses in these rows.
+    pub transport: TransportKind,
 }
 
-/// The variants measured.
-pub const PROCESS_VARIANTS: &[ProcessVariant] = &[ProcessVariant { suffix: None }];
+/// The variants measured: the default (pipes) without a suffix, then the other transports.
+pub const PROCESS_VARIANTS: &[ProcessVariant] = &[ProcessVariant {
+    suffix: None,
+    transport: TransportKind::Pipe,
+}];
 
-fn missing() -> Made {
-    Err("backend not merged yet".into())
+fn thread_pool() -> Result<ThreadPool, String> {
+    let pool = ThreadPool::builder()
+        .min_workers(WORKERS)
+        .max_workers(WORKERS)
+        .build()
+        .map_err(|e| format!("ThreadPool: {e}"))?;
+    let warm: Vec<_> = (0..WORKERS as u64 * 4)
+        .map(|i| pool.submit(move || i).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    for f in warm {
+        f.result().map_err(|e| format!("ThreadPool warm-up: {e}"))?;
+    }
+    Ok(pool)
 }
 
-/// `thread.roundtrip`.
+/// `thread.roundtrip`: `pool.submit(closure)` then `future.result()`.
+///
+/// # Errors
+///
+/// The pool could not be built.
 pub fn thread_roundtrip() -> Made {
-    missing()
+    let pool = thread_pool()?;
+    let mut i = 0u64;
+    Ok(Box::new(move || {
+        i += 1;
+        let x = i;
+        let (d, got) = timed(|| {
+            pool.submit(move || noop(black_box(x)))
+                .map_err(|e| e.to_string())
+                .and_then(|f| f.result().map_err(|e| e.to_string()))
+        });
+        match got {
+            Ok(v) if v == x => Ok(d),
+            Ok(v) => Err(format!("got {v}, expected {x}")),
+            Err(e) => Err(e),
+        }
+    }))
 }
-/// `thread.tasks_*`.
-pub fn thread_tasks(_n: usize) -> Made {
-    missing()
+
+/// `thread.tasks_*`: `n` closures submitted one by one, every future kept, then every result
+/// collected in order.
+///
+/// # Errors
+///
+/// The pool could not be built.
+pub fn thread_tasks(n: usize) -> Made {
+    let pool = thread_pool()?;
+    Ok(Box::new(move || {
+        let (d, out) = timed(|| -> Result<Vec<u64>, String> {
+            let futures = (0..n as u64)
+                .map(|i| {
+                    pool.submit(move || double(black_box(i)))
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            futures
+                .into_iter()
+                .map(|f| f.result().map_err(|e| e.to_string()))
+                .collect()
+        });
+        check_doubled(&out?, n as u64).map(|()| d)
+    }))
 }
-/// `thread.map_*`.
-pub fn thread_map(_n: usize) -> Made {
-    missing()
+
+/// `thread.map_*`: `pool.map_all(double, items)` (ordered, automatic chunks).
+///
+/// # Errors
+///
+/// The pool could not be built.
+pub fn thread_map(n: usize) -> Made {
+    let pool = thread_pool()?;
+    let items: Vec<u64> = (0..n as u64).collect();
+    Ok(Box::new(move || {
+        let (d, out) = timed(|| pool.map_all(double, items.iter().copied()));
+        check_doubled(&out.map_err(|e| e.to_string())?, n as u64).map(|()| d)
+    }))
 }
-/// `process.roundtrip`.
-pub fn process_roundtrip(_v: &ProcessVariant) -> Made {
-    missing()
+
+fn process_builder(v: &ProcessVariant) -> pool_process::ProcessPoolBuilder {
+    ProcessPool::builder()
+        .min_workers(WORKERS)
+        .max_workers(WORKERS)
+        .transport(v.transport)
 }
-/// `process.tasks_*`.
-pub fn process_tasks(_v: &ProcessVariant, _n: usize) -> Made {
-    missing()
+
+fn process_pool(v: &ProcessVariant) -> Result<ProcessPool, String> {
+    let pool = process_builder(v)
+        .build()
+        .map_err(|e| format!("ProcessPool: {e}"))?;
+    // Both workers up and warm: a few round trips in flight together.
+    let warm: Vec<_> = (0..WORKERS as u64 * 4)
+        .map(|i| pool.submit(noop, i).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    for (i, f) in warm.into_iter().enumerate() {
+        let got = f
+            .result()
+            .map_err(|e| format!("ProcessPool warm-up: {e}"))?;
+        if got != i as u64 {
+            return Err(format!("ProcessPool warm-up: got {got}, expected {i}"));
+        }
+    }
+    Ok(pool)
 }
-/// `process.map_*`.
-pub fn process_map(_v: &ProcessVariant, _n: usize) -> Made {
-    missing()
+
+/// `process.roundtrip`: `pool.submit(noop, x)` then `future.result()`.
+///
+/// # Errors
+///
+/// The pool could not be built.
+pub fn process_roundtrip(v: &ProcessVariant) -> Made {
+    let pool = process_pool(v)?;
+    let mut i = 0u64;
+    Ok(Box::new(move || {
+        i += 1;
+        let x = i;
+        let (d, got) = timed(|| {
+            pool.submit(noop, x)
+                .map_err(|e| e.to_string())
+                .and_then(|f| f.result().map_err(|e| e.to_string()))
+        });
+        match got {
+            Ok(v) if v == x => Ok(d),
+            Ok(v) => Err(format!("got {v}, expected {x}")),
+            Err(e) => Err(e),
+        }
+    }))
 }
-/// `process.bytes_*`.
-pub fn process_bytes(_v: &ProcessVariant, _n: usize) -> Made {
-    missing()
+
+/// `process.tasks_*`: `n` tasks `pool.submit(double, i)` one by one, every future kept, then
+/// every result collected in order.
+///
+/// # Errors
+///
+/// The pool could not be built.
+pub fn process_tasks(v: &ProcessVariant, n: usize) -> Made {
+    let pool = process_pool(v)?;
+    Ok(Box::new(move || {
+        let (d, out) = timed(|| -> Result<Vec<u64>, String> {
+            let futures = (0..n as u64)
+                .map(|i| pool.submit(double, i).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            futures
+                .into_iter()
+                .map(|f| f.result().map_err(|e| e.to_string()))
+                .collect()
+        });
+        check_doubled(&out?, n as u64).map(|()| d)
+    }))
 }
-/// `process.cold_start`.
-pub fn process_cold_start(_v: &ProcessVariant) -> Made {
-    missing()
+
+/// `process.map_*`: `pool.map(double, items)` (ordered, automatic chunks), collected.
+///
+/// # Errors
+///
+/// The pool could not be built.
+pub fn process_map(v: &ProcessVariant, n: usize) -> Made {
+    let pool = process_pool(v)?;
+    let items: Vec<u64> = (0..n as u64).collect();
+    Ok(Box::new(move || {
+        let (d, out) = timed(|| {
+            pool.map(double, items.iter().copied())
+                .collect::<Result<Vec<u64>, _>>()
+        });
+        check_doubled(&out.map_err(|e| e.to_string())?, n as u64).map(|()| d)
+    }))
+}
+
+/// `process.bytes_*`: `pool.submit(byte_len, ByteBuf)` of a `len`-byte payload (the copy
+/// handed over is made before the clock starts); the worker answers the length.
+///
+/// # Errors
+///
+/// The pool could not be built.
+pub fn process_bytes(v: &ProcessVariant, len: usize) -> Made {
+    let pool = process_pool(v)?;
+    let data = ByteBuf::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    Ok(Box::new(move || {
+        let arg = data.clone();
+        let (d, got) = timed(|| {
+            pool.submit(byte_len, arg)
+                .map_err(|e| e.to_string())
+                .and_then(|f| f.result().map_err(|e| e.to_string()))
+        });
+        match got {
+            Ok(v) if v == len as u64 => Ok(d),
+            Ok(v) => Err(format!("worker counted {v} bytes, sent {len}")),
+            Err(e) => Err(e),
+        }
+    }))
+}
+
+/// `process.cold_start`: build a pool of [`WORKERS`] (`min_workers` = `max_workers`, so both
+/// start at once, as procspawn's do) and wait for the first result; dropping the pool happens
+/// after the clock stops.
+///
+/// # Errors
+///
+/// Never at set-up; each start reports its own failure.
+pub fn process_cold_start(v: &'static ProcessVariant) -> Made {
+    Ok(Box::new(move || {
+        let start = Instant::now();
+        let pool = process_builder(v)
+            .build()
+            .map_err(|e| format!("ProcessPool: {e}"))?;
+        let got = pool
+            .submit(noop, 7u64)
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.result().map_err(|e| e.to_string()));
+        let d = start.elapsed();
+        drop(pool);
+        match got {
+            Ok(7) => Ok(d),
+            Ok(v) => Err(format!("got {v}, expected 7")),
+            Err(e) => Err(e),
+        }
+    }))
 }
