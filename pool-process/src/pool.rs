@@ -324,6 +324,25 @@ impl<C: Codec> ProcessPoolBuilder<C> {
 impl<C: Codec> ProcessPool<C> {
     /// Runs `f(arg)` in a worker process.
     ///
+    /// `f` must be zero-sized: a fn item or a closure that captures nothing. Anything else
+    /// is refused when the program is built, with a message that says so:
+    ///
+    /// ```compile_fail
+    /// let pool = pool_process::ProcessPool::builder().build().unwrap();
+    /// let offset = 10u64;
+    /// // Captures `offset`: not zero-sized, cannot be sent to another process.
+    /// let _ = pool.submit(move |x: u64| x + offset, 1);
+    /// ```
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = pool_process::ProcessPool::builder().max_workers(1).build()?;
+    /// let len = pool.submit(|s: String| s.len(), "four".to_string())?.result()?;
+    /// assert_eq!(len, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// The pool is shut down or broken, its bounded queue is full, or `arg` cannot be

@@ -156,3 +156,32 @@ fn sigkill_from_outside_fails_only_its_task_with_sigkill() {
     drop(pool);
     guard.finish(&pids);
 }
+
+#[test]
+fn break_pool_policy_fails_everything_after_a_death() {
+    let guard = support::start("breakpool", Duration::from_secs(60));
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .on_worker_death(pool_core::OnWorkerDeath::BreakPool)
+        .build()
+        .unwrap();
+    let pid = pool
+        .submit(support::worker_pid, ())
+        .unwrap()
+        .result()
+        .unwrap();
+    let bad = pool.submit(crash, "exit3".to_string()).unwrap();
+    let err = bad.result().unwrap_err();
+    assert!(
+        matches!(err, TaskError::WorkerDied(_) | TaskError::Broken(_)),
+        "{err:?}"
+    );
+    let later = match pool.submit(support::worker_pid, ()) {
+        Ok(f) => f.result().unwrap_err(),
+        Err(e) => e.to_task_error(),
+    };
+    assert!(matches!(later, TaskError::Broken(_)), "{later:?}");
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    guard.finish(&[pid]);
+}

@@ -40,3 +40,25 @@ fn a_different_executable_is_a_clear_start_error() {
     drop(pool);
     guard.finish(&[]);
 }
+
+#[test]
+fn a_worker_that_dies_at_start_again_and_again_breaks_the_pool() {
+    let guard = support::start("start_failures", Duration::from_secs(60));
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .worker_program("/bin/false")
+        .max_start_failures(3)
+        .build()
+        .unwrap();
+    let err = match pool.submit(never, ()) {
+        Ok(f) => f.result().unwrap_err(),
+        Err(e) => e.to_task_error(),
+    };
+    assert!(matches!(err, TaskError::Broken(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("exit code 1"), "{text}");
+    assert!(pool.stats().start_failures >= 3, "{:?}", pool.stats());
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    guard.finish(&[]);
+}

@@ -8,7 +8,7 @@
 //! not been reaped this holds; for the parent, the caller checks `getppid()` *after* opening.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags};
@@ -64,11 +64,5 @@ impl ProcessWatch {
                 Err(_) => return true,
             }
         }
-    }
-
-    /// The descriptor, for callers that poll it together with others.
-    #[allow(dead_code)]
-    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 }
