@@ -101,28 +101,37 @@ impl Worker for ProcessWorker {
     fn run(&mut self, input: EncodedTask, ctx: &RunContext) -> Result<EncodedReply, TaskError> {
         let started = Instant::now();
         let header = task_header(input.f);
-        let result = match self.process.call(&[&header, &input.arg], ctx.deadline) {
-            Ok((Outcome::Ok, payload)) => {
-                let mut bytes = self.bufs.take();
-                bytes.extend_from_slice(payload);
-                Ok(EncodedReply { bytes })
-            }
-            Ok((Outcome::Panicked, detail)) => {
-                let p = PanicRecord::read(detail).unwrap_or_default();
-                Err(TaskError::Panicked(PanicInfo {
-                    message: p.message,
-                    location: p.location,
-                    backtrace: p.backtrace,
-                }))
-            }
-            Ok((Outcome::DecodeFailed, detail)) => {
-                Err(TaskError::Decode(codec_failure(Side::Worker, detail)))
-            }
-            Ok((Outcome::EncodeFailed, detail)) => {
-                Err(TaskError::Encode(codec_failure(Side::Worker, detail)))
-            }
-            Ok((Outcome::Failed, _)) => {
-                // Not a task reply: the worker is out of step; replace it.
+        let bufs = &self.bufs;
+        let reply = self
+            .process
+            .call(&[&header, &input.arg], ctx.deadline, |outcome, payload| {
+                match outcome {
+                    Outcome::Ok => {
+                        let mut bytes = bufs.take();
+                        bytes.extend_from_slice(payload);
+                        Ok(Ok(EncodedReply { bytes }))
+                    }
+                    Outcome::Panicked => {
+                        let p = PanicRecord::read(payload).unwrap_or_default();
+                        Ok(Err(TaskError::Panicked(PanicInfo {
+                            message: p.message,
+                            location: p.location,
+                            backtrace: p.backtrace,
+                        })))
+                    }
+                    Outcome::DecodeFailed => {
+                        Ok(Err(TaskError::Decode(codec_failure(Side::Worker, payload))))
+                    }
+                    Outcome::EncodeFailed => {
+                        Ok(Err(TaskError::Encode(codec_failure(Side::Worker, payload))))
+                    }
+                    // Not a task reply: the worker is out of step.
+                    Outcome::Failed => Err(()),
+                }
+            });
+        let result = match reply {
+            Ok(Ok(r)) => r,
+            Ok(Err(())) => {
                 let death = self.process.bury();
                 Err(self.died(death, ctx))
             }

@@ -368,38 +368,34 @@ impl WorkerProcess {
         move || cell.kill()
     }
 
-    /// Sends one request (`parts` concatenated) and waits for its reply.
-    pub(crate) fn call(
+    /// Sends one request (`parts` concatenated), waits for its reply and hands the reply's
+    /// outcome and payload to `on_reply`.
+    pub(crate) fn call<T>(
         &mut self,
         parts: &[&[u8]],
         deadline: Option<Instant>,
-    ) -> Result<(Outcome, &[u8]), CallFailure> {
+        on_reply: impl FnOnce(Outcome, &[u8]) -> T,
+    ) -> Result<T, CallFailure> {
         if let Some(d) = &self.dead {
             return Err(CallFailure::Died(d.clone()));
         }
-        let sent = self.transport.send(parts);
-        if sent.is_err() {
+        if self.transport.send(parts).is_err() {
             return Err(CallFailure::Died(self.bury()));
         }
-        let got = self.transport.recv(deadline).map(|frame| {
-            match (
+        let got = match self.transport.recv(deadline) {
+            Ok(frame) => match (
                 frame.first(),
                 frame.get(1).copied().and_then(Outcome::from_u8),
             ) {
-                (Some(&REPLY), Some(o)) => Some(o),
-                _ => None,
-            }
-        });
+                (Some(&REPLY), Some(o)) => Ok(Some(on_reply(o, &frame[2..]))),
+                _ => Ok(None),
+            },
+            Err(e) => Err(e.kind()),
+        };
         match got {
-            Ok(Some(outcome)) => {
-                // Re-borrow the frame for the payload (recv handed it out above).
-                let frame = self.transport.last_frame();
-                Ok((outcome, &frame[2..]))
-            }
+            Ok(Some(value)) => Ok(value),
             Ok(None) => Err(CallFailure::Died(self.bury())),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                Err(CallFailure::TimedOut(self.bury()))
-            }
+            Err(io::ErrorKind::TimedOut) => Err(CallFailure::TimedOut(self.bury())),
             Err(_) => Err(CallFailure::Died(self.bury())),
         }
     }
@@ -520,12 +516,14 @@ mod tests {
         let codec = DefaultCodec::default();
         let mut arg = Vec::new();
         codec.encode(&x, &mut arg).unwrap();
-        match w.call(
+        let reply = w.call(
             &[&task_header(f), &arg],
             Some(Instant::now() + Duration::from_secs(20)),
-        ) {
-            Ok((Outcome::Ok, bytes)) => Ok(codec.decode(bytes).unwrap()),
-            Ok((Outcome::Panicked, bytes)) => Err(describe_panic(bytes)),
+            |o, bytes| (o, bytes.to_vec()),
+        );
+        match reply {
+            Ok((Outcome::Ok, bytes)) => Ok(codec.decode(&bytes).unwrap()),
+            Ok((Outcome::Panicked, bytes)) => Err(describe_panic(&bytes)),
             Ok((o, _)) => Err(format!("{o:?}")),
             Err(CallFailure::Died(d) | CallFailure::TimedOut(d)) => Err(d.exit.to_string()),
         }
@@ -600,7 +598,7 @@ mod latency {
         let mut times = Vec::new();
         for _ in 0..20_000 {
             let t = Instant::now();
-            let (o, _) = w.call(&[&header, &arg], None).ok().unwrap();
+            let o = w.call(&[&header, &arg], None, |o, _| o).ok().unwrap();
             times.push(t.elapsed());
             assert_eq!(o, Outcome::Ok);
         }

@@ -1,4 +1,4 @@
-//! Descriptor I/O for the transports: vectored writes, spare-capacity reads, deadlines,
+//! Descriptor I/O for the transports: vectored writes, reads, deadlines,
 //! pipe sizing, and the worker's stdio rearrangement.
 //!
 //! Mechanism: plain `read`/`writev` on blocking descriptors. A receive with a deadline first
@@ -78,12 +78,10 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant) -> io::Result
     }
 }
 
-/// Reads once into the spare capacity of `buf` (which must have some); returns the count,
-/// 0 at end of file.
-pub(crate) fn read_spare(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
-    debug_assert!(buf.capacity() > buf.len());
+/// Reads once into `buf`; 0 at end of file. Retries on EINTR.
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        match rustix::io::read(fd, rustix::buffer::spare_capacity(buf)) {
+        match rustix::io::read(fd, &mut *buf) {
             Ok(n) => return Ok(n),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),

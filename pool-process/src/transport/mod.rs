@@ -3,7 +3,7 @@
 //! A [`Transport`] is framed (every `send` is one message, every `recv` returns one whole
 //! message), bidirectional, and receives with an optional deadline. The built-in transports
 //! are chosen with [`TransportKind`]: anonymous pipes (the default) and local sockets. Both
-//! are byte streams carrying the same framing (`u32` little-endian length, then the body);
+//! are byte streams carrying pool-codec's framing (`u32` little-endian length, then the body);
 //! a future shared-memory ring implements the same trait.
 
 mod local_socket;
@@ -17,8 +17,9 @@ pub(crate) use local_socket::{SocketListener, connect_worker};
 pub(crate) use pipe::{parent_side as pipe_parent_side, worker_side as pipe_worker_side};
 pub(crate) use stream::StreamTransport;
 
-/// Largest frame body either side accepts (1 GiB); a larger length prefix is corrupt input.
-pub const MAX_FRAME: usize = 1 << 30;
+/// Largest frame body either side accepts (pool-codec's default, 1 GiB); a larger length
+/// prefix is corrupt input.
+pub const MAX_FRAME: usize = pool_codec::DEFAULT_MAX_FRAME;
 
 /// A framed, bidirectional message channel between a parent and one worker.
 ///

@@ -1,73 +1,49 @@
-//! The framing shared by every byte-stream transport (pipes, sockets).
+//! The framing shared by every byte-stream transport (pipes, sockets): pool-codec's
+//! `FrameReader` on the receive side (over a descriptor that honours a deadline), one
+//! vectored write per message on the send side.
 
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Instant;
+
+use pool_codec::{FrameError, FrameReader, HEADER_LEN};
 
 use super::{MAX_FRAME, Transport};
 use crate::sys::fdio;
 
-/// Smallest read attempted; bigger frames read straight into a buffer sized for them.
-const MIN_READ: usize = 64 * 1024;
-/// Never reserve more than this ahead of data that actually arrived.
-const MAX_RESERVE_AHEAD: usize = 64 << 20;
+/// A descriptor whose reads wait at most until `deadline`.
+struct DeadlineFd {
+    fd: OwnedFd,
+    deadline: Option<Instant>,
+}
+
+impl Read for DeadlineFd {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(deadline) = self.deadline {
+            fdio::wait_readable(self.fd.as_fd(), deadline)?;
+        }
+        fdio::read(self.fd.as_fd(), buf)
+    }
+}
 
 /// A [`Transport`] over a pair of stream descriptors (the same socket twice, or two pipes).
 pub(crate) struct StreamTransport {
-    rx: OwnedFd,
+    reader: FrameReader<DeadlineFd>,
     tx: OwnedFd,
-    buf: Vec<u8>,
-    /// Start of unread data in `buf`.
-    start: usize,
-    /// End of the frame handed out by the last `recv`, consumed at the next call.
-    handed_out: Option<(usize, usize)>,
 }
 
 impl StreamTransport {
     pub(crate) fn new(rx: OwnedFd, tx: OwnedFd) -> Self {
         Self {
-            rx,
+            reader: FrameReader::with_max_frame(
+                DeadlineFd {
+                    fd: rx,
+                    deadline: None,
+                },
+                MAX_FRAME,
+            ),
             tx,
-            buf: Vec::with_capacity(MIN_READ),
-            start: 0,
-            handed_out: None,
         }
-    }
-
-    /// The frame the last successful `recv` returned (empty if none).
-    pub(crate) fn last_frame(&self) -> &[u8] {
-        self.handed_out.map_or(&[], |(b, e)| &self.buf[b..e])
-    }
-
-    /// If a whole frame is buffered, its body's range.
-    fn buffered_frame(&self) -> io::Result<Option<(usize, usize)>> {
-        let avail = &self.buf[self.start..];
-        if avail.len() < 4 {
-            return Ok(None);
-        }
-        let len = u32::from_le_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
-        if len > MAX_FRAME {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"),
-            ));
-        }
-        if avail.len() >= 4 + len {
-            let body = self.start + 4;
-            Ok(Some((body, body + len)))
-        } else {
-            Ok(None)
-        }
-    }
-
-    /// Bytes still missing for the frame at `start` (at least `MIN_READ`).
-    fn wanted(&self) -> usize {
-        let avail = &self.buf[self.start..];
-        if avail.len() < 4 {
-            return MIN_READ;
-        }
-        let len = u32::from_le_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
-        (4 + len - avail.len()).clamp(MIN_READ, MAX_RESERVE_AHEAD)
     }
 }
 
@@ -80,7 +56,7 @@ impl Transport for StreamTransport {
                 format!("message of {total} bytes exceeds the {MAX_FRAME}-byte frame limit"),
             ));
         }
-        let header = (total as u32).to_le_bytes();
+        let header: [u8; HEADER_LEN] = (total as u32).to_le_bytes();
         let mut all: [&[u8]; 4] = [&header, &[], &[], &[]];
         let n = parts.len().min(3);
         all[1..=n].copy_from_slice(&parts[..n]);
@@ -92,33 +68,64 @@ impl Transport for StreamTransport {
     }
 
     fn recv(&mut self, deadline: Option<Instant>) -> io::Result<&[u8]> {
-        // Drop the frame handed out last time.
-        if let Some((_, end)) = self.handed_out.take() {
-            self.start = end;
+        self.reader.get_mut().deadline = deadline;
+        match self.reader.read_frame() {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) | Err(FrameError::Truncated { .. }) => {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            }
+            Err(FrameError::Io(e)) => Err(e),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
         }
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        }
-        loop {
-            if let Some((body, end)) = self.buffered_frame()? {
-                self.handed_out = Some((body, end));
-                return Ok(&self.buf[body..end]);
-            }
-            let want = self.wanted();
-            if self.buf.capacity() - self.buf.len() < want {
-                if self.start > 0 {
-                    self.buf.drain(..self.start);
-                    self.start = 0;
-                }
-                self.buf.reserve(want);
-            }
-            if let Some(deadline) = deadline {
-                fdio::wait_readable(self.rx.as_fd(), deadline)?;
-            }
-            if fdio::read_spare(self.rx.as_fd(), &mut self.buf)? == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn pair() -> (StreamTransport, StreamTransport) {
+        let (r1, w1) = std::io::pipe().unwrap();
+        let (r2, w2) = std::io::pipe().unwrap();
+        (
+            StreamTransport::new(r1.into(), w2.into()),
+            StreamTransport::new(r2.into(), w1.into()),
+        )
+    }
+
+    #[test]
+    fn frames_keep_boundaries_and_deadlines_and_eof_are_reported() {
+        let (mut a, mut b) = pair();
+        b.send(&[b"he", b"llo"]).unwrap();
+        b.send(&[]).unwrap();
+        b.send(&[b"a", b"b", b"c", b"d", b"e"]).unwrap();
+        assert_eq!(a.recv(None).unwrap(), b"hello");
+        assert_eq!(a.recv(None).unwrap(), b"");
+        assert_eq!(a.recv(None).unwrap(), b"abcde");
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(
+            a.recv(Some(soon)).unwrap_err().kind(),
+            io::ErrorKind::TimedOut
+        );
+        // A big frame crosses a pipe smaller than itself (a writer thread drains it).
+        let big = vec![7u8; 3 << 20];
+        let t = std::thread::spawn(move || {
+            b.send(&[&big]).unwrap();
+            b
+        });
+        assert_eq!(a.recv(None).unwrap().len(), 3 << 20);
+        drop(t.join().unwrap());
+        assert_eq!(
+            a.recv(None).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
+
+    #[test]
+    fn a_lying_length_is_invalid_data() {
+        let (mut a, b) = pair();
+        fdio::write_all_vectored(b.tx.as_fd(), &[&u32::MAX.to_le_bytes()]).unwrap();
+        assert_eq!(a.recv(None).unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 }
