@@ -23,10 +23,12 @@ struct Args {
     only: Option<String>,
     subject: Option<String>,
     list: bool,
+    plan: bool,
 }
 
-const USAGE: &str = "usage: compare [--quick] [--csv] [--only <scenario prefix>] [--list]
+const USAGE: &str = "usage: compare [--quick] [--csv] [--only <scenario prefix>] [--list | --plan]
        compare [--quick] [--only <scenario prefix>] --subject <ours|reference name>
+  --list prints the scenarios; --plan prints `id warm-up reps per-round` for each
   --subject runs one subject alone (for profilers) and prints its medians to stderr";
 
 fn parse_args() -> Result<Args, String> {
@@ -36,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         only: None,
         subject: None,
         list: false,
+        plan: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -43,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => args.quick = true,
             "--csv" => args.csv = true,
             "--list" => args.list = true,
+            "--plan" => args.plan = true,
             "--only" => args.only = Some(it.next().ok_or("--only needs a scenario prefix")?),
             "--subject" => args.subject = Some(it.next().ok_or("--subject needs a name")?),
             "-h" | "--help" => return Err(USAGE.to_string()),
@@ -78,6 +82,13 @@ fn main() -> ExitCode {
         for s in &selected {
             let refs: Vec<_> = s.refs.iter().map(|r| r.name).collect();
             println!("{:<22} {}  [vs {}]", s.id, s.what, refs.join(", "));
+        }
+        return ExitCode::SUCCESS;
+    }
+    if args.plan {
+        for s in &selected {
+            let p = if args.quick { s.quick } else { s.full };
+            println!("{} {} {} {}", s.id, p.warmup, p.reps, p.per_round);
         }
         return ExitCode::SUCCESS;
     }
