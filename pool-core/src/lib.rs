@@ -51,5 +51,5 @@ pub use future::{
     AsCompleted, Future, Promise, ReturnWhen, State, Timing, WaitResult, as_completed,
     as_completed_ordered, collect, promise, wait,
 };
-pub use panic::callback_panics;
+pub use panic::{callback_panics, catch_panic};
 pub use task::{Call, CallFn, ChunkFn, Task};

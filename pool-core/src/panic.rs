@@ -115,3 +115,24 @@ pub(crate) fn set_callback_counter(c: std::sync::Arc<AtomicU64>) {
 pub fn callback_panics() -> u64 {
     CALLBACK_PANICS.load(Ordering::Relaxed)
 }
+
+/// Run `f`, turning a panic into [`PanicInfo`] (message, location, and backtrace text when
+/// `RUST_BACKTRACE` is set). For backends that run user code outside the engine (such as a
+/// thread pool's direct `map`). The panic is still printed by the panic hook.
+///
+/// # Errors
+///
+/// The panic, as data.
+///
+/// # Examples
+///
+/// ```
+/// let r = pool_core::catch_panic(|| -> u8 { panic!("boom") });
+/// let info = r.unwrap_err();
+/// assert_eq!(info.message, "boom");
+/// assert!(info.location.unwrap().contains(".rs:"));
+/// ```
+pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, PanicInfo> {
+    install_hook();
+    catch(f)
+}

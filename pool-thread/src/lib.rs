@@ -19,6 +19,7 @@
 
 mod backend;
 mod builder;
+mod direct;
 mod pool;
 
 pub use builder::{BuildError, SelfTestError, ThreadPoolBuilder};

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pool_core::{
-    BrokenReason, Call, CallFn, ConfigError, Engine, EngineConfig, Executor, Future, Shutdown,
-    ShutdownReport, Stats, Submit, SubmitError, SubmitOptions,
+    BrokenReason, Call, CallFn, ChunkFn, ConfigError, Engine, EngineConfig, Executor, Future,
+    Shutdown, ShutdownReport, Stats, Submit, SubmitError, SubmitOptions, TaskError,
 };
 
 use crate::backend::{CallJob, ClosureJob, ThreadBackend};
@@ -33,6 +33,7 @@ pub struct ThreadPool {
     id: u64,
     shutdown_timeout: Option<Duration>,
     shared: bool,
+    has_initializer: bool,
 }
 
 impl std::fmt::Debug for ThreadPool {
@@ -64,11 +65,13 @@ impl ThreadPool {
         cfg: EngineConfig,
         shutdown_timeout: Option<Duration>,
     ) -> Result<ThreadPool, ConfigError> {
+        let has_initializer = backend.initializer.is_some();
         Ok(ThreadPool {
             engine: Engine::new(backend, cfg)?,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shutdown_timeout,
             shared: false,
+            has_initializer,
         })
     }
 
@@ -124,6 +127,14 @@ impl ThreadPool {
             .map_err(|e| e.map_task(|j| j.0))
     }
 
+    pub(crate) fn max_workers(&self) -> usize {
+        self.engine.config().max_workers
+    }
+
+    pub(crate) fn has_initializer(&self) -> bool {
+        self.has_initializer
+    }
+
     /// Change `max_workers` (at least 1); extra threads exit after their current task.
     pub fn resize(&self, max_workers: usize) {
         self.engine.resize(max_workers)
@@ -165,6 +176,20 @@ impl Executor for ThreadPool {
 
     fn executor_id(&self) -> u64 {
         self.id
+    }
+
+    /// Workers (and the calling thread, unless the pool has an initializer) read the inputs
+    /// and write the results directly into one output vector: the caller does work per
+    /// chunk, not per item. A `Vec` input is taken over without copying.
+    fn map_all<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>, TaskError>
+    where
+        Self: Submit<Call<ChunkFn<F>, Vec<A>>> + Sized,
+        F: Fn(A) -> R + Clone + Send + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        crate::direct::map_all(self, f, items.into_iter().collect())
     }
 }
 

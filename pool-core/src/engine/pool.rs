@@ -267,7 +267,6 @@ struct Shared<B: Backend> {
     max_workers: AtomicUsize,
     workers: CachePadded<AtomicUsize>,
     idle: CachePadded<AtomicUsize>,
-    sleepers: CachePadded<AtomicUsize>,
     sleep_mx: Mutex<()>,
     sleep_cv: Condvar,
     bound: Option<Bound>,
@@ -372,7 +371,6 @@ impl<B: Backend> Engine<B> {
             max_workers: AtomicUsize::new(config.max_workers),
             workers: CachePadded::new(AtomicUsize::new(0)),
             idle: CachePadded::new(AtomicUsize::new(0)),
-            sleepers: CachePadded::new(AtomicUsize::new(0)),
             sleep_mx: Mutex::new(()),
             sleep_cv: Condvar::new(),
             bound: config.queue_capacity.map(|cap| Bound {
@@ -541,9 +539,22 @@ impl<B: Backend> Shared<B> {
             self.cfg.record_timing || opts.timing,
         );
         let fut = job::future_of(&cell);
-        self.submitted.fetch_add(1, Ordering::Relaxed);
-        self.queue.push(cell);
-        self.after_push();
+        let (sleepers, stranded) = self.queue.push(cell, |sleepers| {
+            // Under the producers' mutex, which `try_leave` also holds: a push after the
+            // last worker left a closed pool is seen here.
+            bump(&self.submitted);
+            let stranded = self.status.load(Ordering::Relaxed) != OPEN
+                && self.workers.load(Ordering::Relaxed) == 0;
+            (sleepers, stranded)
+        });
+        if sleepers > 0 {
+            self.wake_one();
+        } else if self.idle.load(Ordering::Relaxed) == 0 {
+            self.try_spawn();
+        }
+        if stranded {
+            self.drain(TaskError::Shutdown);
+        }
         Ok(fut)
     }
 
@@ -553,7 +564,7 @@ impl<B: Backend> Shared<B> {
         r: Result<T, TaskError>,
         _opts: &SubmitOptions,
     ) -> Future<T> {
-        self.submitted.fetch_add(1, Ordering::Relaxed);
+        self.queue.locked(|_, _| bump(&self.submitted));
         if r.is_ok() {
             self.rare.inline_done.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -562,22 +573,6 @@ impl<B: Backend> Shared<B> {
         let (p, f) = crate::future::promise();
         p.complete(r);
         f
-    }
-
-    /// After a push: wake a sleeper, or start a worker if none is free; and make sure a push
-    /// that raced with a shutdown is not stranded.
-    #[inline]
-    fn after_push(self: &Arc<Self>) {
-        fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::Relaxed) > 0 {
-            self.wake_one();
-        } else if self.idle.load(Ordering::Relaxed) == 0 {
-            self.try_spawn();
-        }
-        if self.status.load(Ordering::Relaxed) != OPEN && self.workers.load(Ordering::Relaxed) == 0
-        {
-            self.drain(TaskError::Shutdown);
-        }
     }
 
     fn wake_one(&self) {
@@ -716,30 +711,33 @@ impl<B: Backend> Shared<B> {
         self.ctl_cv.notify_all();
     }
 
-    /// Leave the `workers` count if it stays at least `min`. Re-joins (returns false) if a
-    /// job arrived meanwhile that must run — the other half of the Dekker pair in
-    /// `after_push`.
+    /// Leave the `workers` (and `idle`) count if `workers` stays at least `min`. Refuses
+    /// (false) if a job is queued that must still run. Holds the producers' mutex, so a
+    /// concurrent push either comes first (and is seen here) or sees this thread gone.
     fn try_leave(&self, min: usize) -> bool {
-        let mut w = self.workers.load(Ordering::Relaxed);
-        loop {
-            if w <= min {
+        self.queue.locked(|_, empty| {
+            let st = self.status.load(Ordering::SeqCst);
+            if !empty && (st == OPEN || st == WAIT) {
                 return false;
             }
-            match self
-                .workers
-                .compare_exchange_weak(w, w - 1, Ordering::SeqCst, Ordering::Relaxed)
-            {
-                Ok(_) => break,
-                Err(now) => w = now,
+            let mut w = self.workers.load(Ordering::Relaxed);
+            loop {
+                if w <= min {
+                    return false;
+                }
+                match self.workers.compare_exchange_weak(
+                    w,
+                    w - 1,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => w = now,
+                }
             }
-        }
-        fence(Ordering::SeqCst);
-        let st = self.status.load(Ordering::SeqCst);
-        if !self.queue.is_empty() && (st == OPEN || st == WAIT) {
-            self.workers.fetch_add(1, Ordering::SeqCst);
-            return false;
-        }
-        true
+            self.idle.fetch_sub(1, Ordering::SeqCst);
+            true
+        })
     }
 
     /// Find the next job, or decide to leave. `Err(())` means the slot left the `workers`
@@ -750,7 +748,10 @@ impl<B: Backend> Shared<B> {
         }
         self.idle.fetch_add(1, Ordering::SeqCst);
         let r = self.search();
-        self.idle.fetch_sub(1, Ordering::SeqCst);
+        if r.is_ok() {
+            // (On `Err` the slot left, `idle` included, in `try_leave`.)
+            self.idle.fetch_sub(1, Ordering::SeqCst);
+        }
         r
     }
 
@@ -790,13 +791,20 @@ impl<B: Backend> Shared<B> {
                 backoff.snooze();
                 continue;
             }
-            // Sleep. Dekker pair with `after_push`: sleepers += 1; fence; re-check the queue.
+            // Sleep: register as a sleeper under the producers' mutex, and only if the queue
+            // is empty; we hold `sleep_mx` until the wait releases it, so a pusher that saw us
+            // registered cannot notify before we wait.
             let since = *idle_since.get_or_insert_with(Instant::now);
             let g = lock(&self.sleep_mx);
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            if !self.queue.is_empty() || self.status.load(Ordering::SeqCst) != OPEN {
-                self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            let asleep = self.queue.locked(|sleepers, empty| {
+                if empty && self.status.load(Ordering::SeqCst) == OPEN {
+                    *sleepers += 1;
+                    true
+                } else {
+                    false
+                }
+            });
+            if !asleep {
                 continue;
             }
             let wait = match self.cfg.idle_timeout {
@@ -807,8 +815,8 @@ impl<B: Backend> Shared<B> {
                 .sleep_cv
                 .wait_timeout(g, wait)
                 .unwrap_or_else(|p| p.into_inner());
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
             drop(g);
+            self.queue.locked(|sleepers, _| *sleepers -= 1);
             if let Some(t) = self.cfg.idle_timeout
                 && since.elapsed() >= t
                 && self.queue.is_empty()

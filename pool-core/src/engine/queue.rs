@@ -11,7 +11,12 @@ use std::sync::Mutex;
 use crossbeam_deque::{Steal, Stealer, Worker};
 
 pub(crate) struct Queue<T> {
-    push: Mutex<Worker<T>>,
+    /// The ring's producer end, and the number of engine threads asleep (or about to be)
+    /// waiting for a push. Keeping that count under the producers' mutex is what makes the
+    /// sleep protocol free of fences on the submit path: a thread registers as a sleeper only
+    /// while holding this mutex and seeing the queue empty, and a pusher reads the count while
+    /// holding it, so either the sleeper sees the task or the pusher sees the sleeper.
+    push: Mutex<(Worker<T>, usize)>,
     steal: Stealer<T>,
 }
 
@@ -20,14 +25,24 @@ impl<T> Queue<T> {
         let w = Worker::new_fifo();
         let steal = w.stealer();
         Queue {
-            push: Mutex::new(w),
+            push: Mutex::new((w, 0)),
             steal,
         }
     }
 
+    /// Push `t`, then run `then(sleepers)` still holding the producers' mutex.
     #[inline]
-    pub(crate) fn push(&self, t: T) {
-        self.push.lock().unwrap_or_else(|p| p.into_inner()).push(t);
+    pub(crate) fn push<R>(&self, t: T, then: impl FnOnce(usize) -> R) -> R {
+        let g = self.push.lock().unwrap_or_else(|p| p.into_inner());
+        g.0.push(t);
+        then(g.1)
+    }
+
+    /// Run `f(&mut sleepers, queue_is_empty)` holding the producers' mutex.
+    pub(crate) fn locked<R>(&self, f: impl FnOnce(&mut usize, bool) -> R) -> R {
+        let mut g = self.push.lock().unwrap_or_else(|p| p.into_inner());
+        let empty = g.0.is_empty();
+        f(&mut g.1, empty)
     }
 
     #[inline]

@@ -140,12 +140,54 @@ impl MapOptions {
 /// Lazy: nothing is submitted before the first `next()`. Dropping it cancels the chunks that
 /// have not started.
 pub struct MapIter<'a, R> {
+    /// Values of the current chunk: `next` takes from here without a virtual call.
+    current: std::vec::IntoIter<R>,
+    /// A failed chunk's error, still to be yielded this many more times.
+    repeat: Option<(TaskError, usize)>,
     inner: Box<dyn Source<R> + 'a>,
 }
 
+/// What the source hands the iterator next.
+enum Refill<R> {
+    Values(Vec<R>),
+    Errors(TaskError, usize),
+}
+
 trait Source<R> {
-    fn next_item(&mut self) -> Option<Result<R, TaskError>>;
-    fn hint(&self) -> (usize, Option<usize>);
+    fn refill(&mut self) -> Option<Refill<R>>;
+    fn total(&self) -> Option<usize>;
+}
+
+impl<R> MapIter<'_, R> {
+    #[cold]
+    fn next_slow(&mut self) -> Option<Result<R, TaskError>> {
+        loop {
+            if let Some((e, n)) = &mut self.repeat {
+                let e = e.clone();
+                *n -= 1;
+                if *n == 0 {
+                    self.repeat = None;
+                }
+                return Some(Err(e));
+            }
+            match self.inner.refill()? {
+                Refill::Values(v) => {
+                    self.current = v.into_iter();
+                    if let Some(v) = self.current.next() {
+                        return Some(Ok(v));
+                    }
+                }
+                Refill::Errors(e, n) => {
+                    if n > 1 {
+                        self.repeat = Some((e.clone(), n - 1));
+                    }
+                    if n > 0 {
+                        return Some(Err(e));
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl<R> Iterator for MapIter<'_, R> {
@@ -153,11 +195,15 @@ impl<R> Iterator for MapIter<'_, R> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next_item()
+        match self.current.next() {
+            Some(v) => Some(Ok(v)),
+            None => self.next_slow(),
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.inner.hint()
+        let buffered = self.current.len() + self.repeat.as_ref().map_or(0, |r| r.1);
+        (buffered, self.inner.total().map(|t| t + buffered))
     }
 }
 
@@ -234,9 +280,6 @@ struct State<'a, E, F, I, R> {
     tx: Option<mpsc::Sender<usize>>,
     rx: Option<mpsc::Receiver<usize>>,
     free: Vec<usize>,
-    current: std::vec::IntoIter<R>,
-    /// A failed chunk's error, still to be yielded this many more times.
-    repeat: Option<(TaskError, usize)>,
     /// The pool refused a chunk: yielded for its items once everything in flight is drained.
     refused: Option<(TaskError, usize)>,
 }
@@ -262,6 +305,8 @@ impl<'a, R> MapIter<'a, R> {
         };
         let chunker = Chunker::new(&opts, total);
         MapIter {
+            current: Vec::new().into_iter(),
+            repeat: None,
             inner: Box::new(State {
                 exec,
                 f,
@@ -279,8 +324,6 @@ impl<'a, R> MapIter<'a, R> {
                 tx,
                 rx,
                 free: Vec::new(),
-                current: Vec::new().into_iter(),
-                repeat: None,
                 refused: None,
             }),
         }
@@ -383,68 +426,35 @@ where
     R: Send + 'static,
     I: Iterator<Item = A>,
 {
-    #[inline]
-    fn next_item(&mut self) -> Option<Result<R, TaskError>> {
-        if let Some(v) = self.current.next() {
-            self.yielded += 1;
-            return Some(Ok(v));
-        }
-        if let Some((e, n)) = &mut self.repeat {
-            let e = e.clone();
-            *n -= 1;
-            if *n == 0 {
-                self.repeat = None;
+    fn refill(&mut self) -> Option<Refill<R>> {
+        self.fill();
+        let Some(fl) = self.next_flight() else {
+            // Nothing in flight and nothing more to submit.
+            let (e, n) = self.refused.take()?;
+            return Some(Refill::Errors(e, n));
+        };
+        let len = fl.len;
+        fl.fut.wait();
+        let ran = fl.fut.timing().running();
+        self.yielded += len;
+        match fl.fut.result() {
+            Ok(v) => {
+                self.chunker.observe(len, ran);
+                self.done += len;
+                self.report();
+                Some(Refill::Values(v))
             }
-            self.yielded += 1;
-            return Some(Err(e));
-        }
-        loop {
-            self.fill();
-            let Some(fl) = self.next_flight() else {
-                // Nothing in flight and nothing more to submit.
-                if let Some((e, n)) = &mut self.refused
-                    && *n > 0
-                {
-                    *n -= 1;
-                    self.yielded += 1;
-                    return Some(Err(e.clone()));
-                }
-                return None;
-            };
-            let len = fl.len;
-            fl.fut.wait();
-            let ran = fl.fut.timing().running();
-            match fl.fut.result() {
-                Ok(v) => {
-                    self.chunker.observe(len, ran);
-                    self.done += len;
-                    self.report();
-                    self.current = v.into_iter();
-                    if let Some(v) = self.current.next() {
-                        self.yielded += 1;
-                        return Some(Ok(v));
-                    }
-                }
-                Err(e) => {
-                    self.done += len;
-                    self.failed += len;
-                    self.report();
-                    if len > 1 {
-                        self.repeat = Some((e.clone(), len - 1));
-                    }
-                    self.yielded += 1;
-                    return Some(Err(e));
-                }
+            Err(e) => {
+                self.done += len;
+                self.failed += len;
+                self.report();
+                Some(Refill::Errors(e, len))
             }
         }
     }
 
-    fn hint(&self) -> (usize, Option<usize>) {
-        let buffered = self.current.len();
-        match self.total {
-            Some(t) => (buffered, Some(t.saturating_sub(self.yielded))),
-            None => (buffered, None),
-        }
+    fn total(&self) -> Option<usize> {
+        self.total.map(|t| t.saturating_sub(self.yielded))
     }
 }
 

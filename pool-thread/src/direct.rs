@@ -1,0 +1,312 @@
+//! Direct map for the thread pool: workers read their inputs and write their results straight
+//! into the caller's buffers, so the caller does O(chunks) work, not O(items).
+//!
+//! This is the crate's only `unsafe` module. The invariant everything rests on:
+//!
+//! **The buffers (`input`, `output`) belong to the calling frame, which does not return (nor
+//! unwind) before every chunk index `< nchunks` has been claimed exactly once and finished.**
+//!
+//! - A chunk is claimed with `next.fetch_add(1)`: each index is handed out once, so the
+//!   ranges threads touch are disjoint.
+//! - A thread touches the buffers only for a chunk it claimed, and marks it finished
+//!   (`finished.fetch_add`, AcqRel) after its last access, also when `f` panics (the panic is
+//!   caught inside the chunk loop, never unwinds past it).
+//! - The caller claims chunks too (unless the pool has an initializer, whose thread-local
+//!   setup `f` may need), so claiming ends even if no helper task ever runs; then it waits on
+//!   the latch until `finished == nchunks`. The last finisher's RMW acquires every earlier
+//!   finisher's writes and releases them through the latch mutex to the caller.
+//! - Helper tasks that start after that find `next >= nchunks` and return without touching
+//!   the buffers; they own only an `Arc` of the coordinator (atomics, a mutex) and a clone of
+//!   `f` (`'static`).
+//!
+//! After a panic, the chunk's consumed inputs and written outputs are leaked (never dropped
+//! twice); untouched chunks' inputs are dropped and finished chunks' outputs dropped.
+
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use pool_core::{TaskError, catch_panic};
+
+use crate::pool::ThreadPool;
+
+const UNTOUCHED: u8 = 0;
+const DONE: u8 = 1;
+const FAILED: u8 = 2;
+
+/// Claims, per-chunk outcome, first error, and the latch the caller waits on.
+struct Coord {
+    n: usize,
+    chunk: usize,
+    nchunks: usize,
+    next: AtomicUsize,
+    states: Box<[AtomicU8]>,
+    finished: AtomicUsize,
+    stop: AtomicBool,
+    error: Mutex<Option<(usize, TaskError)>>,
+    done: Mutex<bool>,
+    done_cv: Condvar,
+}
+
+impl Coord {
+    fn new(n: usize, chunk: usize) -> Self {
+        let nchunks = n.div_ceil(chunk);
+        Coord {
+            n,
+            chunk,
+            nchunks,
+            next: AtomicUsize::new(0),
+            states: (0..nchunks).map(|_| AtomicU8::new(UNTOUCHED)).collect(),
+            finished: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            error: Mutex::new(None),
+            done: Mutex::new(false),
+            done_cv: Condvar::new(),
+        }
+    }
+
+    fn range(&self, c: usize) -> (usize, usize) {
+        let lo = c * self.chunk;
+        (lo, (lo + self.chunk).min(self.n))
+    }
+
+    /// Claim and run chunks until none is left.
+    fn work(&self, run: &dyn Fn(usize, usize)) {
+        loop {
+            let c = self.next.fetch_add(1, Ordering::Relaxed);
+            if c >= self.nchunks {
+                return;
+            }
+            if !self.stop.load(Ordering::Relaxed) {
+                let (lo, hi) = self.range(c);
+                match catch_panic(|| run(lo, hi)) {
+                    Ok(()) => self.states[c].store(DONE, Ordering::Relaxed),
+                    Err(p) => {
+                        self.states[c].store(FAILED, Ordering::Relaxed);
+                        self.stop.store(true, Ordering::Relaxed);
+                        let mut e = self.error.lock().unwrap_or_else(|p| p.into_inner());
+                        if e.as_ref().is_none_or(|(i, _)| c < *i) {
+                            *e = Some((c, TaskError::Panicked(p)));
+                        }
+                    }
+                }
+            }
+            if self.finished.fetch_add(1, Ordering::AcqRel) + 1 == self.nchunks {
+                *self.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                self.done_cv.notify_all();
+            }
+        }
+    }
+
+    fn wait(&self) {
+        let mut g = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        while !*g {
+            g = self.done_cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Raw buffer pointers that may cross to helper threads (see the module invariant).
+struct Ptrs<A, R> {
+    input: *mut A,
+    output: *mut R,
+}
+
+impl<A, R> Clone for Ptrs<A, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<A, R> Copy for Ptrs<A, R> {}
+
+// SAFETY: the pointers are only dereferenced for claimed, disjoint chunks while the owning
+// frame waits (module invariant); moving `A` in and `R` out across threads needs `Send`.
+unsafe impl<A: Send, R: Send> Send for Ptrs<A, R> {}
+
+impl<A, R> Ptrs<A, R> {
+    /// Apply `f` to the inputs `lo..hi`, moving each out and writing its result.
+    ///
+    /// # Safety
+    ///
+    /// `lo..hi` is a chunk this thread claimed, within both buffers' lengths.
+    unsafe fn run<F: Fn(A) -> R>(self, f: &F, lo: usize, hi: usize) {
+        for i in lo..hi {
+            // SAFETY: claimed chunk: nobody else reads input `i` or writes output `i`, and
+            // input `i` is read exactly once.
+            unsafe {
+                let a = self.input.add(i).read();
+                self.output.add(i).write(f(a));
+            }
+        }
+    }
+}
+
+/// Chunk size: several chunks per thread so claiming balances uneven work, but not so many
+/// that claiming costs show.
+fn chunk_size(n: usize, threads: usize) -> usize {
+    (n / (8 * threads)).clamp(n.clamp(1, 256), 1 << 16)
+}
+
+/// `map_all` with direct buffer access.
+pub(crate) fn map_all<F, A, R>(pool: &ThreadPool, f: F, input: Vec<A>) -> Result<Vec<R>, TaskError>
+where
+    F: Fn(A) -> R + Clone + Send + 'static,
+    A: Send + 'static,
+    R: Send + 'static,
+{
+    let n = input.len();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let workers = pool.max_workers();
+    let caller_helps = !pool.has_initializer();
+    let threads = workers + usize::from(caller_helps);
+    let coord = Arc::new(Coord::new(n, chunk_size(n, threads)));
+    let mut input = ManuallyDrop::new(input);
+    let mut output = ManuallyDrop::new(Vec::<R>::with_capacity(n));
+    let ptrs = Ptrs {
+        input: input.as_mut_ptr(),
+        output: output.as_mut_ptr(),
+    };
+    // Helpers: one per worker (at most one per chunk beyond the caller's share).
+    let helpers = workers.min(coord.nchunks);
+    let mut submitted = 0;
+    let mut refused = None;
+    for _ in 0..helpers {
+        let c = coord.clone();
+        let f = f.clone();
+        let task = move || {
+            // SAFETY: `work` hands `run` only claimed chunks (module invariant).
+            c.work(&|lo, hi| unsafe { ptrs.run(&f, lo, hi) })
+        };
+        match pool.submit(task) {
+            Ok(_fut) => submitted += 1,
+            Err(e) => {
+                refused = Some(e.to_task_error());
+                break;
+            }
+        }
+    }
+    if submitted == 0 && !caller_helps {
+        // Nothing will run the chunks: hand the inputs back to their destructor.
+        // SAFETY: no helper was started; we still own both buffers untouched.
+        unsafe {
+            ManuallyDrop::drop(&mut input);
+            ManuallyDrop::drop(&mut output);
+        }
+        return Err(refused.unwrap_or(TaskError::Shutdown));
+    }
+    if submitted == 0
+        && let Some(e) = refused
+    {
+        // The pool refuses work (shut down or broken): report it rather than run here.
+        // SAFETY: as above.
+        unsafe {
+            ManuallyDrop::drop(&mut input);
+            ManuallyDrop::drop(&mut output);
+        }
+        return Err(e);
+    }
+    if caller_helps {
+        // SAFETY: as in the helpers.
+        coord.work(&|lo, hi| unsafe { ptrs.run(&f, lo, hi) });
+    }
+    coord.wait();
+    // Every chunk is finished: the buffers are ours alone again.
+    let err = coord.error.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match err {
+        None => {
+            // SAFETY: every output slot `0..n` was written; every input was moved out, so
+            // the input buffer is freed without dropping elements.
+            unsafe {
+                input.set_len(0);
+                ManuallyDrop::drop(&mut input);
+                output.set_len(n);
+                Ok(ManuallyDrop::into_inner(output))
+            }
+        }
+        Some((_, e)) => {
+            for c in 0..coord.nchunks {
+                let (lo, hi) = coord.range(c);
+                match coord.states[c].load(Ordering::Relaxed) {
+                    // SAFETY: a finished chunk's outputs are initialized and owned by us.
+                    DONE => unsafe {
+                        std::ptr::slice_from_raw_parts_mut(ptrs.output.add(lo), hi - lo)
+                            .drop_in_place()
+                    },
+                    // SAFETY: an untouched chunk's inputs were never moved out.
+                    UNTOUCHED => unsafe {
+                        std::ptr::slice_from_raw_parts_mut(ptrs.input.add(lo), hi - lo)
+                            .drop_in_place()
+                    },
+                    // A failed chunk is partly consumed: leak it.
+                    _ => {}
+                }
+            }
+            // SAFETY: all elements were dropped, moved or leaked above; free the buffers.
+            unsafe {
+                input.set_len(0);
+                ManuallyDrop::drop(&mut input);
+                ManuallyDrop::drop(&mut output);
+            }
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+
+    struct Counted(u32);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn chunk_sizes_cover_input() {
+        for n in [1, 2, 255, 256, 1000, 1_000_000] {
+            for t in [1, 2, 3, 9] {
+                let c = chunk_size(n, t);
+                assert!(c >= 1 && c <= n.max(1));
+            }
+        }
+    }
+
+    #[test]
+    fn results_in_order_and_inputs_dropped_once() {
+        let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+        DROPS.store(0, Ordering::Relaxed);
+        let input: Vec<Counted> = (0..10_000).map(Counted).collect();
+        let out = map_all(&pool, |c: Counted| c.0 * 2, input).unwrap();
+        assert_eq!(out.len(), 10_000);
+        assert!(out.iter().enumerate().all(|(i, &v)| v == i as u32 * 2));
+        assert_eq!(DROPS.load(Ordering::Relaxed), 10_000);
+    }
+
+    #[test]
+    fn a_panic_is_reported_with_its_location() {
+        let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+        let r = map_all(
+            &pool,
+            |x: u32| {
+                if x == 5_000 {
+                    panic!("bad item {x}");
+                }
+                x
+            },
+            (0..10_000).collect(),
+        );
+        let e = r.unwrap_err();
+        let p = e.panic_info().expect("a panic");
+        assert_eq!(p.message, "bad item 5000");
+        assert!(p.location.as_deref().unwrap().contains("direct.rs"));
+        // The pool is still usable.
+        assert_eq!(pool.submit(|| 3).unwrap().result(), Ok(3));
+    }
+}
