@@ -22,6 +22,8 @@ use crate::worker::protocol::task_header;
 /// An encoded task: which function to run and its encoded argument.
 pub struct EncodedTask {
     pub(crate) f: FnRef,
+    /// The function's short type name, for error messages.
+    pub(crate) name: &'static str,
     pub(crate) arg: Vec<u8>,
 }
 
@@ -82,13 +84,21 @@ fn codec_failure(side: Side, detail: &[u8]) -> CodecFailure {
     }
 }
 
+/// How errors name the task: its label if it has one, else its function.
+fn task_name(ctx: &RunContext, name: &str) -> String {
+    match ctx.label {
+        Some(_) => ctx.task_name(),
+        None => format!("{name} ({})", ctx.task),
+    }
+}
+
 impl ProcessWorker {
-    fn died(&self, death: Death, ctx: &RunContext) -> TaskError {
+    fn died(&self, death: Death, ctx: &RunContext, name: &str) -> TaskError {
         TaskError::WorkerDied(WorkerDied {
             worker: ctx.worker,
             pid: Some(death.pid),
             exit: exit_reason(&death.exit),
-            task: ctx.task_name(),
+            task: task_name(ctx, name),
             stderr_tail: death.stderr_tail,
         })
     }
@@ -133,16 +143,16 @@ impl Worker for ProcessWorker {
             Ok(Ok(r)) => r,
             Ok(Err(())) => {
                 let death = self.process.bury();
-                Err(self.died(death, ctx))
+                Err(self.died(death, ctx, input.name))
             }
-            Err(CallFailure::Died(death)) => Err(self.died(death, ctx)),
+            Err(CallFailure::Died(death)) => Err(self.died(death, ctx, input.name)),
             Err(CallFailure::TimedOut(death)) => Err(TaskError::TimedOut {
                 after: ctx
                     .deadline
                     .map_or(started.elapsed(), |d| d.saturating_duration_since(started)),
                 worker: ctx.worker,
                 pid: Some(death.pid),
-                task: ctx.task_name(),
+                task: task_name(ctx, input.name),
             }),
         };
         self.bufs.put(input.arg);

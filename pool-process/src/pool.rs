@@ -52,6 +52,7 @@ pub struct ProcessPool<C: Codec = DefaultCodec> {
 
 struct Inner<C: Codec> {
     engine: Engine<ProcessBackend<C>>,
+    has_timeout: bool,
     bufs: Arc<BufPool>,
     codec: C,
 }
@@ -310,10 +311,12 @@ impl<C: Codec> ProcessPoolBuilder<C> {
             bufs: Arc::clone(&bufs),
             _codec: PhantomData,
         };
+        let has_timeout = self.engine.task_timeout.is_some();
         let engine = Engine::new(backend, self.engine)?;
         Ok(ProcessPool {
             inner: Arc::new(Inner {
                 engine,
+                has_timeout,
                 bufs,
                 codec: self.codec,
             }),
@@ -382,8 +385,9 @@ impl<C: Codec> ProcessPool<C> {
     fn send<T, R>(
         &self,
         f: FnRef,
+        name: &'static str,
         arg: &T,
-        opts: SubmitOptions,
+        mut opts: SubmitOptions,
     ) -> Result<Future<R>, SubmitErrorKind>
     where
         T: Serialize + ?Sized,
@@ -400,12 +404,21 @@ impl<C: Codec> ProcessPool<C> {
                 message: e.message().to_owned(),
             })));
         }
+        // Name the task after its function where the engine reports it (timeouts); the
+        // backend names it in death reports itself, without a per-task allocation.
+        if opts.label.is_none() && (opts.timeout.is_some() || inner.has_timeout) {
+            opts.label = Some(name.to_owned());
+        }
         let codec = inner.codec.clone();
         let bufs = Arc::clone(&inner.bufs);
         inner
             .engine
             .submit(
-                EncodedTask { f, arg: bytes },
+                EncodedTask {
+                    f,
+                    name,
+                    arg: bytes,
+                },
                 opts,
                 move |reply: EncodedReply| {
                     let value = codec.decode::<R>(&reply.bytes).map_err(|e| {
@@ -447,7 +460,7 @@ where
         opts: SubmitOptions,
     ) -> Result<Future<R>, SubmitError<Call<F, A>>> {
         let f = transfer::task_ref::<F, A, R, C>(&task.f);
-        self.send(f, &task.arg, opts)
+        self.send(f, short_name::<F>(), &task.arg, opts)
             .map_err(|kind| SubmitError::new(kind, Some(task)))
     }
 }
@@ -465,7 +478,40 @@ where
         opts: SubmitOptions,
     ) -> Result<Future<Vec<R>>, SubmitError<Call<ChunkFn<F>, Vec<A>>>> {
         let f = transfer::chunk_ref::<F, A, R, C>(&task.f.0);
-        self.send(f, &task.arg, opts)
+        self.send(f, short_name::<F>(), &task.arg, opts)
             .map_err(|kind| SubmitError::new(kind, Some(task)))
+    }
+}
+
+/// `F`'s type name without its leading crate path: `tour::crash` for a fn item,
+/// `tests::main::{{closure}}` for a closure. A slice of a static string: no allocation.
+fn short_name<F>() -> &'static str {
+    let full = type_name::<F>();
+    let keep = if full.ends_with("{{closure}}") { 3 } else { 2 };
+    let mut cut = full.len();
+    for _ in 0..keep {
+        match full[..cut].rfind("::") {
+            Some(i) => cut = i,
+            None => return full,
+        }
+    }
+    &full[cut + 2..]
+}
+
+#[cfg(test)]
+mod tests {
+    fn plain(x: u32) -> u32 {
+        x
+    }
+
+    #[test]
+    fn short_names() {
+        fn name_of<F>(_: &F) -> &'static str {
+            super::short_name::<F>()
+        }
+        assert_eq!(name_of(&plain), "tests::plain");
+        let c = |x: u32| x;
+        assert_eq!(name_of(&c), "tests::short_names::{{closure}}");
+        assert_eq!(super::short_name::<u32>(), "u32");
     }
 }

@@ -102,6 +102,11 @@ fn check(kind: &str, exit: ExitReason) {
     let (err, mut pids) =
         run_with_neighbours(&pool, || pool.submit(crash, kind_owned).unwrap(), || {});
     let dead = expect_died(&err, exit, Some(&format!("about to {kind}")));
+    // The error names the function that was running.
+    assert!(
+        err.to_string().contains("crash_isolation::crash (task #"),
+        "{err}"
+    );
     pids.push(dead);
     pool.shutdown(Shutdown::Wait);
     drop(pool);
