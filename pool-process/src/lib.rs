@@ -1,9 +1,49 @@
 //! pool: the process backend and [`ProcessPool`].
 //!
-//! Workers are the user's own binary, re-executed; a hook that runs before `main` turns such
-//! a process into a worker, so no `init()` call is needed anywhere. Any zero-sized function
-//! (a fn item or a capture-free closure) with serde argument and result can run in a worker
-//! without registration.
+//! ```
+//! use pool_process::ProcessPool;
+//!
+//! fn collatz_steps(mut n: u64) -> u32 {
+//!     let mut steps = 0;
+//!     while n != 1 {
+//!         n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+//!         steps += 1;
+//!     }
+//!     steps
+//! }
+//!
+//! let pool = ProcessPool::builder().max_workers(2).build()?;
+//! assert_eq!(pool.submit(collatz_steps, 27)?.result()?, 111);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # How it works
+//!
+//! - **Workers are this program.** A worker is started by exec of the very file the parent
+//!   runs (a descriptor to it is held, so rebuilding the program on disk cannot split parent
+//!   and worker). A hook that runs before `main` recognises worker mode and serves; it never
+//!   returns to the user's `main`. So neither programs nor test binaries call any `init()`.
+//!   [`worker_main`] exists for binaries where that hook cannot run.
+//! - **What crosses.** Any zero-sized `F: Fn(A) -> R` — a fn item or a closure that
+//!   captures nothing — with `A, R: Serialize + DeserializeOwned`, without registration. The
+//!   function travels as an offset in the (identical) binary; the handshake checks that the
+//!   worker is the same build, the same protocol and the same codec before any task.
+//!   A capturing closure or fn pointer is a compile error.
+//! - **Crash isolation.** A worker that dies (signal, `exit`, `abort`) fails only its task
+//!   with `TaskError::WorkerDied`: worker id and pid, the exit code or the signal by name,
+//!   the task (its label or its function's name) and the last lines of the worker's stderr.
+//!   Panics come back as `TaskError::Panicked` with message, location and, when
+//!   `RUST_BACKTRACE` is set, the backtrace. Codec failures name the side, type and codec.
+//! - **No orphans.** Each worker leads its own process group; kills (timeouts, `kill`,
+//!   shutdown) take the whole group. If the parent dies, even by SIGKILL, a parent-death
+//!   signal makes each worker kill its group.
+//! - **Stdio.** With the default pipe transport a task's stdout goes to the parent's
+//!   **stderr** (the worker's stdout carries the protocol); the worker's stderr is forwarded
+//!   to the parent's stderr as it comes, and its tail is kept for death reports. A task's
+//!   stdin is `/dev/null`.
+//! - **Policies** (sizing, idle shrink, recycling, timeouts, failure policy, shutdown) are
+//!   the `pool_core::Engine`'s; this crate supplies the process mechanics
+//!   ([`ProcessBackend`]).
 
 mod backend;
 mod buffers;
