@@ -22,10 +22,18 @@ pub struct ProcessVariant {
 }
 
 /// The variants measured: the default (pipes) without a suffix, then the other transports.
-pub const PROCESS_VARIANTS: &[ProcessVariant] = &[ProcessVariant {
-    suffix: None,
-    transport: TransportKind::Pipe,
-}];
+/// A new transport is one more entry here; its rows (`process.<scenario>.<suffix>`) are
+/// measured against the floors only, procspawn being compared once, on the default rows.
+pub const PROCESS_VARIANTS: &[ProcessVariant] = &[
+    ProcessVariant {
+        suffix: None,
+        transport: TransportKind::Pipe,
+    },
+    ProcessVariant {
+        suffix: Some("socket"),
+        transport: TransportKind::LocalSocket,
+    },
+];
 
 fn thread_pool() -> Result<ThreadPool, String> {
     let pool = ThreadPool::builder()

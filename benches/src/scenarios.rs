@@ -179,6 +179,12 @@ fn process_scenarios(v: &'static ours::ProcessVariant) -> Vec<Scenario> {
             reference("procspawn", rp::procspawn_cold_start),
         ],
     });
+    if v.suffix.is_some() {
+        // Further transports are compared with the floors; procspawn once, on the default.
+        for s in &mut out {
+            s.refs.retain(|r| r.name.ends_with("-floor"));
+        }
+    }
     out
 }
 
