@@ -5,6 +5,9 @@
 
 pub(crate) mod exe;
 pub(crate) mod fdio;
+pub(crate) mod futex;
+pub(crate) mod pidfd;
 pub(crate) mod proc;
+pub(crate) mod shm;
 pub(crate) mod signals;
 pub(crate) mod spawn;

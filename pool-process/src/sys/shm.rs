@@ -96,7 +96,7 @@ impl Mapping {
     /// The range may extend past the end of the file; touching a page past the end raises
     /// `SIGBUS`, so callers access only what they checked against [`file_size`].
     pub(crate) fn new(fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<Self> {
-        debug_assert!(len > 0 && offset % page_size() as u64 == 0);
+        debug_assert!(len > 0 && offset.is_multiple_of(page_size() as u64));
         // SAFETY: a null hint lets the kernel pick a fresh address range, so the mapping
         // aliases no memory that Rust code already references.
         let ptr = unsafe {

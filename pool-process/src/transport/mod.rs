@@ -8,6 +8,7 @@
 
 mod local_socket;
 mod pipe;
+pub mod shm;
 mod stream;
 
 use std::io;

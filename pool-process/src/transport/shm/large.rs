@@ -38,7 +38,9 @@ impl Region {
     }
 
     fn map_len(len: usize) -> usize {
-        len.max(MIN_MAP).next_power_of_two().min(REGION_SPAN as usize)
+        len.max(MIN_MAP)
+            .next_power_of_two()
+            .min(REGION_SPAN as usize)
     }
 
     /// Writer: makes `len` bytes of the region writable, growing the file as needed.
@@ -79,7 +81,10 @@ impl Region {
                 self.map = Some(Mapping::new(fd, self.base, want)?);
             }
         }
-        Ok(self.map.as_ref().map_or(std::ptr::null_mut(), Mapping::as_ptr))
+        Ok(self
+            .map
+            .as_ref()
+            .map_or(std::ptr::null_mut(), Mapping::as_ptr))
     }
 
     /// Writer: copies `parts` (`len` bytes in all) to the start of the region. The caller
@@ -121,9 +126,9 @@ impl Region {
     /// Reader: after releasing a payload of `len` bytes, return its pages beyond `keep`.
     /// Called before the release is published, so the writer cannot be writing meanwhile.
     pub(super) fn trim(&self, fd: BorrowedFd<'_>, len: usize, keep: usize) {
-        if len > keep {
-            let from = (keep as u64).next_multiple_of(shm::page_size() as u64);
-            shm::punch_hole(fd, self.base + from, len as u64 - from.min(len as u64));
+        let from = (keep as u64).next_multiple_of(shm::page_size() as u64);
+        if (len as u64) > from {
+            shm::punch_hole(fd, self.base + from, len as u64 - from);
         }
     }
 }

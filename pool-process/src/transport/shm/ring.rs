@@ -33,11 +33,6 @@ impl<'a> Ring<'a> {
         Self { ctl, data, cap }
     }
 
-    /// Capacity of the data area.
-    pub(super) fn capacity(&self) -> usize {
-        self.cap
-    }
-
     // ---------------------------------------------------------------- producer side
 
     /// Free bytes for a producer whose next frame starts at `head`.
@@ -54,7 +49,7 @@ impl<'a> Ring<'a> {
     pub(super) fn push(&self, head: u64, kind: u32, len: u32, parts: &[&[u8]]) -> u64 {
         let body: usize = parts.iter().map(|p| p.len()).sum();
         debug_assert!(body == 0 || body == len as usize);
-        debug_assert!(head % 8 == 0);
+        debug_assert!(head.is_multiple_of(8));
         let mut header = [0u8; HEADER];
         header[..4].copy_from_slice(&len.to_le_bytes());
         header[4..].copy_from_slice(&kind.to_le_bytes());
