@@ -387,22 +387,24 @@ impl<T> Core<T> {
         self.result.with(|p| f(unsafe { (*p).as_ref() }))
     }
 
-    /// Poll support: take the result if terminal, else store `waker`.
-    pub(crate) fn poll_take(&self, waker: &Waker) -> Option<Result<T, TaskError>> {
-        if let Some(r) = self.take() {
-            return Some(r);
+    /// Poll support: `Ready(Some(result))` if terminal, `Ready(None)` if terminal and the
+    /// result was already taken, else store `waker` and `Pending`.
+    pub(crate) fn poll_take(&self, waker: &Waker) -> std::task::Poll<Option<Result<T, TaskError>>> {
+        use std::task::Poll;
+        if self.is_terminal() {
+            return Poll::Ready(self.take());
         }
         let (mut g, done) = self.register();
         if done {
             drop(g);
-            return self.take();
+            return Poll::Ready(self.take());
         }
         let slow = g.get_or_insert_with(Slow::new);
         match &slow.waker {
             Some(w) if w.will_wake(waker) => {}
             _ => slow.waker = Some(waker.clone()),
         }
-        None
+        Poll::Pending
     }
 
     pub(crate) fn set_killer(&self, k: Killer) {

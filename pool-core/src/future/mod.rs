@@ -3,6 +3,8 @@
 //! (protocol in `README.md` beside this file).
 
 pub(crate) mod cell;
+#[cfg(all(test, pool_loom))]
+mod loom_tests;
 mod wait;
 
 use std::fmt;
@@ -291,14 +293,9 @@ impl<T> std::future::Future for Future<T> {
     /// If polled again after it returned `Ready`.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.core().poll_take(cx.waker()) {
-            Some(r) => Poll::Ready(r),
-            None => {
-                assert!(
-                    !self.core().is_terminal(),
-                    "pool_core::Future polled after completion"
-                );
-                Poll::Pending
-            }
+            Poll::Ready(Some(r)) => Poll::Ready(r),
+            Poll::Ready(None) => panic!("pool_core::Future polled after completion"),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -331,6 +328,11 @@ pub fn promise<T: Send + 'static>() -> (Promise<T>, Future<T>) {
 }
 
 impl<T: Send + 'static> Promise<T> {
+    #[cfg(all(test, pool_loom))]
+    pub(crate) fn from_cell(cell: Arc<dyn HasCore<T>>) -> Self {
+        Promise { cell: Some(cell) }
+    }
+
     fn core(&self) -> &Core<T> {
         self.cell
             .as_ref()

@@ -1,0 +1,420 @@
+//! The engine's policies, driven through a fake backend whose workers can be killed, die on
+//! request, fail to start, and report memory: what a process backend relies on.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pool_core::*;
+
+/// Run `f` on a thread; fail the test instead of hanging if it takes longer than `secs`.
+fn bounded<R: Send + 'static>(secs: u64, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(secs))
+        .expect("test step hung past its watchdog")
+}
+
+/// Poll `f` until it is true, failing after `secs`.
+fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[derive(Debug)]
+enum Job {
+    Value(u64),
+    /// Sleep this long unless killed.
+    Sleep(Duration),
+    /// The worker dies while running this.
+    Die,
+}
+
+#[derive(Default)]
+struct Fake {
+    start_script: Mutex<VecDeque<StartError>>,
+    memory: AtomicU64,
+    starts: AtomicU64,
+    finalizer_fails: AtomicBool,
+}
+
+struct FakeWorker {
+    id: WorkerId,
+    killed: Arc<AtomicBool>,
+    dead: bool,
+    backend: Arc<Fake>,
+}
+
+impl Worker for FakeWorker {
+    type Input = Job;
+    type Output = u64;
+
+    fn run(&mut self, input: Job, ctx: &RunContext) -> Result<u64, TaskError> {
+        let died = |w: &Self| {
+            TaskError::WorkerDied(WorkerDied {
+                worker: w.id,
+                pid: Some(4242),
+                exit: ExitReason::Signal {
+                    number: 9,
+                    name: "SIGKILL".into(),
+                },
+                task: ctx.task_name(),
+                stderr_tail: String::new(),
+            })
+        };
+        match input {
+            Job::Value(x) => Ok(x),
+            Job::Sleep(d) => {
+                let end = Instant::now() + d;
+                while Instant::now() < end {
+                    if self.killed.load(Ordering::SeqCst) {
+                        self.dead = true;
+                        return Err(died(self));
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(0)
+            }
+            Job::Die => {
+                self.dead = true;
+                Err(died(self))
+            }
+        }
+    }
+
+    fn killer(&self) -> Option<Killer> {
+        let k = self.killed.clone();
+        Some(Killer::new(move || k.store(true, Ordering::SeqCst)))
+    }
+
+    fn alive(&mut self) -> bool {
+        !self.dead && !self.killed.load(Ordering::SeqCst)
+    }
+
+    fn pid(&self) -> Option<u32> {
+        Some(4242)
+    }
+
+    fn memory_bytes(&mut self) -> Option<u64> {
+        Some(self.backend.memory.load(Ordering::SeqCst))
+    }
+
+    fn stop(self, _deadline: Instant) -> Result<(), FinalizeError> {
+        if self.backend.finalizer_fails.load(Ordering::SeqCst) {
+            Err(FinalizeError("finalizer says no".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct FakeBackend(Arc<Fake>);
+
+impl Backend for FakeBackend {
+    type Input = Job;
+    type Output = u64;
+    type Worker = FakeWorker;
+
+    fn start(&self, id: WorkerId) -> Result<FakeWorker, StartError> {
+        self.0.starts.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = self.0.start_script.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        Ok(FakeWorker {
+            id,
+            killed: Arc::new(AtomicBool::new(false)),
+            dead: false,
+            backend: self.0.clone(),
+        })
+    }
+}
+
+fn engine(cfg: EngineConfig) -> (Engine<FakeBackend>, Arc<Fake>) {
+    let b = FakeBackend::default();
+    let fake = b.0.clone();
+    (Engine::new(b, cfg).unwrap(), fake)
+}
+
+fn submit(e: &Engine<FakeBackend>, j: Job) -> Future<u64> {
+    e.submit(j, SubmitOptions::default(), Ok).unwrap()
+}
+
+fn cfg(max: usize) -> EngineConfig {
+    EngineConfig {
+        max_workers: max,
+        ..EngineConfig::default()
+    }
+}
+
+#[test]
+fn results_come_back() {
+    let (e, _) = engine(cfg(2));
+    let futs: Vec<_> = (0..100).map(|i| submit(&e, Job::Value(i))).collect();
+    let got = bounded(10, move || collect(futs).unwrap());
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+    let s = e.stats();
+    assert_eq!(s.submitted, 100);
+    assert_eq!(s.completed, 100);
+}
+
+#[test]
+fn timeout_kills_the_worker_and_the_pool_carries_on() {
+    let (e, _) = engine(EngineConfig {
+        task_timeout: Some(Duration::from_millis(50)),
+        ..cfg(1)
+    });
+    let f = submit(&e, Job::Sleep(Duration::from_secs(30)));
+    let r = bounded(10, move || f.result());
+    match r {
+        Err(TaskError::TimedOut { after, pid, .. }) => {
+            assert_eq!(after, Duration::from_millis(50));
+            assert_eq!(pid, Some(4242));
+        }
+        other => panic!("expected TimedOut, got {other:?}"),
+    }
+    let f = submit(&e, Job::Value(7));
+    assert_eq!(bounded(10, move || f.result()), Ok(7));
+    let s = e.stats();
+    assert_eq!(s.timed_out, 1);
+    assert_eq!(s.replaced, 1);
+    assert_eq!(s.died, 0);
+}
+
+#[test]
+fn per_submit_timeout_overrides_and_labels_the_error() {
+    let (e, _) = engine(cfg(1));
+    let f = e
+        .submit(
+            Job::Sleep(Duration::from_secs(30)),
+            SubmitOptions::new()
+                .timeout(Duration::from_millis(30))
+                .label("slow-one"),
+            Ok,
+        )
+        .unwrap();
+    let err = bounded(10, move || f.result()).unwrap_err();
+    assert!(err.is_timed_out());
+    assert!(err.to_string().contains("slow-one"), "{err}");
+}
+
+#[test]
+fn kill_cancels_a_running_task() {
+    let (e, _) = engine(cfg(1));
+    let f = submit(&e, Job::Sleep(Duration::from_secs(30)));
+    eventually(10, "task running", || f.is_running());
+    assert!(f.kill());
+    assert_eq!(bounded(10, move || f.result()), Err(TaskError::Cancelled));
+    let f = submit(&e, Job::Value(1));
+    assert_eq!(bounded(10, move || f.result()), Ok(1));
+    eventually(10, "cancel counted", || e.stats().cancelled == 1);
+}
+
+#[test]
+fn worker_death_fails_only_its_task_and_is_replaced() {
+    let (e, _) = engine(cfg(1));
+    let f = submit(&e, Job::Die);
+    let err = bounded(10, move || f.result()).unwrap_err();
+    assert!(err.is_worker_died());
+    assert!(err.to_string().contains("SIGKILL (signal 9)"), "{err}");
+    let f = submit(&e, Job::Value(5));
+    assert_eq!(bounded(10, move || f.result()), Ok(5));
+    let s = e.stats();
+    assert_eq!((s.died, s.replaced), (1, 1));
+    assert!(e.is_broken().is_none());
+}
+
+#[test]
+fn break_pool_policy_fails_pending_and_later_tasks() {
+    let (e, _) = engine(EngineConfig {
+        on_worker_death: OnWorkerDeath::BreakPool,
+        ..cfg(1)
+    });
+    let dying = submit(&e, Job::Die);
+    let pending: Vec<_> = (0..5).map(|i| submit(&e, Job::Value(i))).collect();
+    assert!(
+        bounded(10, move || dying.result())
+            .unwrap_err()
+            .is_worker_died()
+    );
+    for f in pending {
+        let r = bounded(10, move || f.result());
+        assert!(matches!(r, Err(TaskError::Broken(_)) | Ok(_)), "{r:?}");
+    }
+    eventually(10, "broken", || e.is_broken().is_some());
+    let err = e
+        .submit(Job::Value(1), SubmitOptions::default(), Ok)
+        .unwrap_err();
+    assert!(err.is_broken());
+    assert!(err.to_string().contains("BreakPool"), "{err}");
+    assert!(matches!(err.into_task(), Some(Job::Value(1))));
+}
+
+#[test]
+fn failing_initializer_breaks_the_pool_with_its_cause() {
+    let b = FakeBackend::default();
+    b.0.start_script
+        .lock()
+        .unwrap()
+        .push_back(StartError::Initializer("no config file".into()));
+    let e = Engine::new(b, cfg(1)).unwrap();
+    let futs: Vec<_> = (0..3).map(|i| submit(&e, Job::Value(i))).collect();
+    for f in futs {
+        match bounded(10, move || f.result()) {
+            Err(TaskError::Broken(r)) => assert!(r.as_str().contains("no config file"), "{r}"),
+            other => panic!("expected Broken, got {other:?}"),
+        }
+    }
+    let err = e
+        .submit(Job::Value(9), SubmitOptions::default(), Ok)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("initializer failed: no config file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn repeated_start_failures_break_the_pool() {
+    let b = FakeBackend::default();
+    for _ in 0..10 {
+        b.0.start_script
+            .lock()
+            .unwrap()
+            .push_back(StartError::Spawn("fork failed".into()));
+    }
+    let fake = b.0.clone();
+    let e = Engine::new(
+        b,
+        EngineConfig {
+            max_start_failures: 3,
+            ..cfg(1)
+        },
+    )
+    .unwrap();
+    let f = submit(&e, Job::Value(1));
+    match bounded(10, move || f.result()) {
+        Err(TaskError::Broken(r)) => assert!(r.as_str().contains("3 worker starts failed"), "{r}"),
+        other => panic!("expected Broken, got {other:?}"),
+    }
+    assert_eq!(fake.starts.load(Ordering::SeqCst), 3);
+    assert_eq!(e.stats().start_failures, 3);
+}
+
+#[test]
+fn memory_limit_recycles_after_the_task() {
+    let (e, fake) = engine(EngineConfig {
+        max_memory_per_worker: Some(1000),
+        ..cfg(1)
+    });
+    fake.memory.store(5000, Ordering::SeqCst);
+    let f = submit(&e, Job::Value(3));
+    assert_eq!(bounded(10, move || f.result()), Ok(3));
+    eventually(10, "recycled", || e.stats().recycled >= 1);
+    fake.memory.store(10, Ordering::SeqCst);
+    let f = submit(&e, Job::Value(4));
+    assert_eq!(bounded(10, move || f.result()), Ok(4));
+}
+
+#[test]
+fn shutdown_kill_kills_running_tasks() {
+    let (e, _) = engine(cfg(2));
+    let running: Vec<_> = (0..2)
+        .map(|_| submit(&e, Job::Sleep(Duration::from_secs(30))))
+        .collect();
+    let queued = submit(&e, Job::Value(1));
+    for f in &running {
+        eventually(10, "running", || f.is_running());
+    }
+    let e2 = e.clone();
+    let report = bounded(10, move || {
+        e2.shutdown(Shutdown::Kill, Some(Duration::from_secs(5)))
+    });
+    assert_eq!(report.killed, 2);
+    assert_eq!(report.cancelled, 1);
+    assert_eq!(report.unfinished_workers, 0);
+    for f in running {
+        assert_eq!(bounded(10, move || f.result()), Err(TaskError::Cancelled));
+    }
+    assert_eq!(
+        bounded(10, move || queued.result()),
+        Err(TaskError::Cancelled)
+    );
+    assert!(
+        e.submit(Job::Value(1), SubmitOptions::default(), Ok)
+            .unwrap_err()
+            .is_shutdown()
+    );
+}
+
+#[test]
+fn shutdown_wait_runs_the_queue_and_reports_finalizer_errors() {
+    let (e, fake) = engine(cfg(1));
+    fake.finalizer_fails.store(true, Ordering::SeqCst);
+    let futs: Vec<_> = (0..20).map(|i| submit(&e, Job::Value(i))).collect();
+    let e2 = e.clone();
+    let report = bounded(10, move || {
+        e2.shutdown(Shutdown::Wait, Some(Duration::from_secs(5)))
+    });
+    assert_eq!(report.cancelled, 0);
+    assert_eq!(report.finalizer_errors.len(), 1, "{report:?}");
+    assert!(report.finalizer_errors[0].contains("finalizer says no"));
+    assert_eq!(collect(futs).unwrap().len(), 20);
+    // Idempotent.
+    assert_eq!(e.shutdown(Shutdown::Wait, None), ShutdownReport::default());
+}
+
+#[test]
+fn dropping_the_engine_does_not_wait_for_running_tasks() {
+    let (e, _) = engine(cfg(1));
+    let f = submit(&e, Job::Sleep(Duration::from_millis(300)));
+    let queued = submit(&e, Job::Value(1));
+    eventually(10, "running", || f.is_running());
+    let t = Instant::now();
+    bounded(10, move || drop(e));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        bounded(10, move || queued.result()),
+        Err(TaskError::Cancelled)
+    );
+    assert_eq!(bounded(10, move || f.result()), Ok(0));
+}
+
+#[test]
+fn workers_start_on_demand_up_to_max_and_resize() {
+    let (e, _) = engine(cfg(3));
+    assert_eq!(e.stats().workers, 0);
+    let futs: Vec<_> = (0..3)
+        .map(|_| submit(&e, Job::Sleep(Duration::from_millis(200))))
+        .collect();
+    eventually(10, "three workers", || e.stats().workers == 3);
+    assert!(e.stats().workers <= 3);
+    collect(futs).unwrap();
+    e.resize(1);
+    eventually(10, "shrunk to one", || e.stats().workers <= 1);
+    e.spawn_workers(5);
+    assert!(e.stats().workers <= 1);
+}
+
+#[test]
+fn invalid_configuration_is_refused() {
+    let err = Engine::new(FakeBackend::default(), cfg(0)).unwrap_err();
+    assert!(err.to_string().contains("max_workers"));
+    let err = Engine::new(
+        FakeBackend::default(),
+        EngineConfig {
+            min_workers: 5,
+            ..cfg(2)
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("min_workers"));
+}
