@@ -17,14 +17,23 @@ use crate::sys::signals::signal_name;
 use crate::transfer::{FnRef, Outcome};
 use crate::wire::Reader;
 use crate::worker::panics::PanicRecord;
-use crate::worker::protocol::task_header;
+use crate::worker::protocol::{named_header, task_header};
 
 /// An encoded task: which function to run and its encoded argument.
 pub struct EncodedTask {
-    pub(crate) f: FnRef,
+    pub(crate) target: Target,
     /// The function's short type name, for error messages.
     pub(crate) name: &'static str,
     pub(crate) arg: Vec<u8>,
+}
+
+/// What a task runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Target {
+    /// A function of this very build, by offset.
+    Fn(FnRef),
+    /// The n-th name the pool declared with `named_tasks`.
+    Named(u32),
 }
 
 /// A task's encoded result, as the worker sent it.
@@ -110,11 +119,29 @@ impl Worker for ProcessWorker {
 
     fn run(&mut self, input: EncodedTask, ctx: &RunContext) -> Result<EncodedReply, TaskError> {
         let started = Instant::now();
-        let header = task_header(input.f);
+        let task_h;
+        let named_h;
+        let header: &[u8] = match input.target {
+            Target::Fn(f) => {
+                task_h = task_header(f);
+                &task_h
+            }
+            Target::Named(declared) => match self.process.named_index(declared) {
+                Some(i) => {
+                    named_h = named_header(i);
+                    &named_h
+                }
+                None => {
+                    self.bufs.put(input.arg);
+                    let death = self.process.bury();
+                    return Err(self.died(death, ctx, input.name));
+                }
+            },
+        };
         let bufs = &self.bufs;
         let reply = self
             .process
-            .call(&[&header, &input.arg], ctx.deadline, |outcome, payload| {
+            .call(&[header, &input.arg], ctx.deadline, |outcome, payload| {
                 match outcome {
                     Outcome::Ok => {
                         let mut bytes = bufs.take();

@@ -47,6 +47,7 @@
 
 mod backend;
 mod buffers;
+mod named;
 mod pool;
 mod stderr_tail;
 mod supervisor;
@@ -57,7 +58,15 @@ mod wire;
 mod worker;
 
 pub use backend::{EncodedReply, EncodedTask, ProcessBackend, ProcessWorker};
+pub use named::NamedTask;
 pub use pool::{ProcessPool, ProcessPoolBuilder};
 pub use transfer::HookResult;
 pub use transport::{Transport, TransportKind};
 pub use worker::worker_main;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::named::{NAMED_TASKS, NamedTask, entry};
+    pub use linkme;
+    pub use pool_codec::DefaultCodec;
+}

@@ -16,10 +16,10 @@ use pool_core::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::{EncodedReply, EncodedTask, ProcessBackend};
+use crate::backend::{EncodedReply, EncodedTask, ProcessBackend, Target};
 use crate::buffers::BufPool;
 use crate::supervisor::StartConfig;
-use crate::transfer::{self, FnRef, HookResult};
+use crate::transfer::{self, HookResult};
 use crate::transport::TransportKind;
 use crate::worker::protocol::{HookCall, Setup};
 
@@ -53,6 +53,7 @@ pub struct ProcessPool<C: Codec = DefaultCodec> {
 struct Inner<C: Codec> {
     engine: Engine<ProcessBackend<C>>,
     has_timeout: bool,
+    named: Option<Vec<String>>,
     bufs: Arc<BufPool>,
     codec: C,
 }
@@ -85,6 +86,7 @@ pub struct ProcessPoolBuilder<C: Codec = DefaultCodec> {
     fin: Option<HookCall>,
     start_timeout: Duration,
     program: Option<PathBuf>,
+    named: Option<Vec<String>>,
     problems: Vec<String>,
 }
 
@@ -103,6 +105,7 @@ impl ProcessPool<DefaultCodec> {
             fin: None,
             start_timeout: Duration::from_secs(60),
             program: None,
+            named: None,
             problems: Vec::new(),
         }
     }
@@ -228,6 +231,21 @@ impl<C: Codec> ProcessPoolBuilder<C> {
         self
     }
 
+    /// Make this a named-tasks pool: its workers run only tasks registered with
+    /// [`named_task!`](crate::named_task) under these names, submitted with
+    /// [`ProcessPool::submit_named`]. The worker may then be a different binary
+    /// ([`worker_program`](Self::worker_program)) — every name must be registered there with
+    /// this pool's codec, checked at the handshake. Closures cannot be submitted to such a
+    /// pool, and initializers/finalizers are not supported. Default: not a named pool.
+    pub fn named_tasks<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.named = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Use codec `codec` for arguments and results. Default [`DefaultCodec`]. Set it before
     /// `initializer`/`finalizer` (their arguments are encoded with the codec in force).
     pub fn codec<C2: Codec>(self, codec: C2) -> ProcessPoolBuilder<C2> {
@@ -244,6 +262,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
             fin: None,
             start_timeout: self.start_timeout,
             program: self.program,
+            named: self.named,
             problems,
         }
     }
@@ -290,6 +309,11 @@ impl<C: Codec> ProcessPoolBuilder<C> {
         if let Some(p) = self.problems.first() {
             return Err(ConfigError::new(p.clone()));
         }
+        if self.named.is_some() && (self.init.is_some() || self.fin.is_some()) {
+            return Err(ConfigError::new(
+                "a named-tasks pool cannot have an initializer or a finalizer",
+            ));
+        }
         if self.program.is_none() {
             crate::sys::exe::self_exe().map_err(ConfigError::new)?;
         }
@@ -305,6 +329,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
             },
             codec_name: self.codec.name(),
             start_timeout: self.start_timeout,
+            named: self.named.clone(),
         };
         let backend = ProcessBackend::<C> {
             config: Arc::new(config),
@@ -317,6 +342,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
             inner: Arc::new(Inner {
                 engine,
                 has_timeout,
+                named: self.named,
                 bufs,
                 codec: self.codec,
             }),
@@ -382,9 +408,70 @@ impl<C: Codec> ProcessPool<C> {
         &self.inner.codec
     }
 
+    /// Runs the task registered as `name` (see [`named_task!`](crate::named_task)) on `arg`.
+    /// The pool must have been built with [`ProcessPoolBuilder::named_tasks`] listing `name`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProcessPool::submit`]; a name the pool did not declare is refused here
+    /// (`SubmitErrorKind::Encode`, naming the declared ones).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn cube(x: i64) -> i64 {
+    ///     x * x * x
+    /// }
+    /// pool_process::named_task!("doc-cube", cube);
+    ///
+    /// let pool = pool_process::ProcessPool::builder()
+    ///     .max_workers(1)
+    ///     .named_tasks(["doc-cube"])
+    ///     .build()?;
+    /// assert_eq!(pool.submit_named::<i64, i64>("doc-cube", -3)?.result()?, -27);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_named<A, R>(&self, name: &str, arg: A) -> Result<Future<R>, SubmitError<A>>
+    where
+        A: Serialize + Send + 'static,
+        R: DeserializeOwned + Send + 'static,
+    {
+        let declared = self
+            .inner
+            .named
+            .as_ref()
+            .and_then(|names| names.iter().position(|n| n == name));
+        let Some(index) = declared else {
+            let declared = self.inner.named.as_deref().unwrap_or_default().join(", ");
+            let err = self.refusal(
+                type_name::<A>(),
+                format!(
+                    "no named task {name:?} in this pool (declared with named_tasks: [{declared}])"
+                ),
+            );
+            return Err(SubmitError::new(err, Some(arg)));
+        };
+        self.send(
+            Target::Named(index as u32),
+            "named task",
+            &arg,
+            SubmitOptions::default().label(name),
+        )
+        .map_err(|kind| SubmitError::new(kind, Some(arg)))
+    }
+
+    fn refusal(&self, type_name: &str, message: String) -> SubmitErrorKind {
+        SubmitErrorKind::Encode(TaskError::Encode(CodecFailure {
+            side: Side::Parent,
+            type_name: type_name.to_owned(),
+            codec: self.inner.codec.name().to_owned(),
+            message,
+        }))
+    }
+
     fn send<T, R>(
         &self,
-        f: FnRef,
+        target: Target,
         name: &'static str,
         arg: &T,
         mut opts: SubmitOptions,
@@ -415,7 +502,7 @@ impl<C: Codec> ProcessPool<C> {
             .engine
             .submit(
                 EncodedTask {
-                    f,
+                    target,
                     name,
                     arg: bytes,
                 },
@@ -459,7 +546,11 @@ where
         task: Call<F, A>,
         opts: SubmitOptions,
     ) -> Result<Future<R>, SubmitError<Call<F, A>>> {
-        let f = transfer::task_ref::<F, A, R, C>(&task.f);
+        if self.inner.named.is_some() {
+            let kind = self.refusal(type_name::<F>(), CLOSURES_IN_NAMED_POOL.to_owned());
+            return Err(SubmitError::new(kind, Some(task)));
+        }
+        let f = Target::Fn(transfer::task_ref::<F, A, R, C>(&task.f));
         self.send(f, short_name::<F>(), &task.arg, opts)
             .map_err(|kind| SubmitError::new(kind, Some(task)))
     }
@@ -477,11 +568,18 @@ where
         task: Call<ChunkFn<F>, Vec<A>>,
         opts: SubmitOptions,
     ) -> Result<Future<Vec<R>>, SubmitError<Call<ChunkFn<F>, Vec<A>>>> {
-        let f = transfer::chunk_ref::<F, A, R, C>(&task.f.0);
+        if self.inner.named.is_some() {
+            let kind = self.refusal(type_name::<F>(), CLOSURES_IN_NAMED_POOL.to_owned());
+            return Err(SubmitError::new(kind, Some(task)));
+        }
+        let f = Target::Fn(transfer::chunk_ref::<F, A, R, C>(&task.f.0));
         self.send(f, short_name::<F>(), &task.arg, opts)
             .map_err(|kind| SubmitError::new(kind, Some(task)))
     }
 }
+
+const CLOSURES_IN_NAMED_POOL: &str = "this pool runs named tasks only (built with named_tasks): \
+     use submit_named, or a pool without named_tasks for functions and closures";
 
 /// `F`'s type name without its leading crate path: `tour::crash` for a fn item,
 /// `tests::main::{{closure}}` for a closure. A slice of a static string: no allocation.

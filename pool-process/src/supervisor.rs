@@ -32,6 +32,8 @@ pub(crate) struct StartConfig {
     pub(crate) setup: Setup,
     pub(crate) codec_name: &'static str,
     pub(crate) start_timeout: Duration,
+    /// Named-tasks-only pool: the names it will use (checked at the handshake).
+    pub(crate) named: Option<Vec<String>>,
 }
 
 /// How a worker process ended.
@@ -136,6 +138,45 @@ pub(crate) struct WorkerProcess {
     stderr: Arc<StderrTail>,
     stderr_thread: Option<JoinHandle<()>>,
     dead: Option<Death>,
+    /// For a named-tasks pool: the worker's registry index of each declared name.
+    named_map: Vec<u32>,
+}
+
+/// Finds each wanted name (with the pool's codec) in the worker's registry.
+fn map_named(
+    wanted: &[String],
+    offered: &[(String, String)],
+    codec: &str,
+) -> Result<Vec<u32>, String> {
+    let mut map = Vec::with_capacity(wanted.len());
+    let mut missing = Vec::new();
+    for name in wanted {
+        match offered.iter().position(|(n, _)| n == name) {
+            Some(i) if offered[i].1 == codec => map.push(i as u32),
+            Some(i) => missing.push(format!(
+                "{name:?} (registered with codec {:?}, the pool uses {codec:?})",
+                offered[i].1
+            )),
+            None => missing.push(format!("{name:?}")),
+        }
+    }
+    if missing.is_empty() {
+        Ok(map)
+    } else {
+        let available: Vec<String> = offered
+            .iter()
+            .map(|(n, c)| format!("{n:?} ({c})"))
+            .collect();
+        Err(format!(
+            "the worker binary does not serve the named task(s) {}; it registers: {}",
+            missing.join(", "),
+            if available.is_empty() {
+                "none".to_owned()
+            } else {
+                available.join(", ")
+            }
+        ))
+    }
 }
 
 fn describe_panic(detail: &[u8]) -> String {
@@ -184,6 +225,7 @@ impl WorkerProcess {
             identity: exe.identity,
             anchor_delta: transfer::anchor_delta(),
             worker_id: id,
+            named_only: cfg.named.is_some(),
             transport: listener
                 .as_ref()
                 .map_or_else(|| "pipe".to_owned(), SocketListener::worker_spec),
@@ -261,6 +303,7 @@ impl WorkerProcess {
             stderr,
             stderr_thread,
             dead: None,
+            named_map: Vec::new(),
         };
 
         // HELLO
@@ -279,6 +322,7 @@ impl WorkerProcess {
         let hello = hello.ok_or_else(|| {
             StartFailure::Handshake(fail(&w.cell, &w.stderr, "sent a malformed HELLO"))
         })?;
+        let named_only = cfg.named.is_some();
         let mismatch = if let Some(why) = &hello.refusal {
             Some(why.clone())
         } else if hello.version != PROTOCOL_VERSION {
@@ -286,6 +330,8 @@ impl WorkerProcess {
                 "protocol version {} (worker) vs {PROTOCOL_VERSION} (parent)",
                 hello.version
             ))
+        } else if named_only {
+            None
         } else if hello.identity != exe.identity.to_string() {
             Some(format!(
                 "the worker runs a different executable ({}) than the parent ({})",
@@ -296,6 +342,17 @@ impl WorkerProcess {
         } else {
             None
         };
+        let named_map = match &cfg.named {
+            Some(wanted) => match map_named(wanted, &hello.tasks, cfg.codec_name) {
+                Ok(map) => map,
+                Err(why) => {
+                    let msg = fail(&w.cell, &w.stderr, "lacks named tasks");
+                    return Err(StartFailure::Handshake(format!("{why}; {msg}")));
+                }
+            },
+            None => Vec::new(),
+        };
+        w.named_map = named_map;
         if let Some(why) = mismatch {
             let msg = fail(&w.cell, &w.stderr, "is not the same build as the parent");
             return Err(StartFailure::Handshake(format!(
@@ -341,7 +398,7 @@ impl WorkerProcess {
         let (codec, outcome, detail) = ready.ok_or_else(|| {
             StartFailure::Handshake(fail(&w.cell, &w.stderr, "sent a malformed READY"))
         })?;
-        if codec != cfg.codec_name {
+        if !named_only && codec != cfg.codec_name {
             let msg = fail(&w.cell, &w.stderr, "disagrees on the codec");
             return Err(StartFailure::Handshake(format!(
                 "codec mismatch: the parent uses {:?}, the worker {codec:?}; {msg}",
@@ -356,6 +413,11 @@ impl WorkerProcess {
             )));
         }
         Ok(w)
+    }
+
+    /// The worker's registry index of declared named task `declared`.
+    pub(crate) fn named_index(&self, declared: u32) -> Option<u32> {
+        self.named_map.get(declared as usize).copied()
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -509,6 +571,7 @@ mod tests {
             },
             codec_name: DefaultCodec::default().name(),
             start_timeout: Duration::from_secs(20),
+            named: None,
         }
     }
 
@@ -588,6 +651,7 @@ mod latency {
             },
             codec_name: DefaultCodec::default().name(),
             start_timeout: Duration::from_secs(20),
+            named: None,
         };
         let mut w = WorkerProcess::start(&cfg, 9).unwrap();
         let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&|x: u64| x + 1);

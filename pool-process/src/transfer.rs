@@ -287,6 +287,24 @@ where
     FnRef::of(hook_trampoline::<F, A, H, C>)
 }
 
+/// The trampoline of a named task: looked up by name in the worker's own registry, never
+/// resolved from an offset, so it needs no same-build guarantee.
+pub(crate) const fn named_trampoline<F, A, R, C>() -> Trampoline
+where
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+    A: DeserializeOwned,
+    R: Serialize,
+    C: Codec,
+{
+    const {
+        assert!(
+            size_of::<F>() == 0,
+            "a named task must be a fn item or a closure that captures nothing"
+        )
+    };
+    task_trampoline::<F, A, R, C>
+}
+
 /// The reference for the codec probe (answers `C::default().name()`).
 pub(crate) fn probe_ref<C: Codec>() -> FnRef {
     FnRef::of(probe_trampoline::<C>)

@@ -8,7 +8,7 @@ use crate::transfer::FnRef;
 use crate::wire::{Put, Reader};
 
 /// Bumped on any change to the messages below.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// The environment variable that puts a process in worker mode.
 pub(crate) const WORKER_ENV: &str = "POOL_PROCESS_WORKER";
@@ -19,6 +19,8 @@ pub(crate) const SETUP: u8 = 1;
 pub(crate) const TASK: u8 = 2;
 /// Parent → worker: run the finalizer and exit.
 pub(crate) const STOP: u8 = 3;
+/// Parent → worker: run a named task. Header: kind, registry index (u32); then the argument.
+pub(crate) const NAMED: u8 = 4;
 /// Worker → parent: identity, first thing after start.
 pub(crate) const HELLO: u8 = 0x81;
 /// Worker → parent: codec name and initializer outcome.
@@ -30,6 +32,16 @@ pub(crate) const STOPPED: u8 = 0x84;
 
 /// Length of a task request's header.
 pub(crate) const TASK_HEADER: usize = 9;
+/// Length of a named task request's header.
+pub(crate) const NAMED_HEADER: usize = 5;
+
+/// Builds a named task request header.
+pub(crate) fn named_header(index: u32) -> [u8; NAMED_HEADER] {
+    let mut h = [0u8; NAMED_HEADER];
+    h[0] = NAMED;
+    h[1..].copy_from_slice(&index.to_le_bytes());
+    h
+}
 
 /// Builds a task request header.
 pub(crate) fn task_header(f: FnRef) -> [u8; TASK_HEADER] {
@@ -47,6 +59,9 @@ pub(crate) struct WorkerSpec {
     pub(crate) identity: BuildIdentity,
     pub(crate) anchor_delta: i64,
     pub(crate) worker_id: u64,
+    /// Only named tasks run: no function offset is ever resolved (the worker may be a
+    /// different binary).
+    pub(crate) named_only: bool,
     /// `pipe` or `sock:<name>:<token>`.
     pub(crate) transport: String,
 }
@@ -54,24 +69,26 @@ pub(crate) struct WorkerSpec {
 impl WorkerSpec {
     pub(crate) fn encode(&self) -> String {
         format!(
-            "{};{};{};{};{};{}",
+            "{};{};{};{};{};{};{}",
             self.version,
             self.parent,
             self.identity.encode(),
             self.anchor_delta,
             self.worker_id,
+            u8::from(self.named_only),
             self.transport
         )
     }
 
     pub(crate) fn decode(s: &str) -> Option<Self> {
-        let mut it = s.splitn(6, ';');
+        let mut it = s.splitn(7, ';');
         Some(Self {
             version: it.next()?.parse().ok()?,
             parent: it.next()?.parse().ok()?,
             identity: BuildIdentity::decode(it.next()?)?,
             anchor_delta: it.next()?.parse().ok()?,
             worker_id: it.next()?.parse().ok()?,
+            named_only: it.next()?.parse::<u8>().ok()? == 1,
             transport: it.next()?.to_owned(),
         })
     }
@@ -145,6 +162,8 @@ pub(crate) struct Hello {
     pub(crate) anchor_delta: i64,
     /// Set when the worker itself found a mismatch and will exit.
     pub(crate) refusal: Option<String>,
+    /// The worker's named tasks: `(name, codec name)`, in registry order.
+    pub(crate) tasks: Vec<(String, String)>,
 }
 
 impl Hello {
@@ -155,6 +174,11 @@ impl Hello {
         out.put_str(&self.identity);
         out.put_i64(self.anchor_delta);
         out.put_opt_str(self.refusal.as_deref());
+        out.put_u32(self.tasks.len() as u32);
+        for (name, codec) in &self.tasks {
+            out.put_str(name);
+            out.put_str(codec);
+        }
         out
     }
 
@@ -167,6 +191,14 @@ impl Hello {
             identity: r.str()?,
             anchor_delta: r.i64()?,
             refusal: r.opt_str()?,
+            tasks: {
+                let n = r.u32()?;
+                let mut tasks = Vec::new();
+                for _ in 0..n {
+                    tasks.push((r.str()?, r.str()?));
+                }
+                tasks
+            },
         })
     }
 }
@@ -184,6 +216,7 @@ mod tests {
             identity: id,
             anchor_delta: -64,
             worker_id: 3,
+            named_only: true,
             transport: "sock:pool-1-2-ab:00ff".into(),
         };
         assert_eq!(WorkerSpec::decode(&spec.encode()), Some(spec));
@@ -193,6 +226,7 @@ mod tests {
             identity: "x".into(),
             anchor_delta: 7,
             refusal: Some("no".into()),
+            tasks: vec![("a".into(), "msgpack".into())],
         };
         assert_eq!(Hello::decode(&hello.encode()), Some(hello));
         let setup = Setup {

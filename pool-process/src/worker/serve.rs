@@ -5,9 +5,10 @@ use std::io;
 
 use super::panics;
 use super::protocol::{
-    HELLO, Hello, PROTOCOL_VERSION, READY, REPLY, STOP, STOPPED, Setup, TASK, TASK_HEADER,
-    WorkerSpec,
+    HELLO, Hello, NAMED, NAMED_HEADER, PROTOCOL_VERSION, READY, REPLY, STOP, STOPPED, Setup, TASK,
+    TASK_HEADER, WorkerSpec,
 };
+use crate::named;
 use crate::sys::exe::BuildIdentity;
 use crate::sys::{proc, signals};
 use crate::transfer::{self, FnRef, Outcome};
@@ -52,12 +53,13 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
     let mine = BuildIdentity::current()
         .map_err(|e| format!("cannot stat this worker's executable: {e}"))?;
     let delta = transfer::anchor_delta();
-    let refusal = if spec.version != PROTOCOL_VERSION {
-        Some(format!(
+    let version_mismatch = (spec.version != PROTOCOL_VERSION).then(|| {
+        format!(
             "protocol version {} (worker) vs {} (parent)",
             PROTOCOL_VERSION, spec.version
-        ))
-    } else if mine != spec.identity {
+        )
+    });
+    let build_mismatch = if mine != spec.identity {
         Some(format!(
             "the worker runs a different executable ({mine}) than the parent ({})",
             spec.identity
@@ -70,12 +72,24 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
     } else {
         None
     };
+    // Function offsets are resolved only by a worker of the identical build that was not
+    // told to run named tasks only (the transfer invariant).
+    let closures_ok = build_mismatch.is_none() && !spec.named_only;
+    let refusal = match (version_mismatch, build_mismatch) {
+        (Some(v), _) => Some(v),
+        (None, Some(b)) if !spec.named_only => Some(b),
+        _ => None,
+    };
     let hello = Hello {
         version: PROTOCOL_VERSION,
         pid: proc::own_pid(),
         identity: mine.to_string(),
         anchor_delta: delta,
         refusal: refusal.clone(),
+        tasks: named::registry()
+            .iter()
+            .map(|t| (t.name.to_owned(), (t.codec)().to_owned()))
+            .collect(),
     };
     send(&mut transport, &[&hello.encode()])?;
     debug_assert_eq!(hello.encode()[0], HELLO);
@@ -89,19 +103,23 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
         Err(e) => return Err(format!("reading SETUP: {e}")),
     };
     let mut out = Vec::with_capacity(4096);
-    // SAFETY: identity, anchor distance and protocol version were checked above.
-    let probe = unsafe { setup.probe.resolve() };
-    probe(&[], &mut out);
+    if closures_ok {
+        // SAFETY: identity, anchor distance and protocol version were checked above.
+        let probe = unsafe { setup.probe.resolve() };
+        probe(&[], &mut out);
+    } else {
+        out.put_str("");
+    }
     let mut ready = vec![READY];
     ready.extend_from_slice(&out);
     out.clear();
     let init_outcome = match &setup.init {
-        Some(h) => {
+        Some(h) if closures_ok => {
             // SAFETY: as for the probe.
             let hook = unsafe { h.f.resolve() };
             hook(&h.arg, &mut out)
         }
-        None => Outcome::Ok,
+        _ => Outcome::Ok,
     };
     ready.put_u8(init_outcome as u8);
     ready.extend_from_slice(&out);
@@ -113,13 +131,28 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
     loop {
         out.clear();
         let outcome = match transport.recv(None) {
-            Ok(frame) if frame.len() >= TASK_HEADER && frame[0] == TASK => {
+            Ok(frame) if frame.len() >= TASK_HEADER && frame[0] == TASK && closures_ok => {
                 let mut offset = [0u8; 8];
                 offset.copy_from_slice(&frame[1..TASK_HEADER]);
                 // SAFETY: the reference was made by the parent that passed the identity
                 // checks above (same build).
                 let trampoline = unsafe { FnRef(i64::from_le_bytes(offset)).resolve() };
                 trampoline(&frame[TASK_HEADER..], &mut out)
+            }
+            Ok(frame) if frame.len() >= NAMED_HEADER && frame[0] == NAMED => {
+                let mut index = [0u8; 4];
+                index.copy_from_slice(&frame[1..NAMED_HEADER]);
+                match named::registry().get(u32::from_le_bytes(index) as usize) {
+                    Some(task) => (task.run)(&frame[NAMED_HEADER..], &mut out),
+                    None => {
+                        out.put_str("no such named task in this worker");
+                        Outcome::Failed
+                    }
+                }
+            }
+            Ok(frame) if frame.first() == Some(&TASK) => {
+                out.put_str("this worker cannot run functions sent by offset (not the same build)");
+                Outcome::Failed
             }
             Ok(frame) if frame.first() == Some(&STOP) => break,
             Ok(frame) => {
@@ -136,12 +169,12 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
 
     out.clear();
     let fin_outcome = match &setup.fin {
-        Some(h) => {
+        Some(h) if closures_ok => {
             // SAFETY: as for the probe.
             let hook = unsafe { h.f.resolve() };
             hook(&h.arg, &mut out)
         }
-        None => Outcome::Ok,
+        _ => Outcome::Ok,
     };
     let _ = transport.send(&[&[STOPPED, fin_outcome as u8], &out]);
     Ok(())
