@@ -72,7 +72,18 @@ pub(super) struct Control {
     pub(super) closed: [Line<AtomicU32>; 2],
 }
 
-const _: () = assert!(std::mem::size_of::<Control>() <= CONTROL_SIZE);
+// The offsets tabulated in README.md.
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(offset_of!(Control, rings) == 128);
+    assert!(size_of::<RingControl>() == 640);
+    assert!(offset_of!(RingControl, tail) == 128);
+    assert!(offset_of!(RingControl, data) == 256);
+    assert!(offset_of!(RingControl, space) == 384);
+    assert!(offset_of!(RingControl, large_released) == 512);
+    assert!(offset_of!(Control, closed) == 1408);
+    assert!(size_of::<Control>() <= CONTROL_SIZE);
+};
 const _: () = assert!(std::mem::align_of::<Control>() <= CONTROL_SIZE);
 
 /// Offset of ring `i`'s data area.
