@@ -208,6 +208,9 @@ impl Bound {
     /// Wait for room. False if the pool closed meanwhile.
     fn reserve_blocking(&self, status: &AtomicU8) -> bool {
         loop {
+            if status.load(Ordering::Acquire) != OPEN {
+                return false;
+            }
             if self.try_reserve() {
                 return true;
             }
@@ -521,6 +524,12 @@ impl<B: Backend> Shared<B> {
             }
             if !b.reserve_blocking(&self.status) {
                 let st = self.status.load(Ordering::Acquire);
+                return Err(self.refuse(st, job));
+            }
+            // Room may have been made by a shutdown draining the queue.
+            let st = self.status.load(Ordering::Acquire);
+            if st != OPEN {
+                b.release();
                 return Err(self.refuse(st, job));
             }
         }

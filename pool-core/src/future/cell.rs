@@ -155,6 +155,12 @@ impl<T> Core<T> {
         self.state.load(Ordering::Acquire) & MASK
     }
 
+    /// Claimed, result not published yet (callbacks running).
+    #[inline]
+    pub(crate) fn is_completing(&self) -> bool {
+        self.state() == COMPLETING
+    }
+
     #[inline]
     pub(crate) fn is_terminal(&self) -> bool {
         is_terminal(self.state.load(Ordering::Acquire))

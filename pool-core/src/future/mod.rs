@@ -384,3 +384,168 @@ impl<T: Send + 'static> fmt::Debug for Promise<T> {
         f.debug_struct("Promise").finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, not(pool_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+
+    fn bounded<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("hung past the watchdog")
+    }
+
+    #[test]
+    fn states_move_pending_running_done() {
+        let (p, f) = promise::<u8>();
+        assert_eq!(f.state(), State::Pending);
+        assert!(p.start());
+        assert_eq!(f.state(), State::Running);
+        assert!(!f.cancel(), "cancel only works while pending");
+        p.complete(Ok(1));
+        assert_eq!(f.state(), State::Done);
+        assert!(f.state().is_finished());
+        assert_eq!(f.result(), Ok(1));
+    }
+
+    #[test]
+    fn failed_and_cancelled_states() {
+        let (p, f) = promise::<u8>();
+        p.complete(Err(TaskError::Shutdown));
+        assert_eq!(f.state(), State::Failed);
+        let (p, f) = promise::<u8>();
+        assert!(f.cancel());
+        assert!(!f.cancel());
+        assert!(!p.start());
+        p.complete(Ok(3));
+        assert_eq!(f.result(), Err(TaskError::Cancelled));
+    }
+
+    #[test]
+    fn dropped_promise_resolves_cancelled() {
+        let (p, f) = promise::<u8>();
+        drop(p);
+        assert_eq!(f.result(), Err(TaskError::Cancelled));
+    }
+
+    #[test]
+    fn blocking_result_waits_for_another_thread() {
+        let (p, f) = promise::<String>();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            p.complete(Ok("late".into()));
+        });
+        assert_eq!(bounded(move || f.result()), Ok("late".to_string()));
+    }
+
+    #[test]
+    fn timeouts_hand_the_future_back() {
+        let (p, f) = promise::<u8>();
+        assert!(!f.wait_timeout(Duration::from_millis(5)));
+        let mut f = f.result_timeout(Duration::from_millis(5)).unwrap_err();
+        assert_eq!(f.try_result(), None);
+        p.complete(Ok(2));
+        assert!(f.wait_timeout(Duration::from_millis(5)));
+        assert_eq!(f.try_result(), Some(Ok(2)));
+        assert_eq!(f.try_result(), None, "taken once");
+    }
+
+    #[test]
+    fn callbacks_run_once_early_or_late() {
+        let n = Arc::new(AtomicUsize::new(0));
+        let (p, f) = promise::<u8>();
+        let n1 = n.clone();
+        f.on_done(move |r| {
+            assert_eq!(r, &Ok(4));
+            n1.fetch_add(1, Ordering::SeqCst);
+        });
+        p.complete(Ok(4));
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+        let n2 = n.clone();
+        f.on_done(move |_| {
+            n2.fetch_add(10, Ordering::SeqCst);
+        });
+        assert_eq!(n.load(Ordering::SeqCst), 11);
+        assert_eq!(f.peek(|r| r.cloned()), Some(Ok(4)));
+        assert_eq!(f.result(), Ok(4));
+    }
+
+    #[test]
+    fn a_panicking_callback_is_contained_and_counted() {
+        let before = crate::callback_panics();
+        let (p, f) = promise::<u8>();
+        f.on_done(|_| panic!("callback bug"));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r2 = ran.clone();
+        f.on_done(move |_| {
+            r2.fetch_add(1, Ordering::SeqCst);
+        });
+        p.complete(Ok(1));
+        assert!(crate::callback_panics() > before);
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "later callbacks still run");
+        assert_eq!(f.result(), Ok(1));
+    }
+
+    #[test]
+    fn kill_without_a_killer_only_cancels_pending() {
+        let (p, f) = promise::<u8>();
+        assert!(p.start());
+        assert!(!f.kill(), "no killer: a running task cannot be killed");
+        let killed = Arc::new(AtomicUsize::new(0));
+        let k = killed.clone();
+        p.set_killer(Killer::new(move || {
+            k.fetch_add(1, Ordering::SeqCst);
+        }));
+        assert!(f.kill());
+        assert_eq!(killed.load(Ordering::SeqCst), 1);
+        assert!(f.is_cancelled());
+        p.complete(Ok(9));
+        assert_eq!(f.result(), Err(TaskError::Cancelled));
+    }
+
+    #[test]
+    fn timing_records_pending_and_running() {
+        let (p, f) = promise::<u8>();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(p.start());
+        std::thread::sleep(Duration::from_millis(5));
+        p.complete(Ok(0));
+        let t = f.timing();
+        assert!(t.pending().unwrap() >= Duration::from_millis(5));
+        assert!(t.running().unwrap() >= Duration::from_millis(5));
+        assert!(t.queued_at.unwrap() <= t.started_at.unwrap());
+        assert!(t.started_at.unwrap() <= t.finished_at.unwrap());
+    }
+
+    #[test]
+    fn ids_are_unique() {
+        let (_a, fa) = promise::<u8>();
+        let (_b, fb) = promise::<u8>();
+        assert_ne!(fa.id(), fb.id());
+    }
+
+    /// `.await` works in tokio without any runtime dependency in pool-core.
+    #[test]
+    fn awaits_in_a_tokio_runtime() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (p, f) = promise::<u32>();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            p.complete(Ok(99));
+        });
+        let r = rt.block_on(async move {
+            tokio::time::timeout(Duration::from_secs(10), f)
+                .await
+                .expect("await hung")
+        });
+        assert_eq!(r, Ok(99));
+    }
+}

@@ -33,6 +33,11 @@ fn scan<T>(futs: &[Future<T>]) -> (WaitResult, bool) {
     let mut r = WaitResult::default();
     let mut error = false;
     for (i, f) in futs.iter().enumerate() {
+        if f.core().is_completing() {
+            // Callbacks (ours included) run just before the terminal state is published:
+            // a future that woke us may still be completing. That ends right away.
+            f.wait();
+        }
         match f.state() {
             State::Failed | State::Cancelled => {
                 error = true;
@@ -228,6 +233,8 @@ impl<T> Iterator for AsCompleted<T> {
         };
         let mut f = self.futs[i].take()?;
         self.remaining -= 1;
+        // Notified from a callback, which runs just before the result is published.
+        f.wait();
         let r = f.try_result().expect("finished future has its result");
         Some((i, r))
     }
@@ -268,4 +275,109 @@ pub fn collect<T>(futs: Vec<Future<T>>) -> Result<Vec<T>, TaskError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::future::promise;
+
+    fn later<T: Send + 'static>(p: crate::Promise<T>, ms: u64, r: Result<T, TaskError>) {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            p.complete(r);
+        });
+    }
+
+    #[test]
+    fn first_completed_returns_on_the_first() {
+        let (p0, f0) = promise::<u8>();
+        let (_p1, f1) = promise::<u8>();
+        later(p0, 10, Ok(0));
+        let futs = vec![f0, f1];
+        let r = wait(
+            &futs,
+            ReturnWhen::FirstCompleted,
+            Some(Duration::from_secs(10)),
+        );
+        assert_eq!(r.done, vec![0]);
+        assert_eq!(r.not_done, vec![1]);
+    }
+
+    #[test]
+    fn first_error_returns_on_an_error() {
+        let (_p0, f0) = promise::<u8>();
+        let (p1, f1) = promise::<u8>();
+        let (p2, f2) = promise::<u8>();
+        p2.complete(Ok(2));
+        later(p1, 10, Err(TaskError::Shutdown));
+        let futs = vec![f0, f1, f2];
+        let r = wait(&futs, ReturnWhen::FirstError, Some(Duration::from_secs(10)));
+        assert_eq!(r.done, vec![1, 2]);
+        assert_eq!(r.not_done, vec![0]);
+    }
+
+    #[test]
+    fn all_completed_and_timeout() {
+        let futs: Vec<_> = (0..4)
+            .map(|i| {
+                let (p, f) = promise::<u8>();
+                later(p, 5 * i as u64, Ok(i));
+                f
+            })
+            .collect();
+        let r = wait(
+            &futs,
+            ReturnWhen::AllCompleted,
+            Some(Duration::from_secs(10)),
+        );
+        assert_eq!(r.done, vec![0, 1, 2, 3]);
+        let (_p, f) = promise::<u8>();
+        let r = wait(
+            &[f],
+            ReturnWhen::AllCompleted,
+            Some(Duration::from_millis(10)),
+        );
+        assert_eq!(r.not_done, vec![0]);
+    }
+
+    #[test]
+    fn as_completed_yields_in_completion_order() {
+        let (p0, f0) = promise::<u8>();
+        let (p1, f1) = promise::<u8>();
+        let (p2, f2) = promise::<u8>();
+        later(p0, 60, Ok(0));
+        later(p1, 0, Ok(1));
+        later(p2, 30, Ok(2));
+        let order: Vec<_> = as_completed(vec![f0, f1, f2])
+            .with_deadline(Instant::now() + Duration::from_secs(10))
+            .map(|(i, r)| (i, r.unwrap()))
+            .collect();
+        assert_eq!(order, vec![(1, 1), (2, 2), (0, 0)]);
+    }
+
+    #[test]
+    fn as_completed_deadline_stops_and_returns_the_rest() {
+        let (p0, f0) = promise::<u8>();
+        let (_p1, f1) = promise::<u8>();
+        p0.complete(Ok(0));
+        let mut it =
+            as_completed(vec![f0, f1]).with_deadline(Instant::now() + Duration::from_millis(20));
+        assert_eq!(it.next(), Some((0, Ok(0))));
+        assert_eq!(it.next(), None);
+        let rest = it.into_remaining();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].0, 1);
+    }
+
+    #[test]
+    fn collect_stops_at_the_first_error_and_cancels_the_rest() {
+        let (p0, f0) = promise::<u8>();
+        let (p1, f1) = promise::<u8>();
+        let (p2, f2) = promise::<u8>();
+        p0.complete(Ok(0));
+        p1.complete(Err(TaskError::Shutdown));
+        assert_eq!(collect(vec![f0, f1, f2]), Err(TaskError::Shutdown));
+        assert!(!p2.start(), "the later future was cancelled");
+    }
 }
