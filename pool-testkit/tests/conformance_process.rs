@@ -43,17 +43,17 @@ fn check(report: Report) {
 
 #[test]
 fn msgpack_over_pipe() {
-    check(run_with(MsgPack::default(), TransportKind::Pipe));
+    check(run_with(MsgPack, TransportKind::Pipe));
 }
 
 #[test]
 fn msgpack_over_local_socket() {
-    check(run_with(MsgPack::default(), TransportKind::LocalSocket));
+    check(run_with(MsgPack, TransportKind::LocalSocket));
 }
 
 #[test]
 fn postcard_over_pipe() {
-    check(run_with(Postcard::default(), TransportKind::Pipe));
+    check(run_with(Postcard, TransportKind::Pipe));
 }
 
 #[test]
@@ -63,5 +63,5 @@ fn bincode_over_pipe() {
 
 #[test]
 fn json_over_pipe() {
-    check(run_with(Json::default(), TransportKind::Pipe));
+    check(run_with(Json, TransportKind::Pipe));
 }
