@@ -33,8 +33,7 @@ fn child_hook() {
 fn child_transport() -> ShmTransport {
     let file: OwnedFd = std::io::stdin().as_fd().try_clone_to_owned().unwrap();
     let mut t = ShmTransport::connect(file).unwrap();
-    t.watch_process(std::os::unix::process::parent_id())
-        .unwrap();
+    t.watch_parent(std::os::unix::process::parent_id()).unwrap();
     t
 }
 

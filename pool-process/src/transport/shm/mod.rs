@@ -94,7 +94,8 @@ impl ShmOptions {
 ///
 /// One side creates the channel ([`ShmTransport::create`]) and hands the returned memory-file
 /// descriptor to the other, which opens its side with [`ShmTransport::connect`]. Each side
-/// should watch the other's process ([`ShmTransport::watch_process`]): a peer that exits
+/// should watch the other's process ([`ShmTransport::watch_process`],
+/// [`ShmTransport::watch_parent`]): a peer that exits
 /// without closing its side is then reported as `UnexpectedEof` (receive) or `BrokenPipe`
 /// (send) within about 50–100 ms. A side that is dropped closes the channel at once.
 ///
@@ -276,22 +277,30 @@ impl ShmTransport {
         }
     }
 
-    /// Watches the peer process `pid`: once it has exited, waits end with `UnexpectedEof`
-    /// (receiving) or `BrokenPipe` (sending) instead of waiting for a message that will
-    /// never come. `pid` must be an unreaped child, or the parent (then it is checked against
-    /// `getppid()` after the watch is set up, so a recycled pid is never watched).
+    /// Watches the peer process `pid`, an unreaped child of this process: once it has
+    /// exited, waits end with `UnexpectedEof` (receiving) or `BrokenPipe` (sending) instead of
+    /// waiting for a message that will never come.
     ///
     /// # Errors
     ///
     /// The process cannot be watched (`pidfd_open` failed: it is already reaped, or the
-    /// kernel is older than 5.3), or `pid` was claimed to be the parent and is not.
+    /// kernel is older than 5.3).
     pub fn watch_process(&mut self, pid: u32) -> io::Result<()> {
-        let parent = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
-        self.peer = Some(if parent.and_then(|p| u32::try_from(p).ok()) == Some(pid) {
-            ProcessWatch::parent(pid)?
-        } else {
-            ProcessWatch::open(pid)?
-        });
+        self.peer = Some(ProcessWatch::open(pid)?);
+        Ok(())
+    }
+
+    /// Watches this process's parent, which must be `pid`, like
+    /// [`ShmTransport::watch_process`]. The watch is set up first and the parent id checked
+    /// afterwards, so a parent that already died (its pid possibly reused) is an error, never
+    /// a stranger watched by mistake.
+    ///
+    /// # Errors
+    ///
+    /// `UnexpectedEof` if `pid` is not (or no longer) the parent; otherwise as for
+    /// [`ShmTransport::watch_process`].
+    pub fn watch_parent(&mut self, pid: u32) -> io::Result<()> {
+        self.peer = Some(ProcessWatch::parent(pid)?);
         Ok(())
     }
 
