@@ -5,13 +5,14 @@ use std::ffi::OsString;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use pool_codec::{Codec, DefaultCodec};
 use pool_core::{
-    Call, ChunkFn, CodecFailure, ConfigError, Engine, EngineConfig, Executor, Future, MapIter,
-    OnWorkerDeath, Shutdown, ShutdownReport, Side, Stats, Submit, SubmitError, SubmitErrorKind,
-    SubmitOptions, TaskError,
+    BrokenReason, Call, ChunkFn, CodecFailure, ConfigError, Engine, EngineConfig, Executor, Future,
+    MapIter, OnWorkerDeath, Shutdown, ShutdownReport, Side, Stats, Submit, SubmitError,
+    SubmitErrorKind, SubmitOptions, TaskError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -50,7 +51,12 @@ pub struct ProcessPool<C: Codec = DefaultCodec> {
     inner: Arc<Inner<C>>,
 }
 
+/// Identifies pools created by this process, in creation order (first is 1).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 struct Inner<C: Codec> {
+    id: u64,
+    shut_down: AtomicBool,
     engine: Engine<ProcessBackend<C>>,
     has_timeout: bool,
     named: Option<Vec<String>>,
@@ -298,6 +304,31 @@ impl<C: Codec> ProcessPoolBuilder<C> {
         self
     }
 
+    /// Everything that defines the pool except `max_workers`, as text: two builders with the
+    /// same fingerprint make interchangeable pools (used by [`crate::reusable`]).
+    pub(crate) fn fingerprint(&self) -> String {
+        let mut engine = self.engine.clone();
+        engine.max_workers = 0;
+        format!(
+            "{engine:?}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.env,
+            self.transport,
+            std::any::type_name::<C>(),
+            self.codec.name(),
+            self.init,
+            self.fin,
+            self.start_timeout,
+            self.program,
+            self.named,
+            self.problems
+        )
+    }
+
+    /// The `max_workers` this builder asks for.
+    pub(crate) fn requested_max_workers(&self) -> usize {
+        self.engine.max_workers
+    }
+
     /// Checks the settings and creates the pool. Workers start on demand (or `min_workers`
     /// of them at once).
     ///
@@ -340,6 +371,8 @@ impl<C: Codec> ProcessPoolBuilder<C> {
         let engine = Engine::new(backend, self.engine)?;
         Ok(ProcessPool {
             inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                shut_down: AtomicBool::new(false),
                 engine,
                 has_timeout,
                 named: self.named,
@@ -406,6 +439,28 @@ impl<C: Codec> ProcessPool<C> {
     /// The codec in use.
     pub fn codec(&self) -> &C {
         &self.inner.codec
+    }
+
+    /// Changes `max_workers` (at least 1). Shrinking lets running tasks finish: extra
+    /// workers exit after their current task.
+    pub fn resize(&self, max_workers: usize) {
+        self.inner.engine.resize(max_workers);
+    }
+
+    /// Why the pool is broken (an initializer failed, workers die at start again and again,
+    /// or a death under `OnWorkerDeath::BreakPool`), if it is.
+    pub fn is_broken(&self) -> Option<BrokenReason> {
+        self.inner.engine.is_broken()
+    }
+
+    /// Whether `shutdown` was called on the pool (through any handle).
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shut_down.load(Ordering::SeqCst)
+    }
+
+    /// `max_workers` as configured or last resized.
+    pub fn max_workers(&self) -> usize {
+        self.inner.engine.config().max_workers
     }
 
     /// Runs the task registered as `name` (see [`named_task!`](crate::named_task)) on `arg`.
@@ -526,11 +581,18 @@ impl<C: Codec> ProcessPool<C> {
 
 impl<C: Codec> Executor for ProcessPool<C> {
     fn shutdown(&self, mode: Shutdown) -> ShutdownReport {
+        self.inner.shut_down.store(true, Ordering::SeqCst);
         self.inner.engine.shutdown(mode, None)
     }
 
     fn stats(&self) -> Stats {
-        self.inner.engine.stats()
+        let mut s = self.inner.engine.stats();
+        s.executor_id = self.inner.id;
+        s
+    }
+
+    fn executor_id(&self) -> u64 {
+        self.inner.id
     }
 }
 
