@@ -276,3 +276,87 @@ fn refuses_foreign_files_and_second_connect() {
     drop((_a, _b));
     guard.finish(&[]);
 }
+
+/// A small deterministic generator (xorshift), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Random sends and receives in one thread against a model of the channel: what is queued,
+/// how much ring space it takes, whether the receiver still holds a large payload. Sends are
+/// made only when the model says they cannot block, so any disagreement is a failure, never
+/// a hang.
+#[test]
+fn random_operations_match_a_model() {
+    let guard = support::start("shm_model", Duration::from_secs(60));
+    for (seed, cap, threshold) in [
+        (1u64, 4096usize, usize::MAX),
+        (2, 4096, 0),
+        (3, 8192, 100),
+        (4, 4096, 2000),
+    ] {
+        let opts = ShmOptions::new()
+            .ring_capacity(cap)
+            .large_threshold(threshold);
+        let (mut a, mut b) = ShmTransport::pair(&opts).unwrap();
+        let inline_max = threshold.min(cap - 8);
+        let frame = |len: usize| 8 + len.next_multiple_of(8);
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut queue: std::collections::VecDeque<Vec<u8>> = Default::default();
+        let mut used = 0; // ring bytes taken by queued frames
+        let mut large_queued = false;
+        let mut b_holds_large = false;
+        let edges = [0, 1, 7, 8, 9, cap - 9, cap - 8, cap - 7, cap, cap + 1];
+        for step in 0..20_000 {
+            if rng.below(2) == 0 {
+                let len = if rng.below(4) == 0 {
+                    edges[rng.below(edges.len())]
+                } else {
+                    rng.below(cap + 64)
+                };
+                let large = len > inline_max;
+                let size = if large { 8 } else { frame(len) };
+                let fits = used + size <= cap && !(large && (large_queued || b_holds_large));
+                if fits {
+                    let msg = body(step, len);
+                    let cut = rng.below(len + 1);
+                    a.send(&[&msg[..cut], &msg[cut..]]).unwrap();
+                    used += size;
+                    large_queued |= large;
+                    queue.push_back(msg);
+                    continue;
+                }
+            }
+            // Receive (also what releases a held large payload).
+            b_holds_large = false;
+            match queue.pop_front() {
+                Some(want) => {
+                    let got = b.recv(Some(Instant::now())).unwrap();
+                    assert_eq!(got, &want[..], "seed {seed}, step {step}");
+                    let large = want.len() > inline_max;
+                    used -= if large { 8 } else { frame(want.len()) };
+                    if large {
+                        large_queued = false;
+                        b_holds_large = true;
+                    }
+                }
+                None => {
+                    let err = b.recv(Some(Instant::now())).unwrap_err();
+                    assert_eq!(err.kind(), ErrorKind::TimedOut, "seed {seed}, step {step}");
+                }
+            }
+        }
+        drop((a, b));
+    }
+    guard.finish(&[]);
+}
