@@ -17,9 +17,15 @@ fn failing_initializer_breaks_pending_and_later_submits() {
         .initializer(|| Err::<(), _>("database unreachable"))
         .build()
         .unwrap();
-    let futs: Vec<_> = (0..5).map(|i| pool.submit(move || i).unwrap()).collect();
-    for f in futs {
-        match bounded(10, move || f.result()) {
+    // The pool may break while we are still submitting: then the submit itself says so.
+    let results: Vec<Result<i32, TaskError>> = (0..5)
+        .map(|i| match pool.submit(move || i) {
+            Ok(f) => bounded(10, move || f.result()),
+            Err(e) => Err(e.to_task_error()),
+        })
+        .collect();
+    for r in results {
+        match r {
             Err(TaskError::Broken(r)) => {
                 assert!(r.as_str().contains("database unreachable"), "{r}")
             }

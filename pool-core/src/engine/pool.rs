@@ -548,21 +548,23 @@ impl<B: Backend> Shared<B> {
             self.cfg.record_timing || opts.timing,
         );
         let fut = job::future_of(&cell);
-        let (sleepers, stranded) = self.queue.push(cell, |sleepers| {
+        let (sleepers, queued, stranded) = self.queue.push(cell, |sleepers, queued| {
             // Under the producers' mutex, which `try_leave` also holds: a push after the
             // last worker left a closed pool is seen here.
             bump(&self.submitted);
             let stranded = self.status.load(Ordering::Relaxed) != OPEN
                 && self.workers.load(Ordering::Relaxed) == 0;
-            (sleepers, stranded)
+            (sleepers, queued, stranded)
         });
         if sleepers > 0 {
             self.wake_one();
-        } else if self.idle.load(Ordering::Relaxed) == 0 {
+        }
+        // More queued tasks than idle workers to take them: start one more (up to max).
+        if queued > self.idle.load(Ordering::Relaxed) {
             self.try_spawn();
         }
         if stranded {
-            self.drain(TaskError::Shutdown);
+            self.drain(self.closed_error());
         }
         Ok(fut)
     }
@@ -671,11 +673,35 @@ impl<B: Backend> Shared<B> {
         g.retired[1] += c.completed.load(Ordering::Relaxed);
         g.retired[2] += c.failed.load(Ordering::Relaxed);
         g.retired[3] += c.cancelled.load(Ordering::Relaxed);
-        if !already_left {
-            self.workers.fetch_sub(1, Ordering::SeqCst);
-        }
         drop(g);
+        // Under the producers' mutex, like `try_leave`: the last worker of a closed pool
+        // makes sure nothing stays queued.
+        let stranded = self.queue.locked(|_, empty| {
+            let w = if already_left {
+                self.workers.load(Ordering::SeqCst)
+            } else {
+                self.workers.fetch_sub(1, Ordering::SeqCst) - 1
+            };
+            !empty && w == 0 && self.status.load(Ordering::SeqCst) != OPEN
+        });
+        if stranded {
+            self.drain(self.closed_error());
+        }
         self.ctl_cv.notify_all();
+    }
+
+    /// What a task that cannot run any more resolves with: `Broken(reason)` or `Shutdown`.
+    fn closed_error(&self) -> TaskError {
+        if self.status.load(Ordering::SeqCst) == BROKEN {
+            TaskError::Broken(
+                lock(&self.ctl)
+                    .broken
+                    .clone()
+                    .unwrap_or_else(|| BrokenReason::new("broken")),
+            )
+        } else {
+            TaskError::Shutdown
+        }
     }
 
     fn start_failed(self: &Arc<Self>, e: StartError) {
@@ -708,11 +734,9 @@ impl<B: Backend> Shared<B> {
                 g.broken = Some(reason.clone());
             }
         }
-        let prev = self.status.swap(BROKEN, Ordering::SeqCst);
-        if prev == BROKEN {
-            return;
-        }
-        self.drain(TaskError::Broken(reason));
+        drop(reason);
+        self.status.store(BROKEN, Ordering::SeqCst);
+        self.drain(self.closed_error());
         self.wake_all_sleepers();
         if let Some(b) = &self.bound {
             b.wake_all();
@@ -775,16 +799,7 @@ impl<B: Backend> Shared<B> {
             if st != OPEN {
                 if st != WAIT {
                     // Cancelled or broken: anything that slipped in is not run.
-                    self.drain(if st == BROKEN {
-                        TaskError::Broken(
-                            lock(&self.ctl)
-                                .broken
-                                .clone()
-                                .unwrap_or_else(|| BrokenReason::new("broken")),
-                        )
-                    } else {
-                        TaskError::Shutdown
-                    });
+                    self.drain(self.closed_error());
                 }
                 if self.try_leave(0) {
                     return Err(());

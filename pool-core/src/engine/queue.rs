@@ -30,12 +30,12 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Push `t`, then run `then(sleepers)` still holding the producers' mutex.
+    /// Push `t`, then run `then(sleepers, queued)` still holding the producers' mutex.
     #[inline]
-    pub(crate) fn push<R>(&self, t: T, then: impl FnOnce(usize) -> R) -> R {
+    pub(crate) fn push<R>(&self, t: T, then: impl FnOnce(usize, usize) -> R) -> R {
         let g = self.push.lock().unwrap_or_else(|p| p.into_inner());
         g.0.push(t);
-        then(g.1)
+        then(g.1, g.0.len())
     }
 
     /// Run `f(&mut sleepers, queue_is_empty)` holding the producers' mutex.
