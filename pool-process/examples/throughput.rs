@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use pool_core::{Executor, Shutdown};
-use pool_process::ProcessPool;
+use pool_process::{ProcessPool, TransportKind};
 use serde_bytes::ByteBuf;
 
 fn add_one(x: u64) -> u64 {
@@ -22,11 +22,22 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `POOL_TRANSPORT=shm|socket|pipe` (default pipe).
+    let transport = match std::env::var("POOL_TRANSPORT").as_deref() {
+        Ok("shm") => TransportKind::Shm,
+        Ok("socket") => TransportKind::LocalSocket,
+        _ => TransportKind::Pipe,
+    };
+    println!("transport: {transport:?}");
     // Cold start: pool of 2 to first result.
     let cold: Vec<Duration> = (0..20)
         .map(|_| {
             let t = Instant::now();
-            let pool = ProcessPool::builder().max_workers(2).build().unwrap();
+            let pool = ProcessPool::builder()
+                .max_workers(2)
+                .transport(transport)
+                .build()
+                .unwrap();
             pool.submit(add_one, 1).unwrap().result().unwrap();
             let e = t.elapsed();
             pool.shutdown(Shutdown::Kill);
@@ -38,7 +49,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         median(cold)
     );
 
-    let pool = ProcessPool::builder().max_workers(2).build()?;
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .transport(transport)
+        .build()?;
     pool.spawn_workers(2);
     for i in 0..2000 {
         pool.submit(add_one, i)?.result()?;

@@ -14,7 +14,8 @@ use crate::stderr_tail::StderrTail;
 use crate::sys::exe::self_exe;
 use crate::sys::{proc, signals, spawn};
 use crate::transfer::{self, Outcome};
-use crate::transport::{self, SocketListener, StreamTransport, Transport, TransportKind};
+use crate::transport::shm::{ShmOptions, ShmTransport};
+use crate::transport::{self, SocketListener, Transport, TransportKind};
 use crate::wire::Reader;
 use crate::worker::panics::PanicRecord;
 use crate::worker::protocol::{
@@ -134,7 +135,7 @@ impl ChildCell {
 pub(crate) struct WorkerProcess {
     id: u64,
     cell: Arc<ChildCell>,
-    transport: StreamTransport,
+    transport: Box<dyn Transport>,
     stderr: Arc<StderrTail>,
     stderr_thread: Option<JoinHandle<()>>,
     dead: Option<Death>,
@@ -214,10 +215,16 @@ impl WorkerProcess {
         let deadline = Instant::now() + cfg.start_timeout;
         let exe = self_exe().map_err(StartFailure::Spawn)?;
         let listener = match cfg.transport {
-            TransportKind::Pipe => None,
             TransportKind::LocalSocket => Some(SocketListener::bind().map_err(|e| {
                 StartFailure::Spawn(format!("cannot bind a local socket for the worker: {e}"))
             })?),
+            _ => None,
+        };
+        let shm = match cfg.transport {
+            TransportKind::Shm => Some(ShmTransport::create(&ShmOptions::new()).map_err(|e| {
+                StartFailure::Spawn(format!("cannot create a shared-memory channel: {e}"))
+            })?),
+            _ => None,
         };
         let spec = WorkerSpec {
             version: PROTOCOL_VERSION,
@@ -226,9 +233,11 @@ impl WorkerProcess {
             anchor_delta: transfer::anchor_delta(),
             worker_id: id,
             named_only: cfg.named.is_some(),
-            transport: listener
-                .as_ref()
-                .map_or_else(|| "pipe".to_owned(), SocketListener::worker_spec),
+            transport: match (&listener, &shm) {
+                (Some(l), _) => l.worker_spec(),
+                (None, Some(_)) => "shm".to_owned(),
+                (None, None) => "pipe".to_owned(),
+            },
         };
         let mut cmd = match &cfg.program {
             Some(p) => Command::new(p),
@@ -245,7 +254,15 @@ impl WorkerProcess {
             };
         }
         cmd.env(WORKER_ENV, spec.encode()).stderr(Stdio::piped());
-        if listener.is_some() {
+        // The shared-memory file goes to the worker as its stdin: posix_spawn's dup2 puts it
+        // on fd 0 in the child only; the parent's descriptor stays close-on-exec.
+        let (shm_side, shm_file) = match shm {
+            Some((side, file)) => (Some(side), Some(file)),
+            None => (None, None),
+        };
+        if let Some(file) = shm_file {
+            cmd.stdin(Stdio::from(file)).stdout(Stdio::inherit());
+        } else if listener.is_some() {
             cmd.stdin(Stdio::null()).stdout(Stdio::inherit());
         } else {
             cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
@@ -274,14 +291,25 @@ impl WorkerProcess {
             };
             format!("worker #{id} (pid {pid}) {what} ({exit}){tail}")
         };
-        let transport = match (listener, stdin, stdout) {
+        let transport: Box<dyn Transport> = match (listener, stdin, stdout) {
+            _ if shm_side.is_some() => {
+                let mut side = shm_side.expect("checked");
+                if let Err(e) = side.watch_process(pid) {
+                    return Err(StartFailure::Spawn(fail(
+                        &cell,
+                        &stderr,
+                        &format!("cannot be watched (pidfd): {e}"),
+                    )));
+                }
+                Box::new(side)
+            }
             (Some(l), _, _) => {
                 let gone = || {
                     cell.try_reap()
                         .map(|s| format!("worker exited: {}", Exit::of(Some(s))))
                 };
                 match l.accept(deadline, gone) {
-                    Ok(t) => t,
+                    Ok(t) => Box::new(t),
                     Err(e) => {
                         return Err(StartFailure::Spawn(fail(
                             &cell,
@@ -291,7 +319,7 @@ impl WorkerProcess {
                     }
                 }
             }
-            (None, Some(i), Some(o)) => transport::pipe_parent_side(i, o),
+            (None, Some(i), Some(o)) => Box::new(transport::pipe_parent_side(i, o)),
             _ => {
                 return Err(StartFailure::Spawn(fail(&cell, &stderr, "has no pipes")));
             }
@@ -594,7 +622,11 @@ mod tests {
 
     #[test]
     fn start_call_and_stop_over_both_transports() {
-        for kind in [TransportKind::Pipe, TransportKind::LocalSocket] {
+        for kind in [
+            TransportKind::Pipe,
+            TransportKind::LocalSocket,
+            TransportKind::Shm,
+        ] {
             let mut w = WorkerProcess::start(&config(kind), 1).unwrap_or_else(|e| panic!("{e:?}"));
             let pid = w.pid();
             let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double);

@@ -89,6 +89,20 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Worker side: takes fd 0 (returned as a close-on-exec descriptor) and points fd 0 at
+/// `/dev/null`.
+pub(crate) fn take_stdin() -> io::Result<OwnedFd> {
+    let stdin = io::stdin();
+    let taken = rustix::io::fcntl_dupfd_cloexec(stdin.as_fd(), 3)?;
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    rustix::stdio::dup2_stdin(&null)?;
+    Ok(taken)
+}
+
 /// Worker side: takes fds 0 and 1 as the control channel (returned as close-on-exec
 /// descriptors `(from_parent, to_parent)`), then points fd 0 at `/dev/null` and fd 1 at fd 2.
 pub(crate) fn take_stdio_channel() -> io::Result<(OwnedFd, OwnedFd)> {

@@ -15,7 +15,9 @@ use std::io;
 use std::time::Instant;
 
 pub(crate) use local_socket::{SocketListener, connect_worker};
-pub(crate) use pipe::{parent_side as pipe_parent_side, worker_side as pipe_worker_side};
+pub(crate) use pipe::{
+    parent_side as pipe_parent_side, shm_worker_side, worker_side as pipe_worker_side,
+};
 pub(crate) use stream::StreamTransport;
 
 /// Largest frame body either side accepts (pool-codec's default, 1 GiB); a larger length
@@ -52,5 +54,11 @@ pub enum TransportKind {
     Pipe,
     /// A Unix-domain socket in the abstract namespace. The worker connects back and must be
     /// the same user and present the pool's random secret token before anything else.
+    /// A task's stdout is the parent's stdout.
     LocalSocket,
+    /// Shared memory: two rings in an anonymous memory file (memfd) handed to the worker as
+    /// its stdin, futex wake-ups after a short `sched_yield` phase, large payloads through a
+    /// shared region (see [`shm`]). Lowest latency, fastest for large payloads. A task's
+    /// stdout is the parent's stdout.
+    Shm,
 }

@@ -26,3 +26,13 @@ pub(crate) fn worker_side() -> io::Result<StreamTransport> {
     let (from_parent, to_parent) = fdio::take_stdio_channel()?;
     Ok(StreamTransport::new(from_parent, to_parent))
 }
+
+/// Worker side of the shared-memory transport: the memory file arrives as fd 0; it is moved
+/// to a close-on-exec descriptor, fd 0 is pointed at `/dev/null`, and the parent is watched
+/// (pidfd) so a dead parent ends every wait.
+pub(crate) fn shm_worker_side(parent: u32) -> io::Result<super::shm::ShmTransport> {
+    let file = fdio::take_stdin()?;
+    let mut t = super::shm::ShmTransport::connect(file)?;
+    t.watch_parent(parent)?;
+    Ok(t)
+}

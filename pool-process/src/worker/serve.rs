@@ -12,7 +12,7 @@ use crate::named;
 use crate::sys::exe::BuildIdentity;
 use crate::sys::{proc, signals};
 use crate::transfer::{self, FnRef, Outcome};
-use crate::transport::{self, StreamTransport, Transport};
+use crate::transport::{self, Transport};
 use crate::wire::Put;
 
 /// How a worker's life ended, as an exit code.
@@ -42,12 +42,13 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
     signals::die_with_parent(spec.parent)?;
     panics::install_hook();
 
-    let mut transport = if spec.transport == "pipe" {
-        transport::pipe_worker_side()
-    } else {
-        transport::connect_worker(&spec.transport)
-    }
-    .map_err(|e| format!("cannot open the control channel ({}): {e}", spec.transport))?;
+    let opened: io::Result<Box<dyn Transport>> = match spec.transport.as_str() {
+        "pipe" => transport::pipe_worker_side().map(|t| Box::new(t) as Box<dyn Transport>),
+        "shm" => transport::shm_worker_side(spec.parent).map(|t| Box::new(t) as Box<dyn Transport>),
+        other => transport::connect_worker(other).map(|t| Box::new(t) as Box<dyn Transport>),
+    };
+    let mut transport =
+        opened.map_err(|e| format!("cannot open the control channel ({}): {e}", spec.transport))?;
 
     // Identity: compare before any offset is resolved (the transfer invariant).
     let mine = BuildIdentity::current()
@@ -180,7 +181,7 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn send(t: &mut StreamTransport, parts: &[&[u8]]) -> Result<(), String> {
+fn send(t: &mut Box<dyn Transport>, parts: &[&[u8]]) -> Result<(), String> {
     t.send(parts)
         .map_err(|e| format!("writing to the parent failed: {e}"))
 }
