@@ -146,6 +146,7 @@ pub fn open_fds() -> Vec<Fd> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return out;
     };
+    let own_fd_dir = format!("/proc/{}/fd", std::process::id());
     for e in dir.filter_map(Result::ok) {
         let Ok(fd) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -153,9 +154,9 @@ pub fn open_fds() -> Vec<Fd> {
         let target = std::fs::read_link(e.path())
             .map(|p: PathBuf| p.to_string_lossy().into_owned())
             .unwrap_or_default();
-        // The directory being read shows up as a fresh `/proc/<pid>/fd` entry that is
-        // already closed by the time we could compare; drop unreadable links.
-        if target.is_empty() {
+        // The directory being read shows up as `/proc/<pid>/fd` (or, already closed, as an
+        // unreadable link): not a leak.
+        if target.is_empty() || target == own_fd_dir {
             continue;
         }
         out.push(Fd { fd, target });

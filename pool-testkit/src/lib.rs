@@ -3,10 +3,16 @@
 //! - [`Target`]: what an executor offers so the suite can drive it (implemented here for
 //!   `ThreadPool` and `ProcessPool`; [`impl_target!`] implements it for any other);
 //! - [`conformance`]: the suite every executor must pass;
+//! - [`faults`]: fault fixtures (values, tasks, hooks) for every phase and fault kind;
+//! - [`harness`]: one-at-a-time process tests with a watchdog and a leak check;
+//! - [`matrix`]: the outcome DESIGN §8 promises for each phase × fault;
 //! - [`leaks`]: descriptor and descendant-process snapshots, asserted back with a deadline.
 
 pub mod conformance;
+pub mod faults;
+pub mod harness;
 pub mod leaks;
+pub mod matrix;
 mod target;
 
 pub use target::{__rt, Target, TaskFn, Value};
