@@ -70,6 +70,7 @@ fn main() {
         a.as_secs_f64() / b.as_secs_f64()
     );
     // map_1m
+    let items: Vec<u64> = (0..M).collect();
     let a = time(15, || {
         pool.map(|x: u64| x.wrapping_mul(3), 0..M)
             .collect::<Result<Vec<_>, _>>()
@@ -78,17 +79,29 @@ fn main() {
     let a2 = time(15, || {
         pool.map_all(|x: u64| x.wrapping_mul(3), 0..M).unwrap()
     });
+    let a3 = time(15, || {
+        pool.map_slice(|&x: &u64| x.wrapping_mul(3), &items)
+            .unwrap()
+    });
+    let a4 = time(15, || {
+        pool.map_all(|x: u64| x.wrapping_mul(3), items.clone())
+            .unwrap()
+    });
     let b = time(15, || {
         rp.install(|| {
-            (0..M)
-                .into_par_iter()
-                .map(|x| x.wrapping_mul(3))
+            items
+                .par_iter()
+                .map(|&x| x.wrapping_mul(3))
                 .collect::<Vec<_>>()
         })
     });
+    let r = |a: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!(
-        "map_1m pool map {a:?} map_all {a2:?} rayon {b:?} ratio {:.2} / {:.2}",
-        a.as_secs_f64() / b.as_secs_f64(),
-        a2.as_secs_f64() / b.as_secs_f64()
+        "map_1m rayon par_iter {b:?}; map(range) {a:?} ({:.2}) map_all(range) {a2:?} ({:.2}) \
+         map_slice {a3:?} ({:.2}) map_all(vec.clone()) {a4:?} ({:.2})",
+        r(a),
+        r(a2),
+        r(a3),
+        r(a4)
     );
 }

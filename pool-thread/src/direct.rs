@@ -98,6 +98,19 @@ impl Coord {
         }
     }
 
+    /// A helper task was dropped without running (the pool refused or cancelled it): stop
+    /// the map and mark every unclaimed chunk finished without touching the buffers.
+    fn abandon(&self) {
+        {
+            let mut e = self.error.lock().unwrap_or_else(|p| p.into_inner());
+            if e.is_none() {
+                *e = Some((usize::MAX, TaskError::Cancelled));
+            }
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        self.work(&|_, _| unreachable!("stopped: no chunk runs"));
+    }
+
     fn wait(&self) {
         let mut g = self.done.lock().unwrap_or_else(|p| p.into_inner());
         while !*g {
@@ -141,10 +154,155 @@ impl<A, R> Ptrs<A, R> {
     }
 }
 
+/// Like [`Ptrs`] for a borrowed input slice: elements are shared, not moved.
+struct RefPtrs<A, R> {
+    input: *const A,
+    output: *mut R,
+}
+
+impl<A, R> Clone for RefPtrs<A, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<A, R> Copy for RefPtrs<A, R> {}
+
+// SAFETY: as for `Ptrs`; the inputs are only read through `&A` from several threads, which
+// needs `A: Sync`.
+unsafe impl<A: Sync, R: Send> Send for RefPtrs<A, R> {}
+
+impl<A: Sync, R> RefPtrs<A, R> {
+    /// Apply `f` to `&input[lo..hi]`, writing the results.
+    ///
+    /// # Safety
+    ///
+    /// As [`Ptrs::run`]; the inputs are only borrowed (the caller keeps them).
+    unsafe fn run_ref<F: Fn(&A) -> R>(self, f: &F, lo: usize, hi: usize) {
+        for i in lo..hi {
+            // SAFETY: claimed chunk: nobody else writes output `i`; inputs are shared reads
+            // of a slice the caller keeps borrowed until every chunk finished (`A: Sync`).
+            unsafe {
+                self.output.add(i).write(f(&*self.input.add(i)));
+            }
+        }
+    }
+}
+
 /// Chunk size: several chunks per thread so claiming balances uneven work, but not so many
 /// that claiming costs show.
 fn chunk_size(n: usize, threads: usize) -> usize {
     (n / (8 * threads)).clamp(n.clamp(1, 256), 1 << 16)
+}
+
+/// One helper task: runs `body` (the chunk loop); dropped unrun, it abandons the map so the
+/// caller never waits for chunks nobody will run.
+struct Helper<T> {
+    coord: Arc<Coord>,
+    body: Option<T>,
+}
+
+impl<T: FnOnce()> Helper<T> {
+    fn run(mut self) {
+        if let Some(b) = self.body.take() {
+            b();
+        }
+    }
+}
+
+impl<T> Drop for Helper<T> {
+    fn drop(&mut self) {
+        if self.body.is_some() {
+            self.coord.abandon();
+        }
+    }
+}
+
+/// Create the coordinator and submit one helper task per worker; `body(coord)` builds a
+/// helper's chunk loop. If the pool refuses a helper, the map is abandoned (the error is
+/// `Cancelled`, or the pool's refusal when nothing ran).
+fn launch<H, T>(pool: &ThreadPool, n: usize, mut body: H) -> (Arc<Coord>, Option<TaskError>)
+where
+    H: FnMut(Arc<Coord>) -> T,
+    T: FnOnce() + Send + 'static,
+{
+    let workers = pool.max_workers();
+    let threads = workers + usize::from(!pool.has_initializer());
+    let coord = Arc::new(Coord::new(n, chunk_size(n, threads)));
+    for _ in 0..workers.min(coord.nchunks) {
+        let h = Helper {
+            coord: coord.clone(),
+            body: Some(body(coord.clone())),
+        };
+        if let Err(e) = pool.submit(move || h.run()) {
+            // Dropping the refused helper abandoned the map.
+            return (coord, Some(e.to_task_error()));
+        }
+    }
+    (coord, None)
+}
+
+/// After every chunk finished: the first error in chunk order, preferring the pool's
+/// refusal over the `Cancelled` of an abandoned map.
+fn outcome(coord: &Coord, refused: Option<TaskError>) -> Option<TaskError> {
+    let e = coord.error.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match (e, refused) {
+        (None, _) => None,
+        (Some((usize::MAX, _)), Some(r)) => Some(r),
+        (Some((_, e)), _) => Some(e),
+    }
+}
+
+/// `map_slice`: like [`map_all`] over borrowed inputs.
+pub(crate) fn map_slice<F, A, R>(pool: &ThreadPool, f: F, input: &[A]) -> Result<Vec<R>, TaskError>
+where
+    F: Fn(&A) -> R + Clone + Send + 'static,
+    A: Sync + 'static,
+    R: Send + 'static,
+{
+    let n = input.len();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut output = ManuallyDrop::new(Vec::<R>::with_capacity(n));
+    let ptrs = RefPtrs {
+        input: input.as_ptr(),
+        output: output.as_mut_ptr(),
+    };
+    let (coord, refused) = launch(pool, n, |c| {
+        let f = f.clone();
+        // SAFETY: `work` hands `run_ref` only claimed chunks (module invariant).
+        move || c.work(&|lo, hi| unsafe { ptrs.run_ref(&f, lo, hi) })
+    });
+    if !pool.has_initializer() {
+        // SAFETY: as in the helpers.
+        coord.work(&|lo, hi| unsafe { ptrs.run_ref(&f, lo, hi) });
+    }
+    coord.wait();
+    // Every chunk is finished: the output buffer is ours alone again.
+    match outcome(&coord, refused) {
+        None => {
+            // SAFETY: every output slot `0..n` was written.
+            unsafe {
+                output.set_len(n);
+                Ok(ManuallyDrop::into_inner(output))
+            }
+        }
+        Some(e) => {
+            for c in 0..coord.nchunks {
+                let (lo, hi) = coord.range(c);
+                if coord.states[c].load(Ordering::Relaxed) == DONE {
+                    // SAFETY: a finished chunk's outputs are initialized and owned by us.
+                    unsafe {
+                        std::ptr::slice_from_raw_parts_mut(ptrs.output.add(lo), hi - lo)
+                            .drop_in_place()
+                    }
+                }
+            }
+            // SAFETY: outputs were dropped or leaked above; this frees the buffer only.
+            unsafe { ManuallyDrop::drop(&mut output) };
+            Err(e)
+        }
+    }
 }
 
 /// `map_all` with direct buffer access.
@@ -158,63 +316,24 @@ where
     if n == 0 {
         return Ok(Vec::new());
     }
-    let workers = pool.max_workers();
-    let caller_helps = !pool.has_initializer();
-    let threads = workers + usize::from(caller_helps);
-    let coord = Arc::new(Coord::new(n, chunk_size(n, threads)));
     let mut input = ManuallyDrop::new(input);
     let mut output = ManuallyDrop::new(Vec::<R>::with_capacity(n));
     let ptrs = Ptrs {
         input: input.as_mut_ptr(),
         output: output.as_mut_ptr(),
     };
-    // Helpers: one per worker (at most one per chunk beyond the caller's share).
-    let helpers = workers.min(coord.nchunks);
-    let mut submitted = 0;
-    let mut refused = None;
-    for _ in 0..helpers {
-        let c = coord.clone();
+    let (coord, refused) = launch(pool, n, |c| {
         let f = f.clone();
-        let task = move || {
-            // SAFETY: `work` hands `run` only claimed chunks (module invariant).
-            c.work(&|lo, hi| unsafe { ptrs.run(&f, lo, hi) })
-        };
-        match pool.submit(task) {
-            Ok(_fut) => submitted += 1,
-            Err(e) => {
-                refused = Some(e.to_task_error());
-                break;
-            }
-        }
-    }
-    if submitted == 0 && !caller_helps {
-        // Nothing will run the chunks: hand the inputs back to their destructor.
-        // SAFETY: no helper was started; we still own both buffers untouched.
-        unsafe {
-            ManuallyDrop::drop(&mut input);
-            ManuallyDrop::drop(&mut output);
-        }
-        return Err(refused.unwrap_or(TaskError::Shutdown));
-    }
-    if submitted == 0
-        && let Some(e) = refused
-    {
-        // The pool refuses work (shut down or broken): report it rather than run here.
-        // SAFETY: as above.
-        unsafe {
-            ManuallyDrop::drop(&mut input);
-            ManuallyDrop::drop(&mut output);
-        }
-        return Err(e);
-    }
-    if caller_helps {
+        // SAFETY: `work` hands `run` only claimed chunks (module invariant).
+        move || c.work(&|lo, hi| unsafe { ptrs.run(&f, lo, hi) })
+    });
+    if !pool.has_initializer() {
         // SAFETY: as in the helpers.
         coord.work(&|lo, hi| unsafe { ptrs.run(&f, lo, hi) });
     }
     coord.wait();
     // Every chunk is finished: the buffers are ours alone again.
-    let err = coord.error.lock().unwrap_or_else(|p| p.into_inner()).take();
-    match err {
+    match outcome(&coord, refused) {
         None => {
             // SAFETY: every output slot `0..n` was written; every input was moved out, so
             // the input buffer is freed without dropping elements.
@@ -225,7 +344,7 @@ where
                 Ok(ManuallyDrop::into_inner(output))
             }
         }
-        Some((_, e)) => {
+        Some(e) => {
             for c in 0..coord.nchunks {
                 let (lo, hi) = coord.range(c);
                 match coord.states[c].load(Ordering::Relaxed) {
@@ -287,6 +406,35 @@ mod tests {
         assert_eq!(out.len(), 10_000);
         assert!(out.iter().enumerate().all(|(i, &v)| v == i as u32 * 2));
         assert_eq!(DROPS.load(Ordering::Relaxed), 10_000);
+    }
+
+    #[test]
+    fn map_slice_borrows_its_input() {
+        let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+        let v: Vec<String> = (0..5000).map(|i| i.to_string()).collect();
+        let out = map_slice(&pool, |s: &String| s.len(), &v).unwrap();
+        assert_eq!(out.len(), 5000);
+        assert_eq!(out[1234], 4);
+        assert_eq!(v[4999], "4999", "input still ours");
+    }
+
+    #[test]
+    fn a_refusing_pool_fails_the_map_and_drops_inputs_once() {
+        let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+        pool_core::Executor::shutdown(&pool, pool_core::Shutdown::Wait);
+        DROPS.store(0, Ordering::Relaxed);
+        let input: Vec<Counted> = (0..1000).map(Counted).collect();
+        let r = map_all(&pool, |c: Counted| c.0, input);
+        assert_eq!(r, Err(TaskError::Shutdown));
+        assert_eq!(DROPS.load(Ordering::Relaxed), 1000);
+        // With an initializer the caller cannot help: still no hang, same error.
+        let pool = ThreadPool::builder()
+            .initializer(|| Ok::<_, String>(()))
+            .build()
+            .unwrap();
+        pool_core::Executor::shutdown(&pool, pool_core::Shutdown::Wait);
+        let r = map_slice(&pool, |x: &u32| *x, &[1, 2, 3]);
+        assert_eq!(r, Err(TaskError::Shutdown));
     }
 
     #[test]

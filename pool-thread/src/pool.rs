@@ -135,6 +135,32 @@ impl ThreadPool {
         self.has_initializer
     }
 
+    /// Apply `f` to every element of `items` on the pool's threads (and the calling thread,
+    /// unless the pool has an initializer), writing results straight into the returned
+    /// vector, in order. The slice is only borrowed: this call returns after every element
+    /// was processed. Like rayon's `items.par_iter().map(f).collect()`.
+    ///
+    /// # Errors
+    ///
+    /// The first panic in element order (the other elements' results are dropped), or the
+    /// pool's refusal (shut down, broken).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = pool_thread::ThreadPool::builder().build().unwrap();
+    /// let words = vec!["a".to_string(), "bcd".to_string()];
+    /// assert_eq!(pool.map_slice(|w: &String| w.len(), &words), Ok(vec![1, 3]));
+    /// ```
+    pub fn map_slice<F, A, R>(&self, f: F, items: &[A]) -> Result<Vec<R>, TaskError>
+    where
+        F: Fn(&A) -> R + Clone + Send + 'static,
+        A: Sync + 'static,
+        R: Send + 'static,
+    {
+        crate::direct::map_slice(self, f, items)
+    }
+
     /// Change `max_workers` (at least 1); extra threads exit after their current task.
     pub fn resize(&self, max_workers: usize) {
         self.engine.resize(max_workers)
