@@ -81,7 +81,44 @@ impl<C: Codec> std::fmt::Debug for ProcessPool<C> {
     }
 }
 
-/// Builds a [`ProcessPool`]; every setter documents its default.
+/// Builds a [`ProcessPool`]; every setter documents its default. By value: chain the setters,
+/// then [`build`](Self::build), which validates everything and returns an error instead of
+/// panicking.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use pool_core::OnWorkerDeath;
+/// use pool_process::{ProcessPool, TransportKind};
+///
+/// fn warm_up(cache_mib: u32) -> Result<(), String> {
+///     if cache_mib > 1024 { Err(format!("{cache_mib} MiB is too much")) } else { Ok(()) }
+/// }
+///
+/// let pool = ProcessPool::builder()
+///     .max_workers(2)
+///     .min_workers(1)
+///     .idle_timeout(Some(Duration::from_secs(30)))
+///     .max_tasks_per_worker(10_000)
+///     .max_memory_per_worker(512 << 20)
+///     .task_timeout(Duration::from_secs(60))
+///     .env("OMP_NUM_THREADS", "1")
+///     .transport(TransportKind::Pipe)
+///     .on_worker_death(OnWorkerDeath::Replace)
+///     .initializer(warm_up, 64)
+///     .name("doc-pool")
+///     .build()?;
+/// assert_eq!(pool.submit(|x: u8| x.count_ones(), 0b1011)?.result()?, 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Invalid settings are an error from `build`:
+///
+/// ```
+/// let err = pool_process::ProcessPool::builder().max_workers(0).build().unwrap_err();
+/// assert!(err.to_string().contains("max_workers"));
+/// ```
 #[must_use]
 pub struct ProcessPoolBuilder<C: Codec = DefaultCodec> {
     engine: EngineConfig,
