@@ -48,26 +48,38 @@ fn main() {
         "roundtrip pool {a:?} rayon {b:?} ratio {:.2}",
         a.as_secs_f64() / b.as_secs_f64()
     );
-    // tasks_1m
+    // tasks_1m: alternate the two, pair them, report the median of paired ratios (the host
+    // is shared, its speed drifts).
     const M: u64 = 1_000_000;
-    let a = time(5, || {
-        let futs: Vec<_> = (0..M)
-            .map(|i| pool.submit(move || i ^ 1).unwrap())
-            .collect();
-        futs.into_iter().map(|f| f.result().unwrap()).sum::<u64>()
-    });
-    let b = time(5, || {
-        let mut out = vec![0u64; M as usize];
-        rp.scope(|s| {
-            for (i, o) in out.iter_mut().enumerate() {
-                s.spawn(move |_| *o = i as u64 ^ 1);
-            }
+    let mut ratios = Vec::new();
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        let a = time(1, || {
+            let futs: Vec<_> = (0..M)
+                .map(|i| pool.submit(move || i ^ 1).unwrap())
+                .collect();
+            futs.into_iter().map(|f| f.result().unwrap()).sum::<u64>()
         });
-        out.iter().sum::<u64>()
-    });
+        let b = time(1, || {
+            let mut out = vec![0u64; M as usize];
+            rp.scope(|s| {
+                for (i, o) in out.iter_mut().enumerate() {
+                    s.spawn(move |_| *o = i as u64 ^ 1);
+                }
+            });
+            out.iter().sum::<u64>()
+        });
+        ratios.push(a.as_secs_f64() / b.as_secs_f64());
+        ta.push(a);
+        tb.push(b);
+    }
+    ratios.sort_by(|x, y| x.partial_cmp(y).unwrap());
     println!(
-        "tasks_1m pool {a:?} rayon {b:?} ratio {:.2}",
-        a.as_secs_f64() / b.as_secs_f64()
+        "tasks_1m pool {:?} rayon {:?} paired ratio median {:.2} (min {:.2})",
+        median(ta),
+        median(tb),
+        ratios[ratios.len() / 2],
+        ratios[0]
     );
     // map_1m
     let items: Vec<u64> = (0..M).collect();

@@ -57,7 +57,7 @@ fn callbacks_fire_and_a_panicking_one_is_contained() {
     let s1 = seen.clone();
     f.on_done(|_| panic!("a buggy callback"));
     f.on_done(move |r| {
-        s1.fetch_add(*r.as_ref().unwrap(), Ordering::SeqCst);
+        s1.fetch_add(*r.unwrap(), Ordering::SeqCst);
     });
     gate.open();
     assert_eq!(bounded(10, move || f.result()), Ok(10));

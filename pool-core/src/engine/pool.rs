@@ -560,7 +560,11 @@ impl<B: Backend> Shared<B> {
             self.wake_one();
         }
         // More queued tasks than idle workers to take them: start one more (up to max).
-        if queued > self.idle.load(Ordering::Relaxed) {
+        // `workers` first: it rarely changes, while `idle` changes whenever a worker runs
+        // dry, so a full pool does not pay a cache miss per submit.
+        if self.workers.load(Ordering::Relaxed) < self.max_workers.load(Ordering::Relaxed)
+            && queued > self.idle.load(Ordering::Relaxed)
+        {
             self.try_spawn();
         }
         if stranded {

@@ -62,7 +62,17 @@ fn is_terminal(s: usize) -> bool {
     (s & MASK) >= DONE
 }
 
-pub(crate) type Callback<T> = Box<dyn FnOnce(&Result<T, TaskError>) + Send>;
+/// An `on_done` callback: gets the result by reference.
+pub(crate) type Callback<T> = Box<dyn FnOnce(Result<&T, &TaskError>) + Send>;
+
+/// How a finished result is stored: the error boxed, so the cell stays small (a million
+/// queued tasks are a million cells).
+type Stored<T> = Result<T, Box<TaskError>>;
+
+#[inline]
+fn view<T>(r: &Stored<T>) -> Result<&T, &TaskError> {
+    r.as_ref().map_err(|e| &**e)
+}
 
 /// What the `slow` mutex guards: everything that is only touched by registrants and by a
 /// publisher that saw `NOTIFY`.
@@ -85,7 +95,7 @@ impl<T> Slow<T> {
 /// The shared part of one task: state, result, waiters, timing.
 pub(crate) struct Core<T> {
     state: AtomicUsize,
-    result: UnsafeCell<Option<Result<T, TaskError>>>,
+    result: UnsafeCell<Option<Stored<T>>>,
     /// Boxed on first registration: most tasks never need it, and a small cell keeps a
     /// million queued tasks cheap.
     slow: Mutex<Option<Box<Slow<T>>>>,
@@ -244,7 +254,8 @@ impl<T> Core<T> {
             t.finished.store(stamp(), StdOrdering::Relaxed);
         }
         // SAFETY: we won `claim`, so we are the only thread touching `result` until publish.
-        self.result.with_mut(|p| unsafe { *p = Some(r) });
+        self.result
+            .with_mut(|p| unsafe { *p = Some(r.map_err(Box::new)) });
         self.publish(terminal);
         Ok(())
     }
@@ -271,7 +282,8 @@ impl<T> Core<T> {
             t.finished.store(stamp(), StdOrdering::Relaxed);
         }
         // SAFETY: we won `claim`, so we are the only thread touching `result` until publish.
-        self.result.with_mut(|p| unsafe { *p = Some(r) });
+        self.result
+            .with_mut(|p| unsafe { *p = Some(r.map_err(Box::new)) });
         self.publish(terminal);
         true
     }
@@ -307,7 +319,7 @@ impl<T> Core<T> {
                     // SAFETY: still COMPLETING and we are the claimer: nobody else accesses
                     // `result`.
                     let r = unsafe { (*p).as_ref() }.expect("result written before publish");
-                    run_callback(|| cb(r));
+                    run_callback(|| cb(view(r)));
                 });
             }
         }
@@ -364,7 +376,7 @@ impl<T> Core<T> {
             self.result.with(|p| {
                 // SAFETY: as above.
                 if let Some(r) = unsafe { (*p).as_ref() } {
-                    run_callback(|| cb(r));
+                    run_callback(|| cb(view(r)));
                 }
             });
         } else {
@@ -380,17 +392,19 @@ impl<T> Core<T> {
         }
         // SAFETY: terminal was observed with Acquire; the caller is the unique owner (has
         // `&mut Future`), so no `&self` reader is live.
-        self.result.with_mut(|p| unsafe { (*p).take() })
+        self.result
+            .with_mut(|p| unsafe { (*p).take() })
+            .map(|r| r.map_err(|e| *e))
     }
 
     /// Read the result if terminal (not taken).
-    pub(crate) fn peek<R>(&self, f: impl FnOnce(Option<&Result<T, TaskError>>) -> R) -> R {
+    pub(crate) fn peek<R>(&self, f: impl FnOnce(Option<Result<&T, &TaskError>>) -> R) -> R {
         if !self.is_terminal() {
             return f(None);
         }
         // SAFETY: terminal observed with Acquire; only the `&mut` owner may take, and it is
         // not active while `&self` is borrowed.
-        self.result.with(|p| f(unsafe { (*p).as_ref() }))
+        self.result.with(|p| f(unsafe { (*p).as_ref() }.map(view)))
     }
 
     /// Poll support: `Ready(Some(result))` if terminal, `Ready(None)` if terminal and the

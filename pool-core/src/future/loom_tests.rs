@@ -73,7 +73,7 @@ fn loom_on_done_vs_complete() {
             p.complete(Ok(5));
         });
         f.on_done(move |r| {
-            assert_eq!(r, &Ok(5));
+            assert_eq!(r, Ok(&5));
             s2.fetch_add(1, Ordering::SeqCst);
         });
         t.join().unwrap();

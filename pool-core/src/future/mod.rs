@@ -247,11 +247,22 @@ impl<T> Future<T> {
         self.state() == State::Cancelled
     }
 
-    /// Run `cb` with the result when the task finishes: on the thread that completes it, or
-    /// right now on this thread if it already has. A panicking callback is contained (the
-    /// thread carries on), printed by the panic hook and counted in
-    /// [`callback_panics`](crate::callback_panics) and the pool's `Stats::callback_panics`.
-    pub fn on_done(&self, cb: impl FnOnce(&Result<T, TaskError>) + Send + 'static) {
+    /// Run `cb` with the result (`Ok(&value)` or `Err(&error)`) when the task finishes: on the
+    /// thread that completes it, just before waiters wake, or right now on this thread if it
+    /// already finished. A panicking callback is contained (the thread carries on), printed
+    /// by the panic hook and counted in [`callback_panics`](crate::callback_panics) and the
+    /// pool's `Stats::callback_panics`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (p, f) = pool_core::promise::<u32>();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// f.on_done(move |r| tx.send(r.is_ok() && *r.unwrap() == 5).unwrap());
+    /// p.complete(Ok(5));
+    /// assert!(rx.recv().unwrap());
+    /// ```
+    pub fn on_done(&self, cb: impl FnOnce(Result<&T, &TaskError>) + Send + 'static) {
         self.core().on_done(Box::new(cb));
     }
 
@@ -271,7 +282,7 @@ impl<T> Future<T> {
     }
 
     /// Look at the result without taking it (`None` while unfinished or after it was taken).
-    pub fn peek<R>(&self, f: impl FnOnce(Option<&Result<T, TaskError>>) -> R) -> R {
+    pub fn peek<R>(&self, f: impl FnOnce(Option<Result<&T, &TaskError>>) -> R) -> R {
         self.core().peek(f)
     }
 }
@@ -461,7 +472,7 @@ mod tests {
         let (p, f) = promise::<u8>();
         let n1 = n.clone();
         f.on_done(move |r| {
-            assert_eq!(r, &Ok(4));
+            assert_eq!(r, Ok(&4));
             n1.fetch_add(1, Ordering::SeqCst);
         });
         p.complete(Ok(4));
@@ -471,7 +482,10 @@ mod tests {
             n2.fetch_add(10, Ordering::SeqCst);
         });
         assert_eq!(n.load(Ordering::SeqCst), 11);
-        assert_eq!(f.peek(|r| r.cloned()), Some(Ok(4)));
+        assert_eq!(
+            f.peek(|r| r.map(|r| r.copied().map_err(Clone::clone))),
+            Some(Ok(4))
+        );
         assert_eq!(f.result(), Ok(4));
     }
 
