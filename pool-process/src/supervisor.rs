@@ -334,6 +334,11 @@ impl WorkerProcess {
             named_map: Vec::new(),
         };
 
+        // SETUP goes out at once, without waiting for HELLO (one round trip less at start):
+        // the worker reads it only after its own identity checks, so nothing is resolved
+        // early, and a refusing worker never reads it.
+        let setup_sent = w.transport.send(&[&cfg.setup.encode()]).is_ok();
+
         // HELLO
         let hello = match w.transport.recv(Some(deadline)) {
             Ok(frame) if frame.first() == Some(&HELLO) => Hello::decode(frame),
@@ -390,8 +395,8 @@ impl WorkerProcess {
             )));
         }
 
-        // SETUP -> READY
-        if w.transport.send(&[&cfg.setup.encode()]).is_err() {
+        // READY
+        if !setup_sent {
             return Err(StartFailure::Spawn(fail(
                 &w.cell,
                 &w.stderr,
