@@ -1,0 +1,362 @@
+//! The lifecycle rows of the matrix on `ProcessPool`: initializer and finalizer faults,
+//! grandchildren, an idle worker killed from outside, faults during shutdown, `Kill` under
+//! fire. Every test ends with the leak check (no descendant, no descriptor left).
+
+use std::time::{Duration, Instant};
+
+use pool_core::{Executor, Shutdown, State, SubmitOptions, TaskError};
+use pool_process::ProcessPool;
+use pool_testkit::faults::{self, Fault};
+use pool_testkit::harness;
+use pool_testkit::leaks;
+use pool_testkit::matrix::{expect_for, settle_bystanders, submit_bystanders};
+
+const BOUND: Duration = Duration::from_secs(20);
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn poll(bound: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + bound;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn initializer_row(fault: Fault) {
+    let guard = harness::start(&format!("initializer::{}", fault.name()), LIMIT);
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .start_timeout(Duration::from_secs(2))
+        .initializer(faults::hook_fault, fault)
+        .build()
+        .expect("valid pool");
+    let futs: Vec<_> = (0..4u64)
+        .map(|i| {
+            pool.submit(faults::ok, i)
+                .expect("accepted before the break")
+        })
+        .collect();
+    let mut reasons = Vec::new();
+    for (i, f) in futs.into_iter().enumerate() {
+        match f.result_timeout(BOUND) {
+            Ok(Err(TaskError::Broken(r))) => reasons.push(r.to_string()),
+            Ok(other) => panic!(
+                "initializer {}: task {i} resolved as {other:?}",
+                fault.name()
+            ),
+            Err(f) => panic!(
+                "initializer {}: task {i} unresolved: {:?}",
+                fault.name(),
+                f.state()
+            ),
+        }
+    }
+    // Every pending future fails with the same cause, which says what happened.
+    assert!(reasons.windows(2).all(|w| w[0] == w[1]), "{reasons:?}");
+    let reason = &reasons[0];
+    assert!(reason.contains("initializer"), "{reason}");
+    match fault {
+        Fault::Error | Fault::Panic => assert!(reason.contains("injected"), "{reason}"),
+        _ => {}
+    }
+    let e = pool
+        .submit(faults::ok, 9)
+        .expect_err("a broken pool refuses");
+    assert!(e.is_broken(), "{e}");
+    pool.shutdown(Shutdown::Kill);
+    drop(pool);
+    guard.finish();
+}
+
+#[test]
+fn initializer_error() {
+    initializer_row(Fault::Error);
+}
+#[test]
+fn initializer_panic() {
+    initializer_row(Fault::Panic);
+}
+#[test]
+fn initializer_abort() {
+    initializer_row(Fault::Abort);
+}
+#[test]
+fn initializer_segfault() {
+    initializer_row(Fault::Segfault);
+}
+#[test]
+fn initializer_exit3() {
+    initializer_row(Fault::Exit(3));
+}
+#[test]
+fn initializer_sigkill() {
+    initializer_row(Fault::KillSelf);
+}
+#[test]
+fn initializer_hang() {
+    initializer_row(Fault::Hang);
+}
+#[test]
+fn initializer_oom() {
+    initializer_row(Fault::MemoryBlowUp);
+}
+
+fn finalizer_row(fault: Fault) {
+    let guard = harness::start(&format!("finalizer::{}", fault.name()), LIMIT);
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .finalizer(faults::hook_fault, fault)
+        .build()
+        .expect("valid pool");
+    let futs = submit_bystanders(&pool, 0);
+    settle_bystanders("before a faulty finalizer", futs, BOUND);
+    let p = pool.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(p.shutdown(Shutdown::Wait));
+    });
+    // The engine's stop deadline (5 s by default) bounds a hanging finalizer.
+    let report = rx.recv_timeout(BOUND).unwrap_or_else(|_| {
+        panic!(
+            "finalizer {}: shutdown did not return within {BOUND:?}",
+            fault.name()
+        )
+    });
+    assert!(
+        !report.finalizer_errors.is_empty(),
+        "finalizer {}: not reported: {report:?}",
+        fault.name()
+    );
+    if matches!(fault, Fault::Error | Fault::Panic) {
+        assert!(
+            report
+                .finalizer_errors
+                .iter()
+                .all(|e| e.contains("injected")),
+            "{report:?}"
+        );
+    }
+    assert_eq!(report.unfinished_workers, 0, "{report:?}");
+    drop(pool);
+    guard.finish();
+}
+
+#[test]
+fn finalizer_error() {
+    finalizer_row(Fault::Error);
+}
+#[test]
+fn finalizer_panic() {
+    finalizer_row(Fault::Panic);
+}
+#[test]
+fn finalizer_abort() {
+    finalizer_row(Fault::Abort);
+}
+#[test]
+fn finalizer_segfault() {
+    finalizer_row(Fault::Segfault);
+}
+#[test]
+fn finalizer_exit3() {
+    finalizer_row(Fault::Exit(3));
+}
+#[test]
+fn finalizer_sigkill() {
+    finalizer_row(Fault::KillSelf);
+}
+#[test]
+fn finalizer_hang() {
+    finalizer_row(Fault::Hang);
+}
+#[test]
+fn finalizer_oom() {
+    finalizer_row(Fault::MemoryBlowUp);
+}
+
+fn grandchild_row(fault: Fault) {
+    let guard = harness::start(&format!("grandchild::{}", fault.name()), LIMIT);
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .build()
+        .expect("valid pool");
+    let opts = if fault == Fault::Hang {
+        SubmitOptions::new().timeout(Duration::from_millis(400))
+    } else {
+        SubmitOptions::new()
+    };
+    let fut = pool_core::Submit::submit_with(
+        &pool,
+        pool_core::Call {
+            f: faults::grandchild_then,
+            arg: (60u64, fault),
+        },
+        opts,
+    )
+    .expect("submit");
+    let got = fut.result_timeout(BOUND).expect("resolves");
+    match fault {
+        Fault::Error => assert!(matches!(got, Ok(Err(_))), "{got:?}"),
+        _ => expect_for(fault, None).check("grandchild", &got.map(|_| 0)),
+    }
+    let v = pool
+        .submit(faults::ok, 5)
+        .expect("submit")
+        .result_timeout(BOUND);
+    assert!(matches!(v, Ok(Ok(5))), "{v:?}");
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    // The grandchild (`sleep 60`) must be gone with its worker's process tree.
+    guard.finish();
+}
+
+#[test]
+fn grandchild_of_a_surviving_worker_is_gone_after_shutdown() {
+    grandchild_row(Fault::Error);
+}
+#[test]
+fn grandchild_of_an_aborted_worker() {
+    grandchild_row(Fault::Abort);
+}
+#[test]
+fn grandchild_of_a_sigkilled_worker() {
+    grandchild_row(Fault::KillSelf);
+}
+#[test]
+fn grandchild_of_a_timed_out_worker() {
+    grandchild_row(Fault::Hang);
+}
+
+#[test]
+fn idle_worker_killed_from_outside() {
+    let guard = harness::start("idle_worker_killed_from_outside", LIMIT);
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .build()
+        .expect("valid pool");
+    let pid = pool
+        .submit(faults::worker_pid, ())
+        .expect("submit")
+        .result()
+        .expect("pid");
+    assert!(poll(BOUND, || pool.stats().idle == 1), "{:?}", pool.stats());
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill the idle worker");
+    leaks::wait_gone(&[pid], BOUND).expect("the killed worker is reaped");
+    // The next tasks run, on a new worker.
+    let futs = submit_bystanders(&pool, 0);
+    settle_bystanders("after an idle worker was killed", futs, BOUND);
+    let new_pid = pool
+        .submit(faults::worker_pid, ())
+        .expect("submit")
+        .result_timeout(BOUND)
+        .expect("resolves")
+        .expect("runs");
+    assert_ne!(new_pid, pid, "a dead worker served a task");
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    guard.finish();
+}
+
+#[test]
+fn faults_during_shutdown_wait() {
+    let guard = harness::start("faults_during_shutdown_wait", LIMIT);
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .build()
+        .expect("valid pool");
+    let mut crashing = Vec::new();
+    let mut fine = Vec::new();
+    for i in 0..6u64 {
+        fine.push((i, pool.submit(faults::slow_ok, (i, 20)).expect("submit")));
+        crashing.push(
+            pool.submit(faults::run_fault, Fault::Abort)
+                .expect("submit"),
+        );
+    }
+    let p = pool.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(p.shutdown(Shutdown::Wait));
+    });
+    let report = rx
+        .recv_timeout(BOUND)
+        .expect("shutdown(Wait) returns while tasks crash");
+    assert_eq!(report.unfinished_workers, 0, "{report:?}");
+    for f in crashing {
+        let r = f.result_timeout(BOUND).expect("resolves");
+        expect_for(Fault::Abort, None).check("crash during shutdown", &r.map(|_| 0));
+    }
+    settle_bystanders("during shutdown", fine, BOUND);
+    drop(pool);
+    guard.finish();
+}
+
+#[test]
+fn kill_under_fire_leaves_no_descendant() {
+    let guard = harness::start("kill_under_fire_leaves_no_descendant", LIMIT);
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .build()
+        .expect("valid pool");
+    let hang = pool
+        .submit(faults::grandchild_then, (60, Fault::Hang))
+        .expect("submit");
+    let crash = pool
+        .submit(faults::run_fault, Fault::Segfault)
+        .expect("submit");
+    let queued: Vec<_> = (0..5u64)
+        .map(|i| pool.submit(faults::slow_ok, (i, 50)).expect("submit"))
+        .collect();
+    assert!(
+        poll(BOUND, || hang.state() == State::Running),
+        "{:?}",
+        hang.state()
+    );
+    let p = pool.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(p.shutdown(Shutdown::Kill));
+    });
+    let report = rx.recv_timeout(BOUND).expect("shutdown(Kill) returns");
+    assert_eq!(report.unfinished_workers, 0, "{report:?}");
+    let r = hang.result_timeout(BOUND).expect("the hung task resolves");
+    assert!(r.is_err(), "{r:?}");
+    let _ = crash
+        .result_timeout(BOUND)
+        .expect("the crashing task resolves");
+    for f in queued {
+        let _ = f.result_timeout(BOUND).expect("queued tasks resolve");
+    }
+    // Kill: zero descendants, right away (the leak check polls only to let reaping finish).
+    drop(pool);
+    guard.finish();
+}
+
+#[test]
+fn shutdown_while_workers_idle_out() {
+    let guard = harness::start("shutdown_while_workers_idle_out", LIMIT);
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .idle_timeout(Some(Duration::from_millis(30)))
+        .build()
+        .expect("valid pool");
+    for round in 0..5u64 {
+        let futs = submit_bystanders(&pool, round * 10);
+        settle_bystanders("idle round", futs, BOUND);
+        // Let some workers reach their idle timeout, some not.
+        std::thread::sleep(Duration::from_millis(round * 10));
+    }
+    let report = pool.shutdown(Shutdown::Wait);
+    assert_eq!(report.unfinished_workers, 0, "{report:?}");
+    drop(pool);
+    guard.finish();
+}
