@@ -16,7 +16,7 @@ fn a_separate_worker_binary_serves_named_tasks() {
     let pool = ProcessPool::builder()
         .max_workers(2)
         .worker_program(WORKER)
-        .named_tasks(["square", "shout", "stats", "whoami"])
+        .named_tasks(["square", "shout", "stats", "whoami", "pid"])
         .build()
         .unwrap();
     assert_eq!(
@@ -64,7 +64,13 @@ fn a_separate_worker_binary_serves_named_tasks() {
         "{err}"
     );
 
-    let pids: Vec<u32> = Vec::new();
+    let pids: Vec<u32> = (0..4)
+        .map(|_| pool.submit_named::<(), u32>("pid", ()).unwrap())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|f| f.result().unwrap())
+        .collect();
+    assert!(pids.iter().all(|p| *p != std::process::id()));
     pool.shutdown(Shutdown::Wait);
     drop(pool);
     guard.finish(&pids);
