@@ -783,6 +783,18 @@ impl<B: Backend> Shared<B> {
         if let Some(j) = self.pop() {
             return Ok(j);
         }
+        // A short spin first, without touching the shared `idle` counter: with a stream of
+        // tiny tasks the queue runs dry between every two pushes, and two RMWs per task on a
+        // line all workers share would cost more than the task.
+        if self.status.load(Ordering::Relaxed) == OPEN {
+            let backoff = Backoff::new();
+            while !backoff.is_completed() {
+                backoff.snooze();
+                if let Some(j) = self.pop() {
+                    return Ok(j);
+                }
+            }
+        }
         self.idle.fetch_add(1, Ordering::SeqCst);
         let r = self.search();
         if r.is_ok() {
