@@ -190,3 +190,44 @@ fn break_pool_policy_fails_everything_after_a_death() {
     drop(pool);
     guard.finish(&[pid]);
 }
+
+fn sometimes_abort(i: u32) -> u32 {
+    if i % 5 == 4 {
+        std::process::abort();
+    }
+    i
+}
+
+#[test]
+fn repeated_crashes_are_each_isolated_and_leak_nothing() {
+    let guard = support::start("crash_storm", Duration::from_secs(120));
+    let pool = ProcessPool::builder().max_workers(2).build().unwrap();
+    let futures: Vec<_> = (0..50u32)
+        .map(|i| pool.submit(sometimes_abort, i).unwrap())
+        .collect();
+    let mut pids = Vec::new();
+    for (i, f) in futures.into_iter().enumerate() {
+        match f.result() {
+            Ok(v) => assert_eq!(v as usize, i),
+            Err(TaskError::WorkerDied(d)) => {
+                assert_eq!(i % 5, 4, "task {i} died but should not have");
+                assert_eq!(d.exit, signal(6, "SIGABRT"));
+                pids.extend(d.pid);
+            }
+            Err(e) => panic!("task {i}: {e}"),
+        }
+    }
+    assert_eq!(pids.len(), 10);
+    assert!(
+        pool.stats().replaced + pool.stats().died >= 10,
+        "{:?}",
+        pool.stats()
+    );
+    pids.extend(
+        pool.map(support::worker_pid, vec![(); 4])
+            .map(Result::unwrap),
+    );
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    guard.finish(&pids);
+}

@@ -62,3 +62,23 @@ fn a_worker_that_dies_at_start_again_and_again_breaks_the_pool() {
     drop(pool);
     guard.finish(&[]);
 }
+
+#[test]
+fn a_worker_too_slow_to_answer_the_handshake_is_a_start_failure() {
+    let guard = support::start("start_timeout", Duration::from_secs(60));
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .start_timeout(Duration::from_micros(1))
+        .max_start_failures(2)
+        .build()
+        .unwrap();
+    let err = match pool.submit(never, ()) {
+        Ok(f) => f.result().unwrap_err(),
+        Err(e) => e.to_task_error(),
+    };
+    assert!(matches!(err, TaskError::Broken(_)), "{err:?}");
+    assert!(err.to_string().contains("in time"), "{err}");
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    guard.finish(&[]);
+}
