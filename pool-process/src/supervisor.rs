@@ -199,8 +199,13 @@ pub(crate) fn describe_hook_failure(outcome: Outcome, detail: &[u8]) -> String {
         Outcome::DecodeFailed | Outcome::EncodeFailed => {
             let mut r = Reader(detail);
             let (ty, codec, msg) = (r.str(), r.str(), r.str());
+            let what = if outcome == Outcome::DecodeFailed {
+                "decode its argument"
+            } else {
+                "encode its result"
+            };
             format!(
-                "could not decode its argument of type {} with codec {}: {}",
+                "could not {what} of type {} with codec {}: {}",
                 ty.unwrap_or_default(),
                 codec.unwrap_or_default(),
                 msg.unwrap_or_default()
