@@ -338,6 +338,18 @@ impl<T> Core<T> {
         if self.is_terminal() {
             return true;
         }
+        // Most tasks a caller waits on finish within microseconds: spin (then yield) a
+        // little before registering, so neither side pays a futex sleep and wake-up.
+        #[cfg(not(pool_loom))]
+        {
+            let backoff = crossbeam_utils::Backoff::new();
+            while !backoff.is_completed() && deadline.is_none_or(|d| Instant::now() < d) {
+                backoff.snooze();
+                if self.is_terminal() {
+                    return true;
+                }
+            }
+        }
         let (mut g, done) = self.register();
         if done {
             return true;
