@@ -201,3 +201,18 @@ fn per_chunk_timeout_applies() {
         Ok(vec![1, 2, 3])
     );
 }
+
+#[test]
+fn size_hint_is_exact_for_a_known_length_even_when_refused() {
+    let pool = pool();
+    let it = pool.map(|x: u32| x, 0..1000u32);
+    assert_eq!(it.size_hint(), (1000, Some(1000)));
+    let mut it = it;
+    it.next().unwrap().unwrap();
+    assert_eq!(it.size_hint(), (999, Some(999)));
+    drop(it);
+    pool.shutdown(pool_core::Shutdown::Wait);
+    let all: Vec<_> = pool.map(|x: u32| x, 0..1000u32).collect();
+    assert_eq!(all.len(), 1000);
+    assert!(all.iter().all(|r| r.as_ref().unwrap_err().is_shutdown()));
+}

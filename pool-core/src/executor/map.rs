@@ -201,9 +201,14 @@ impl<R> Iterator for MapIter<'_, R> {
         }
     }
 
+    /// Exact when the input's length is known (every item yields one result, an error
+    /// included), so `collect` allocates once.
     fn size_hint(&self) -> (usize, Option<usize>) {
         let buffered = self.current.len() + self.repeat.as_ref().map_or(0, |r| r.1);
-        (buffered, self.inner.total().map(|t| t + buffered))
+        match self.inner.total() {
+            Some(t) => (t + buffered, Some(t + buffered)),
+            None => (buffered, None),
+        }
     }
 }
 
@@ -269,6 +274,9 @@ struct State<'a, E, F, I, R> {
     opts: MapOptions,
     chunker: Chunker,
     total: Option<usize>,
+    /// Items taken from the input so far.
+    pulled: usize,
+    /// Items handed to the iterator so far (in chunks or as errors).
     yielded: usize,
     done: usize,
     failed: usize,
@@ -315,6 +323,7 @@ impl<'a, R> MapIter<'a, R> {
                 opts,
                 chunker,
                 total,
+                pulled: 0,
                 yielded: 0,
                 done: 0,
                 failed: 0,
@@ -358,6 +367,7 @@ where
                 break;
             }
             let len = chunk.len();
+            self.pulled += len;
             let opts = SubmitOptions {
                 timeout: self.opts.timeout,
                 label: None,
@@ -371,7 +381,13 @@ where
                 Ok(fut) => self.push(Flight { fut, len }),
                 Err(e) => {
                     // The pool refuses work: report it for this chunk's items and stop.
-                    self.refused = Some((e.to_task_error(), len));
+                    // With a known length, every item still gets its result (the error), so
+                    // the iterator yields exactly as many items as its size hint said.
+                    let rest = match self.total {
+                        Some(t) => t.saturating_sub(self.pulled - len).max(len),
+                        None => len,
+                    };
+                    self.refused = Some((e.to_task_error(), rest));
                     self.exhausted = true;
                 }
             }
@@ -431,6 +447,7 @@ where
         let Some(fl) = self.next_flight() else {
             // Nothing in flight and nothing more to submit.
             let (e, n) = self.refused.take()?;
+            self.yielded += n;
             return Some(Refill::Errors(e, n));
         };
         let len = fl.len;
