@@ -61,6 +61,22 @@ pub fn reap_orphans() -> usize {
     n
 }
 
+/// Reap these pids if they are zombie children of this process (orphans adopted as
+/// subreaper whose origin is known to the caller, such as the workers of a killed parent).
+/// Returns how many were reaped.
+pub fn reap(pids: &[u32]) -> usize {
+    let mut n = 0;
+    for &p in pids {
+        if let Some(pid) = rustix::process::Pid::from_raw(p as i32)
+            && let Ok(Some(_)) =
+                rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG)
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Start a test: wait for the previous test of this binary to finish, arm a watchdog that
 /// aborts the whole test binary after `limit` (printing `name`), and snapshot descriptors and
 /// descendants.
