@@ -8,7 +8,7 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use pool::{Executor, ProcessPool, Submit, SubmitOptions, TaskError, ThreadPool};
+use pool::{Executor, MapOptions, ProcessPool, Submit, SubmitOptions, TaskError, ThreadPool};
 
 fn is_prime(n: u64) -> bool {
     if n < 2 {
@@ -90,6 +90,19 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "processes: {primes} primes below 200 000 in {:?}",
         t0.elapsed()
+    );
+
+    // A long map with a progress bar (drawn on stderr when it is a terminal).
+    let (progress, bar) = pool::progress_bar(None);
+    let opts = MapOptions::default().progress(progress);
+    let big = procs
+        .map_with(is_prime, 0..2_000_000u64, opts)
+        .filter(|r| matches!(r, Ok(true)))
+        .count();
+    bar.finish_and_clear();
+    println!(
+        "processes: {big} primes below 2 000 000, {} items reported by the progress callback",
+        bar.position()
     );
 
     // 3. A crash fails only its own task; the others carry on.

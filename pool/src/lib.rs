@@ -35,9 +35,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "progress")]
+mod progress;
+
 pub use pool_core::*;
 pub use pool_process::{ProcessPool, ProcessPoolBuilder, Transport, TransportKind, worker_main};
 pub use pool_thread::{ThreadPool, ThreadPoolBuilder, shared};
+#[cfg(feature = "progress")]
+pub use progress::progress_bar;
 
 /// Codecs: how arguments and results cross a process boundary.
 ///
