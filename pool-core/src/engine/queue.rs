@@ -115,6 +115,11 @@ impl<T> Queue<T> {
 
     #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
+        // Two plain loads first: `steal` pins an epoch (a fence) even to find the ring
+        // empty, and idle workers poll an empty ring a lot.
+        if self.steal.is_empty() {
+            return None;
+        }
         loop {
             match self.steal.steal() {
                 Steal::Success(t) => return Some(t),
