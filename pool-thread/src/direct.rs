@@ -252,7 +252,7 @@ fn outcome(coord: &Coord, refused: Option<TaskError>) -> Option<TaskError> {
     }
 }
 
-/// `map_slice`: like [`map_all`] over borrowed inputs.
+/// `map_slice`: like [`map_iter`] over borrowed inputs.
 pub(crate) fn map_slice<F, A, R>(pool: &ThreadPool, f: F, input: &[A]) -> Result<Vec<R>, TaskError>
 where
     F: Fn(&A) -> R + Clone + Send + 'static,
@@ -305,15 +305,145 @@ where
     }
 }
 
-/// `map_all` with direct buffer access.
-pub(crate) fn map_all<F, A, R>(pool: &ThreadPool, f: F, input: Vec<A>) -> Result<Vec<R>, TaskError>
+/// Helpers submitted before the input is collected, so the pool's threads wake up while
+/// the caller pulls the items; they start on the chunks as soon as the caller publishes them.
+struct Early<A, R> {
+    state: Mutex<EarlyState<A, R>>,
+    ready: AtomicBool,
+    cv: Condvar,
+}
+
+enum EarlyState<A, R> {
+    /// The caller is still collecting; `lost` if a helper was dropped unrun meanwhile.
+    Waiting {
+        lost: bool,
+    },
+    Running(Arc<Coord>, Ptrs<A, R>),
+    /// Nothing to do (empty input, or the caller unwound while collecting).
+    Aborted,
+}
+
+impl<A, R> Early<A, R> {
+    fn set(&self, s: EarlyState<A, R>) -> bool {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let lost = matches!(*g, EarlyState::Waiting { lost: true });
+        *g = s;
+        self.ready.store(true, Ordering::Release);
+        drop(g);
+        self.cv.notify_all();
+        lost
+    }
+
+    /// Wait (spin and yield for about a millisecond, then block) until the caller launched.
+    fn launched(&self) -> Option<(Arc<Coord>, Ptrs<A, R>)> {
+        let start = std::time::Instant::now();
+        while !self.ready.load(Ordering::Acquire)
+            && start.elapsed() < std::time::Duration::from_millis(1)
+        {
+            std::thread::yield_now();
+        }
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match &*g {
+                EarlyState::Waiting { .. } => {
+                    g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+                }
+                EarlyState::Running(c, p) => return Some((c.clone(), *p)),
+                EarlyState::Aborted => return None,
+            }
+        }
+    }
+}
+
+/// One early helper task; dropped unrun (refused or cancelled by the pool), it abandons the
+/// map so the caller never waits for chunks nobody will run.
+struct EarlyHelper<A, R, F> {
+    early: Arc<Early<A, R>>,
+    f: Option<F>,
+}
+
+impl<A, R, F: Fn(A) -> R> EarlyHelper<A, R, F> {
+    fn run(mut self) {
+        let f = self.f.take().expect("runs once");
+        if let Some((coord, ptrs)) = self.early.launched() {
+            // SAFETY: `work` hands `run` only claimed chunks (module invariant).
+            coord.work(&|lo, hi| unsafe { ptrs.run(&f, lo, hi) });
+        }
+    }
+}
+
+impl<A, R, F> Drop for EarlyHelper<A, R, F> {
+    fn drop(&mut self) {
+        if self.f.is_none() {
+            return;
+        }
+        let coord = {
+            let mut g = self.early.state.lock().unwrap_or_else(|p| p.into_inner());
+            match &mut *g {
+                EarlyState::Waiting { lost } => {
+                    *lost = true;
+                    None
+                }
+                EarlyState::Running(c, _) => Some(c.clone()),
+                EarlyState::Aborted => None,
+            }
+        };
+        if let Some(c) = coord {
+            c.abandon();
+        }
+    }
+}
+
+/// Marks the early helpers' launch aborted if the caller unwinds (its iterator panicked)
+/// before launching.
+struct AbortIfUnlaunched<'a, A, R>(&'a Early<A, R>, bool);
+
+impl<A, R> Drop for AbortIfUnlaunched<'_, A, R> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.set(EarlyState::Aborted);
+        }
+    }
+}
+
+/// `map_all` with direct buffer access: helpers are submitted first, the items collected
+/// while the pool's threads wake up, then everyone claims chunks.
+pub(crate) fn map_iter<F, A, R, I>(pool: &ThreadPool, f: F, items: I) -> Result<Vec<R>, TaskError>
 where
     F: Fn(A) -> R + Clone + Send + 'static,
     A: Send + 'static,
     R: Send + 'static,
+    I: Iterator<Item = A>,
 {
+    let early = Arc::new(Early {
+        state: Mutex::new(EarlyState::Waiting { lost: false }),
+        ready: AtomicBool::new(false),
+        cv: Condvar::new(),
+    });
+    let mut refused = None;
+    let mut guard = AbortIfUnlaunched(&early, false);
+    for _ in 0..pool.max_workers() {
+        let h = EarlyHelper {
+            early: early.clone(),
+            f: Some(f.clone()),
+        };
+        if let Err(e) = pool.submit(move || h.run()) {
+            refused = Some(e.to_task_error());
+            break;
+        }
+    }
+    if let Some(e) = refused {
+        // The pool refuses work (shut down, broken): report it; helpers already queued see
+        // the launch aborted and touch nothing.
+        guard.1 = true;
+        early.set(EarlyState::Aborted);
+        return Err(e);
+    }
+    let input: Vec<A> = items.collect();
     let n = input.len();
     if n == 0 {
+        guard.1 = true;
+        early.set(EarlyState::Aborted);
         return Ok(Vec::new());
     }
     let mut input = ManuallyDrop::new(input);
@@ -322,18 +452,20 @@ where
         input: input.as_mut_ptr(),
         output: output.as_mut_ptr(),
     };
-    let (coord, refused) = launch(pool, n, |c| {
-        let f = f.clone();
-        // SAFETY: `work` hands `run` only claimed chunks (module invariant).
-        move || c.work(&|lo, hi| unsafe { ptrs.run(&f, lo, hi) })
-    });
+    let threads = pool.max_workers() + usize::from(!pool.has_initializer());
+    let coord = Arc::new(Coord::new(n, chunk_size(n, threads)));
+    guard.1 = true;
+    if early.set(EarlyState::Running(coord.clone(), ptrs)) {
+        // A helper was dropped unrun while we collected: nobody may be left to run chunks.
+        coord.abandon();
+    }
     if !pool.has_initializer() {
-        // SAFETY: as in the helpers.
+        // SAFETY: `work` hands `run` only claimed chunks (module invariant).
         coord.work(&|lo, hi| unsafe { ptrs.run(&f, lo, hi) });
     }
     coord.wait();
     // Every chunk is finished: the buffers are ours alone again.
-    match outcome(&coord, refused) {
+    match outcome(&coord, None) {
         None => {
             // SAFETY: every output slot `0..n` was written; every input was moved out, so
             // the input buffer is freed without dropping elements.
@@ -402,7 +534,7 @@ mod tests {
         let pool = ThreadPool::builder().max_workers(2).build().unwrap();
         DROPS.store(0, Ordering::Relaxed);
         let input: Vec<Counted> = (0..10_000).map(Counted).collect();
-        let out = map_all(&pool, |c: Counted| c.0 * 2, input).unwrap();
+        let out = map_iter(&pool, |c: Counted| c.0 * 2, input.into_iter()).unwrap();
         assert_eq!(out.len(), 10_000);
         assert!(out.iter().enumerate().all(|(i, &v)| v == i as u32 * 2));
         assert_eq!(DROPS.load(Ordering::Relaxed), 10_000);
@@ -424,7 +556,7 @@ mod tests {
         pool_core::Executor::shutdown(&pool, pool_core::Shutdown::Wait);
         DROPS.store(0, Ordering::Relaxed);
         let input: Vec<Counted> = (0..1000).map(Counted).collect();
-        let r = map_all(&pool, |c: Counted| c.0, input);
+        let r = map_iter(&pool, |c: Counted| c.0, input.into_iter());
         assert_eq!(r, Err(TaskError::Shutdown));
         assert_eq!(DROPS.load(Ordering::Relaxed), 1000);
         // With an initializer the caller cannot help: still no hang, same error.
@@ -440,7 +572,7 @@ mod tests {
     #[test]
     fn a_panic_is_reported_with_its_location() {
         let pool = ThreadPool::builder().max_workers(2).build().unwrap();
-        let r = map_all(
+        let r = map_iter(
             &pool,
             |x: u32| {
                 if x == 5_000 {
@@ -448,7 +580,7 @@ mod tests {
                 }
                 x
             },
-            (0..10_000).collect(),
+            0..10_000u32,
         );
         let e = r.unwrap_err();
         let p = e.panic_info().expect("a panic");

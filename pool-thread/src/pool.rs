@@ -215,7 +215,7 @@ impl Executor for ThreadPool {
         R: Send + 'static,
         I: IntoIterator<Item = A>,
     {
-        crate::direct::map_all(self, f, items.into_iter().collect())
+        crate::direct::map_iter(self, f, items.into_iter())
     }
 }
 
