@@ -145,3 +145,73 @@ fn corrupt(what: &str) -> io::Error {
         format!("shared-memory ring corrupt: {what}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+    use super::Ring;
+    use crate::transport::shm::layout::{
+        Event, HEADER, KIND_INLINE, KIND_LARGE, Line, RingControl, frame_size,
+    };
+
+    fn control() -> RingControl {
+        let event = || {
+            Line(Event {
+                seq: AtomicU32::new(0),
+                sleeping: AtomicU32::new(0),
+            })
+        };
+        RingControl {
+            head: Line(AtomicU64::new(0)),
+            tail: Line(AtomicU64::new(0)),
+            data: event(),
+            space: event(),
+            large_released: Line(AtomicU64::new(0)),
+        }
+    }
+
+    #[test]
+    fn frames_wrap_around_the_end_intact() {
+        const CAP: usize = 64;
+        let ctl = control();
+        let mut data = vec![0u8; CAP];
+        // SAFETY: `data` is CAP bytes and outlives the view; this test is both the only
+        // producer and the only consumer, never at the same time.
+        let ring = unsafe { Ring::new(&ctl, data.as_mut_ptr(), CAP) };
+        let (mut head, mut tail) = (0u64, 0u64);
+        for i in 0..200usize {
+            let len = (i * 7) % (CAP - HEADER + 1);
+            let msg: Vec<u8> = (0..len).map(|k| (i + k) as u8).collect();
+            assert!(ring.free(head).unwrap() >= frame_size(len));
+            let (a, b) = msg.split_at(len / 2);
+            head = ring.push(head, KIND_INLINE, len as u32, &[a, b]);
+            assert_eq!(ring.available(tail).unwrap(), frame_size(len));
+            assert_eq!(ring.header(tail), (KIND_INLINE, len as u32));
+            let mut out = vec![0xAA];
+            ring.read(tail + HEADER as u64, len, &mut out);
+            assert_eq!(&out[1..], &msg[..], "frame {i}");
+            tail += frame_size(len) as u64;
+            ring.release(tail);
+        }
+        // A header-only frame (a large payload's announcement).
+        head = ring.push(head, KIND_LARGE, 12345, &[]);
+        assert_eq!(ring.header(tail), (KIND_LARGE, 12345));
+        assert_eq!(head - tail, HEADER as u64);
+    }
+
+    #[test]
+    fn indices_out_of_range_are_corrupt_not_trusted() {
+        let ctl = control();
+        let mut data = vec![0u8; 64];
+        // SAFETY: as above.
+        let ring = unsafe { Ring::new(&ctl, data.as_mut_ptr(), 64) };
+        ctl.tail.0.store(8, Ordering::Relaxed);
+        assert!(ring.free(0).is_err(), "consumer ahead of producer");
+        ctl.head.0.store(1000, Ordering::Relaxed);
+        assert!(
+            ring.available(0).is_err(),
+            "more published than the ring holds"
+        );
+    }
+}
