@@ -125,7 +125,7 @@ fn soak_with_one_percent_faults() {
                 | 1
         });
     eprintln!("soak: {n} tasks, seed {seed} (POOL_SOAK_SEED={seed} replays it)");
-    let limit = Duration::from_secs(120) + Duration::from_millis(n / 2);
+    let limit = Duration::from_secs(120) + Duration::from_millis(n);
     let guard = harness::start("soak", limit);
     let mut rng = Rng(seed);
     let pool = ProcessPool::builder()
