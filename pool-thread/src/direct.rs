@@ -334,11 +334,11 @@ impl<A, R> Early<A, R> {
         lost
     }
 
-    /// Wait (spin and yield for about a millisecond, then block) until the caller launched.
+    /// Wait (yield for up to 5 ms, then block) until the caller launched.
     fn launched(&self) -> Option<(Arc<Coord>, Ptrs<A, R>)> {
         let start = std::time::Instant::now();
         while !self.ready.load(Ordering::Acquire)
-            && start.elapsed() < std::time::Duration::from_millis(1)
+            && start.elapsed() < std::time::Duration::from_millis(5)
         {
             std::thread::yield_now();
         }
