@@ -125,13 +125,38 @@ impl SubmitOptions {
 ///
 /// # Examples
 ///
-/// ```ignore
-/// fn squares<E>(pool: &E) -> Vec<u64>
-/// where
-///     E: pool_core::Executor + pool_core::Submit<pool_core::Call<pool_core::ChunkFn<fn(u64) -> u64>, Vec<u64>>>,
-/// {
-///     pool.map_all((|x| x * x) as fn(u64) -> u64, 0..10).unwrap()
+/// The smallest executor: it runs each call right away on the submitting thread. Everything
+/// in the `map` family comes with it.
+///
+/// ```
+/// use pool_core::*;
+///
+/// struct Inline;
+///
+/// impl Executor for Inline {
+///     fn shutdown(&self, _: Shutdown) -> ShutdownReport {
+///         ShutdownReport::default()
+///     }
+///     fn stats(&self) -> Stats {
+///         Stats::default()
+///     }
 /// }
+///
+/// impl<F: CallFn<A>, A: Send + 'static> Submit<Call<F, A>> for Inline {
+///     fn submit_with(
+///         &self,
+///         task: Call<F, A>,
+///         _: SubmitOptions,
+///     ) -> Result<Future<F::Output>, SubmitError<Call<F, A>>> {
+///         let (p, f) = promise();
+///         p.complete(Ok(task.run()));
+///         Ok(f)
+///     }
+/// }
+///
+/// assert_eq!(Inline.map_all(|x: u64| x * x, 0..5).unwrap(), vec![0, 1, 4, 9, 16]);
+/// let firsts: Vec<u64> = Inline.map(|x: u64| x + 1, 0..).take(3).map(Result::unwrap).collect();
+/// assert_eq!(firsts, vec![1, 2, 3]);
 /// ```
 pub trait Executor: Send + Sync {
     /// Shut down (see [`Shutdown`]). Bounded in time, idempotent: a second call returns an
