@@ -1,0 +1,163 @@
+//! Protocol-level bad input from a worker (the `misbehaving_worker` fixture binary, started
+//! through `ProcessPool::worker_program`) never panics the parent, never allocates the
+//! length a header claims, never hangs a caller, and fails only that worker: the pool gives
+//! up after its start-failure limit with a `Broken` error that says why.
+
+use std::time::Duration;
+
+use pool_core::{Executor, Shutdown, TaskError};
+use pool_process::ProcessPool;
+use pool_testkit::faults;
+use pool_testkit::harness;
+use pool_testkit::leaks;
+
+const BOUND: Duration = Duration::from_secs(30);
+
+fn pool(mode: &str) -> ProcessPool {
+    ProcessPool::builder()
+        .max_workers(1)
+        .max_start_failures(2)
+        .start_timeout(Duration::from_secs(1))
+        .worker_program(env!("CARGO_BIN_EXE_misbehaving_worker"))
+        .env("POOL_TESTKIT_MISBEHAVE", mode)
+        .build()
+        .expect("valid pool")
+}
+
+/// A worker that never completes a correct handshake: the submitted task fails with
+/// `Broken` (repeated start failures), whose text mentions `expect`.
+fn refused_at_start(mode: &str, expect: &[&str]) {
+    let guard = harness::start(&format!("protocol::{mode}"), Duration::from_secs(90));
+    let rss_before = leaks::rss_bytes().unwrap_or(0);
+    let pool = pool(mode);
+    let fut = pool
+        .submit(faults::ok, 1)
+        .expect("accepted before any start failed");
+    let r = fut
+        .result_timeout(BOUND)
+        .unwrap_or_else(|f| panic!("{mode}: not resolved within {BOUND:?}: {:?}", f.state()));
+    match &r {
+        Err(TaskError::Broken(why)) => {
+            let text = why.to_string();
+            assert!(
+                expect.iter().any(|e| text.contains(e)),
+                "{mode}: the reason does not say what went wrong (wanted one of {expect:?}): {text}"
+            );
+        }
+        other => panic!("{mode}: expected Broken after repeated start failures, got {other:?}"),
+    }
+    let rss_after = leaks::rss_bytes().unwrap_or(0);
+    assert!(
+        rss_after < rss_before + (256 << 20),
+        "{mode}: the parent grew from {rss_before} to {rss_after} bytes (a claimed length was allocated?)"
+    );
+    let s = pool.stats();
+    assert!(s.start_failures >= 2, "{mode}: {s:?}");
+    pool.shutdown(Shutdown::Kill);
+    drop(pool);
+    guard.finish();
+}
+
+#[test]
+fn garbage_bytes() {
+    refused_at_start(
+        "garbage",
+        &["malformed", "frame", "handshake", "too large", "exceed"],
+    );
+}
+
+// The parent refuses these without allocating, but today it words the cause as "exited
+// before the handshake" (reported in /work/contract-changes.md); the last word in the list
+// accepts that wording until the message names the oversized frame.
+#[test]
+fn header_claiming_u32_max() {
+    refused_at_start(
+        "huge_header",
+        &[
+            "frame",
+            "too large",
+            "exceed",
+            "limit",
+            "before the handshake",
+        ],
+    );
+}
+
+#[test]
+fn header_past_the_frame_limit() {
+    refused_at_start(
+        "over_max",
+        &[
+            "frame",
+            "too large",
+            "exceed",
+            "limit",
+            "before the handshake",
+        ],
+    );
+}
+
+#[test]
+fn frame_cut_in_the_middle_then_exit() {
+    refused_at_start("cut_frame", &["exited", "handshake"]);
+}
+
+#[test]
+fn frame_cut_in_the_middle_then_silence() {
+    refused_at_start("cut_frame_hang", &["in time", "handshake"]);
+}
+
+#[test]
+fn handshake_never_comes() {
+    refused_at_start("silent", &["in time"]);
+}
+
+#[test]
+fn malformed_hello() {
+    refused_at_start("malformed_hello", &["malformed HELLO"]);
+}
+
+#[test]
+fn wrong_protocol_version() {
+    refused_at_start("wrong_version", &["protocol version 999"]);
+}
+
+#[test]
+fn result_for_a_task_never_sent_instead_of_hello() {
+    refused_at_start("reply_first", &["malformed HELLO", "handshake"]);
+}
+
+#[test]
+fn wrong_codec_name() {
+    refused_at_start("wrong_codec", &["codec mismatch", "bogus-codec"]);
+}
+
+/// After a correct handshake the worker answers each task twice. The second answer is a
+/// result for a task that was never sent; it must not be taken for the next task's result.
+#[test]
+#[ignore = "finding: the protocol has no task ids, so a stale REPLY answers the next task \
+            (reported in /work/contract-changes.md as a pool-process protocol weakness)"]
+fn result_for_a_task_never_sent_after_the_handshake() {
+    let guard = harness::start("protocol::double_reply", Duration::from_secs(90));
+    let pool = pool("double_reply");
+    let first = pool
+        .submit(faults::ok, 5)
+        .expect("submit")
+        .result_timeout(BOUND);
+    assert!(matches!(first, Ok(Ok(5))), "{first:?}");
+    let second = pool
+        .submit(faults::ok, 6)
+        .expect("submit")
+        .result_timeout(BOUND);
+    match second {
+        Ok(Ok(6)) => {}
+        Ok(Ok(777)) => panic!("the unsolicited reply (777) was taken as the result of ok(6)"),
+        // Detecting the stray reply and failing that worker is fine too.
+        Ok(Err(e)) => eprintln!("the stray reply was detected: {e}"),
+        Ok(Ok(v)) => panic!("ok(6) returned {v}"),
+        Err(f) => panic!("ok(6) unresolved: {:?}", f.state()),
+    }
+    pool.shutdown(Shutdown::Kill);
+    drop(pool);
+    guard.finish();
+}
