@@ -4,6 +4,7 @@
 #   benches/scripts/callgrind-per-op.sh [scenario] [subject]
 #   benches/scripts/callgrind-per-op.sh process.roundtrip ours        # the default
 #   benches/scripts/callgrind-per-op.sh process.roundtrip pipe-floor
+#   benches/scripts/callgrind-per-op.sh thread.roundtrip rayon-spawn
 #
 # Runs `compare --subject` twice under callgrind, with the --quick and the full repetition
 # counts, and divides the difference of the instruction counts by the difference of the
@@ -16,10 +17,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 scenario=${1:-process.roundtrip}
 subject=${2:-ours}
-cargo build --release -p benches --bin compare >&2
-exe=target/release/compare
+# COMPARE_EXE=path skips the build and uses that binary.
+exe=${COMPARE_EXE:-}
+if [ -z "$exe" ]; then
+    cargo build --release -p benches --bin compare >&2
+    exe=target/release/compare
+fi
 ops() { # total operations (warm-up + timed) of the scenario for a run mode
-    "$exe" "$@" --only "$scenario" --plan | awk -v s="$scenario" '$1 == s { print $2 + $3 }'
+    "$exe" "$@" --only "$scenario" --exact --plan | awk -v s="$scenario" '$1 == s { print $2 + $3 }'
 }
 quick_ops=$(ops --quick)
 full_ops=$(ops)
@@ -28,7 +33,7 @@ trap 'rm -rf "$out"' EXIT
 for mode in quick full; do
     flag=""; [ "$mode" = quick ] && flag=--quick
     valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/$mode" \
-        "$exe" $flag --only "$scenario" --subject "$subject" 2>&1 \
+        "$exe" $flag --only "$scenario" --exact --subject "$subject" 2>&1 \
         | grep -E "^$scenario|failed" >&2 || true
 done
 total() { cat "$out/$1"-* | awk '/^summary:/ { s += $2 } END { print s }'; }

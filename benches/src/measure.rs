@@ -43,6 +43,9 @@ pub struct Plan {
     pub reps: usize,
     /// Operations per subject per round; subjects take turns round by round.
     pub per_round: usize,
+    /// Measured time after which a subject takes no further rounds (it keeps the samples it
+    /// has, at least one): bounds a slow peer's share of a `--quick` run.
+    pub budget: Option<Duration>,
 }
 
 impl Plan {
@@ -52,7 +55,14 @@ impl Plan {
             warmup,
             reps,
             per_round,
+            budget: None,
         }
+    }
+
+    /// The same plan with a time budget per subject (see [`Plan::budget`]).
+    pub const fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = Some(budget);
+        self
     }
 }
 
@@ -79,6 +89,7 @@ pub fn median(samples: &mut [Duration]) -> Option<Duration> {
 
 /// Runs every subject by `plan`, interleaved round by round, and returns for each the median
 /// duration of one operation, or the first error it reported (after which it is not run again).
+/// A subject past the plan's budget sits out the remaining rounds.
 pub fn measure_interleaved(
     subjects: &mut [&mut dyn Subject],
     plan: Plan,
@@ -101,6 +112,12 @@ pub fn measure_interleaved(
         let this_round = per_round.min(plan.reps - done);
         for (subject, slot) in subjects.iter_mut().zip(samples.iter_mut()) {
             let Ok(times) = slot else { continue };
+            if let Some(budget) = plan.budget
+                && !times.is_empty()
+                && times.iter().sum::<Duration>() >= budget
+            {
+                continue;
+            }
             for _ in 0..this_round {
                 match subject.once() {
                     Ok(d) => times.push(d),
@@ -157,5 +174,24 @@ mod tests {
         let order: String = order.into_inner().into_iter().collect();
         // warm-up a, warm-up b, round 1 (a a b b), round 2 (a a b: b fails on its 2nd op)
         assert_eq!(order, "abaabbaab");
+    }
+
+    #[test]
+    fn a_subject_over_budget_sits_out_later_rounds() {
+        let mut slow_ops = 0;
+        let mut slow = || {
+            slow_ops += 1;
+            Ok(Duration::from_secs(2))
+        };
+        let mut fast_ops = 0;
+        let mut fast = || {
+            fast_ops += 1;
+            Ok(Duration::from_millis(1))
+        };
+        let plan = Plan::new(0, 3, 1).with_budget(Duration::from_secs(3));
+        let out = measure_interleaved(&mut [&mut slow, &mut fast], plan);
+        assert_eq!(out[0], Ok(Duration::from_secs(2)));
+        assert_eq!(out[1], Ok(Duration::from_millis(1)));
+        assert_eq!((slow_ops, fast_ops), (2, 3));
     }
 }

@@ -33,6 +33,10 @@ pub const PROCESS_VARIANTS: &[ProcessVariant] = &[
         suffix: Some("socket"),
         transport: TransportKind::LocalSocket,
     },
+    ProcessVariant {
+        suffix: Some("shm"),
+        transport: TransportKind::Shm,
+    },
 ];
 
 fn thread_pool() -> Result<ThreadPool, String> {

@@ -2,7 +2,7 @@
 //! raw pipe and spawn floors, all measured in one run on this machine.
 //!
 //! ```text
-//! cargo run --release -p benches --bin compare -- [--quick] [--csv] [--only <prefix>]
+//! cargo run --release -p benches --bin compare -- [--quick] [--csv] [--only <prefix> [--exact]]
 //! ```
 //!
 //! With `--csv`, stdout carries exactly one line per comparison,
@@ -24,10 +24,13 @@ struct Args {
     subject: Option<String>,
     list: bool,
     plan: bool,
+    exact: bool,
 }
 
-const USAGE: &str = "usage: compare [--quick] [--csv] [--only <scenario prefix>] [--list | --plan]
-       compare [--quick] [--only <scenario prefix>] --subject <ours|reference name>
+const USAGE: &str =
+    "usage: compare [--quick] [--csv] [--only <scenario prefix> [--exact]] [--list | --plan]
+       compare [--quick] [--only <scenario prefix> [--exact]] --subject <ours|reference name>
+  --exact makes --only match the whole scenario id
   --list prints the scenarios; --plan prints `id warm-up reps per-round` for each
   --subject runs one subject alone (for profilers) and prints its medians to stderr";
 
@@ -39,6 +42,7 @@ fn parse_args() -> Result<Args, String> {
         subject: None,
         list: false,
         plan: false,
+        exact: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -47,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
             "--csv" => args.csv = true,
             "--list" => args.list = true,
             "--plan" => args.plan = true,
+            "--exact" => args.exact = true,
             "--only" => args.only = Some(it.next().ok_or("--only needs a scenario prefix")?),
             "--subject" => args.subject = Some(it.next().ok_or("--subject needs a name")?),
             "-h" | "--help" => return Err(USAGE.to_string()),
@@ -73,9 +78,13 @@ fn main() -> ExitCode {
     let selected: Vec<_> = scenarios()
         .into_iter()
         .filter(|s| {
-            args.only
-                .as_ref()
-                .is_none_or(|p| s.id.starts_with(p.as_str()))
+            args.only.as_ref().is_none_or(|p| {
+                if args.exact {
+                    s.id == *p
+                } else {
+                    s.id.starts_with(p.as_str())
+                }
+            })
         })
         .collect();
     if args.list {
