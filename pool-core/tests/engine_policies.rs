@@ -147,6 +147,19 @@ fn submit(e: &Engine<FakeBackend>, j: Job) -> Future<u64> {
     e.submit(j, SubmitOptions::default(), Ok).unwrap()
 }
 
+/// Submit where the pool may break meanwhile: a refused submit becomes a resolved future
+/// carrying the refusal, as a pending task of the broken pool would.
+fn submit_or_refused(e: &Engine<FakeBackend>, j: Job) -> Future<u64> {
+    match e.submit(j, SubmitOptions::default(), Ok) {
+        Ok(f) => f,
+        Err(err) => {
+            let (p, f) = promise();
+            p.complete(Err(err.to_task_error()));
+            f
+        }
+    }
+}
+
 fn cfg(max: usize) -> EngineConfig {
     EngineConfig {
         max_workers: max,
@@ -238,7 +251,9 @@ fn break_pool_policy_fails_pending_and_later_tasks() {
         ..cfg(1)
     });
     let dying = submit(&e, Job::Die);
-    let pending: Vec<_> = (0..5).map(|i| submit(&e, Job::Value(i))).collect();
+    let pending: Vec<_> = (0..5)
+        .map(|i| submit_or_refused(&e, Job::Value(i)))
+        .collect();
     assert!(
         bounded(10, move || dying.result())
             .unwrap_err()
@@ -265,7 +280,9 @@ fn failing_initializer_breaks_the_pool_with_its_cause() {
         .unwrap()
         .push_back(StartError::Initializer("no config file".into()));
     let e = Engine::new(b, cfg(1)).unwrap();
-    let futs: Vec<_> = (0..3).map(|i| submit(&e, Job::Value(i))).collect();
+    let futs: Vec<_> = (0..3)
+        .map(|i| submit_or_refused(&e, Job::Value(i)))
+        .collect();
     for f in futs {
         match bounded(10, move || f.result()) {
             Err(TaskError::Broken(r)) => assert!(r.as_str().contains("no config file"), "{r}"),

@@ -94,13 +94,15 @@ pub(crate) trait Job<W>: Send + Sync {
 
 /// Resolve a running task from outside (the watchdog).
 pub(crate) trait Resolve: Send + Sync {
-    fn resolve_running(&self, e: TaskError) -> bool;
+    /// Resolve a running task with `e`, calling `count` after winning and before waiters
+    /// wake (so a caller that saw the error sees the count). True if it won.
+    fn resolve_running(&self, e: TaskError, count: &dyn Fn()) -> bool;
     fn id(&self) -> TaskId;
 }
 
 impl<T: Send, P: Send> Resolve for WithPayload<T, P> {
-    fn resolve_running(&self, e: TaskError) -> bool {
-        self.core.complete(Err(e), FROM_RUNNING).is_ok()
+    fn resolve_running(&self, e: TaskError, count: &dyn Fn()) -> bool {
+        self.core.complete_counted(Err(e), FROM_RUNNING, count)
     }
     fn id(&self) -> TaskId {
         self.core.id()

@@ -122,10 +122,9 @@ fn fire(w: Watch, rare: &Rare) {
         pid: w.pid,
         task: w.task,
     };
-    if !w.cell.resolve_running(err) {
+    if !w.cell.resolve_running(err, &|| rare.timed_out()) {
         return;
     }
-    rare.timed_out();
     if let Some(slot) = w.slot {
         slot.kill_if_running(w.cell.id());
     }
