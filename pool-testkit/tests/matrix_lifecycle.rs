@@ -115,6 +115,7 @@ fn finalizer_row(fault: Fault) {
         .expect("valid pool");
     let futs = submit_bystanders(&pool, 0);
     settle_bystanders("before a faulty finalizer", futs, BOUND);
+    let before = pool.stats();
     let p = pool.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -129,7 +130,7 @@ fn finalizer_row(fault: Fault) {
     });
     assert!(
         !report.finalizer_errors.is_empty(),
-        "finalizer {}: not reported: {report:?}",
+        "finalizer {}: not reported: {report:?} (stats before shutdown: {before:?})",
         fault.name()
     );
     if matches!(fault, Fault::Error | Fault::Panic) {
