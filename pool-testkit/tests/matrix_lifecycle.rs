@@ -361,3 +361,99 @@ fn shutdown_while_workers_idle_out() {
     drop(pool);
     guard.finish();
 }
+
+#[test]
+fn shutdown_during_resize() {
+    let guard = harness::start("shutdown_during_resize", LIMIT);
+    let pool = ProcessPool::builder()
+        .max_workers(3)
+        .build()
+        .expect("valid pool");
+    let p = pool.clone();
+    let resizer = std::thread::spawn(move || {
+        for i in 0..200usize {
+            p.resize(1 + i % 4);
+        }
+    });
+    let futs: Vec<_> = (0..40u64)
+        .map(|i| pool.submit(faults::slow_ok, (i, 2)).expect("submit"))
+        .collect();
+    let p = pool.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(p.shutdown(Shutdown::Wait));
+    });
+    let report = rx
+        .recv_timeout(BOUND)
+        .expect("shutdown returns during a resize storm");
+    resizer.join().expect("resizer");
+    assert_eq!(report.unfinished_workers, 0, "{report:?}");
+    for (i, f) in futs.into_iter().enumerate() {
+        let r = f.result_timeout(BOUND).expect("resolves");
+        assert_eq!(r, Ok(i as u64), "task {i} under Wait");
+    }
+    drop(pool);
+    guard.finish();
+}
+
+#[test]
+fn nested_pools_inside_workers() {
+    let guard = harness::start("nested_pools_inside_workers", LIMIT);
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .build()
+        .expect("valid pool");
+    // A nested pool that works and shuts down by itself.
+    let sum = pool
+        .submit(faults::nested_pool_sum, 50)
+        .expect("submit")
+        .result_timeout(BOUND)
+        .expect("resolves");
+    assert_eq!(sum, Ok((0..50).sum()), "nested map");
+    // A nested pool whose workers hang, inside a worker that hangs: Kill takes all three levels.
+    let hung = pool.submit(faults::nested_pool_hang, ()).expect("submit");
+    assert!(
+        poll(BOUND, || hung.state() == State::Running),
+        "{:?}",
+        hung.state()
+    );
+    assert!(
+        poll(BOUND, || leaks::descendants()
+            .iter()
+            .filter(|p| p.comm.starts_with("pool-w"))
+            .count()
+            >= 3),
+        "the nested pool's workers did not start: {:?}",
+        leaks::descendants()
+    );
+    // The nested workers are grandchildren; when their parent dies they are adopted by this
+    // process (a subreaper), which must reap them.
+    let me = std::process::id();
+    let nested: Vec<u32> = leaks::descendants()
+        .iter()
+        .filter(|p| p.ppid != me)
+        .map(|p| p.pid)
+        .collect();
+    let p = pool.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(p.shutdown(Shutdown::Kill));
+    });
+    let report = rx.recv_timeout(BOUND).expect("shutdown(Kill) returns");
+    assert_eq!(report.unfinished_workers, 0, "{report:?}");
+    let r = hung.result_timeout(BOUND).expect("resolves");
+    assert!(r.is_err(), "{r:?}");
+    drop(pool);
+    leaks::wait_gone(&nested, BOUND)
+        .unwrap_or_else(|left| panic!("nested workers alive: {left:?}"));
+    assert!(
+        poll(BOUND, || {
+            harness::reap(&nested);
+            nested
+                .iter()
+                .all(|&p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        }),
+        "nested workers not reaped"
+    );
+    guard.finish();
+}

@@ -399,3 +399,30 @@ pub fn hook_fault_in_worker((fault, parent_pid): (Fault, u32)) -> Result<(), Str
 pub fn hook_ok(_: ()) -> Result<(), String> {
     Ok(())
 }
+
+/// Inside a worker: builds a nested `ProcessPool` of 2 and maps [`ok`] over `0..n` on it;
+/// returns the sum. A pool inside a pool's worker.
+pub fn nested_pool_sum(n: u64) -> u64 {
+    let pool = pool_process::ProcessPool::builder()
+        .max_workers(2)
+        .build()
+        .unwrap_or_else(|e| panic!("nested pool: {e}"));
+    let sum = pool
+        .map(ok, 0..n)
+        .map(|r| r.unwrap_or_else(|e| panic!("nested task: {e}")))
+        .sum();
+    pool_core::Executor::shutdown(&pool, pool_core::Shutdown::Wait);
+    sum
+}
+
+/// Inside a worker: builds a nested `ProcessPool` of 2, makes both of its workers hang, and
+/// hangs itself — a tree three levels deep that only a kill can end.
+pub fn nested_pool_hang(_: ()) -> u64 {
+    let pool = pool_process::ProcessPool::builder()
+        .max_workers(2)
+        .build()
+        .unwrap_or_else(|e| panic!("nested pool: {e}"));
+    let _a = pool.submit(hang_forever, ());
+    let _b = pool.submit(hang_forever, ());
+    commit(Fault::Hang, "a worker with a nested pool")
+}
