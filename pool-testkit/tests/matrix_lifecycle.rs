@@ -457,3 +457,55 @@ fn nested_pools_inside_workers() {
     );
     guard.finish();
 }
+
+#[test]
+fn leaky_tasks_recycle_workers_past_the_memory_limit() {
+    let guard = harness::start("leaky_tasks_recycle_workers", LIMIT);
+    // Learn a fresh worker's RSS, then allow 16 MiB more.
+    let probe = ProcessPool::builder()
+        .max_workers(1)
+        .build()
+        .expect("valid pool");
+    let base = probe
+        .submit(faults::leak_kib, 0)
+        .expect("submit")
+        .result_timeout(BOUND)
+        .expect("resolves")
+        .expect("runs");
+    probe.shutdown(Shutdown::Wait);
+    drop(probe);
+    let limit = base + (16 << 20);
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .max_memory_per_worker(limit)
+        .build()
+        .expect("valid pool");
+    let mut pids = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        // 2 MiB leaked per call: a worker crosses the limit after about 8 calls.
+        let rss = pool
+            .submit(faults::leak_kib, 2048)
+            .expect("submit")
+            .result_timeout(BOUND)
+            .unwrap_or_else(|f| panic!("call {i} unresolved: {:?}", f.state()))
+            .unwrap_or_else(|e| panic!("call {i} failed: {e}"));
+        assert!(
+            rss < limit + (8 << 20),
+            "call {i}: a worker reached {rss} bytes (limit {limit})"
+        );
+        pids.insert(
+            pool.submit(faults::worker_pid, ())
+                .expect("submit")
+                .result_timeout(BOUND)
+                .expect("resolves")
+                .expect("runs"),
+        );
+    }
+    let s = pool.stats();
+    assert!(s.recycled >= 3, "leaking workers were not recycled: {s:?}");
+    assert!(pids.len() >= 3, "one worker served everything: {pids:?}");
+    assert_eq!(s.failed, 0, "{s:?}");
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    guard.finish();
+}
