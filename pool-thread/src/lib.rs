@@ -6,6 +6,13 @@
 //! [`TaskError::Panicked`](pool_core::TaskError::Panicked) with message and location and the
 //! worker lives on, and a failing initializer breaks the pool with its cause.
 //!
+//! Bulk work: `map` / `map_unordered` / `map_with` stream lazily with bounded look-ahead
+//! (from [`Executor`](pool_core::Executor)); [`map_all`](pool_core::Executor::map_all) and
+//! [`ThreadPool::map_slice`] have the workers (and the caller) write results straight into
+//! the output vector (the `direct` module, this crate's only `unsafe`).
+//!
+//! [`shared`] is a process-wide pool; [`ThreadPool::test`] self-tests a configuration.
+//!
 //! # Examples
 //!
 //! ```

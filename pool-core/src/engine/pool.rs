@@ -731,14 +731,9 @@ impl<B: Backend> Shared<B> {
         }
     }
 
+    /// Break the pool: the first reason sticks; queued tasks and later submits fail with it.
     fn break_pool(&self, reason: BrokenReason) {
-        {
-            let mut g = lock(&self.ctl);
-            if g.broken.is_none() {
-                g.broken = Some(reason.clone());
-            }
-        }
-        drop(reason);
+        lock(&self.ctl).broken.get_or_insert(reason);
         self.status.store(BROKEN, Ordering::SeqCst);
         self.drain(self.closed_error());
         self.wake_all_sleepers();
@@ -749,7 +744,7 @@ impl<B: Backend> Shared<B> {
     }
 
     /// Leave the `workers` (and `idle`) count if `workers` stays at least `min`. Refuses
-    /// (false) if a job is queued that must still run. Holds the producers' mutex, so a
+    /// (false) if a job is queued that must still run. Holds the producers' lock, so a
     /// concurrent push either comes first (and is seen here) or sees this thread gone.
     fn try_leave(&self, min: usize) -> bool {
         self.queue.locked(|_, empty| {
