@@ -549,7 +549,7 @@ impl<B: Backend> Shared<B> {
         );
         let fut = job::future_of(&cell);
         let (sleepers, queued, stranded) = self.queue.push(cell, |sleepers, queued| {
-            // Under the producers' mutex, which `try_leave` also holds: a push after the
+            // Under the producers' lock, which `try_leave` also holds: a push after the
             // last worker left a closed pool is seen here.
             bump(&self.submitted);
             let stranded = self.status.load(Ordering::Relaxed) != OPEN
@@ -678,7 +678,7 @@ impl<B: Backend> Shared<B> {
         g.retired[2] += c.failed.load(Ordering::Relaxed);
         g.retired[3] += c.cancelled.load(Ordering::Relaxed);
         drop(g);
-        // Under the producers' mutex, like `try_leave`: the last worker of a closed pool
+        // Under the producers' lock, like `try_leave`: the last worker of a closed pool
         // makes sure nothing stays queued.
         let stranded = self.queue.locked(|_, empty| {
             let w = if already_left {
@@ -826,7 +826,7 @@ impl<B: Backend> Shared<B> {
                 backoff.snooze();
                 continue;
             }
-            // Sleep: register as a sleeper under the producers' mutex, and only if the queue
+            // Sleep: register as a sleeper under the producers' lock, and only if the queue
             // is empty; we hold `sleep_mx` until the wait releases it, so a pusher that saw us
             // registered cannot notify before we wait.
             let since = *idle_since.get_or_insert_with(Instant::now);
