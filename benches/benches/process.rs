@@ -1,5 +1,5 @@
-//! Criterion benches of the process pool: round trip and map, ours beside the raw pipe
-//! floor. The bench binary itself is the worker: pool-process's pre-main hook turns it into
+//! Criterion benches of the process pool: round trip (every transport) and map, ours beside
+//! the raw pipe floor. The bench binary itself is the worker: pool-process's pre-main hook turns it into
 //! one, and the floor's child mode is checked first thing in `main`.
 //!
 //! `cargo bench -p benches --bench process`
@@ -13,12 +13,12 @@ use std::time::Duration;
 /// Items per iteration of the `map` group.
 const ITEMS: usize = 100_000;
 
-fn group(c: &mut Criterion, name: &str, subjects: Vec<(&str, Made)>) {
+fn group(c: &mut Criterion, name: &str, subjects: Vec<(String, Made)>) {
     let mut g = c.benchmark_group(name);
     g.sample_size(20).measurement_time(Duration::from_secs(3));
     for (id, made) in subjects {
         let mut subject = made.unwrap_or_else(|e| panic!("{name}/{id}: {e}"));
-        g.bench_function(id, |b| {
+        g.bench_function(&id, |b| {
             b.iter_custom(|iters| total(subject.as_mut(), iters))
         });
     }
@@ -30,20 +30,20 @@ fn main() {
     benches::floor::run_child_if_requested();
     let mut c = Criterion::default().configure_from_args();
     let pipes = &PROCESS_VARIANTS[0];
-    group(
-        &mut c,
-        "process.roundtrip",
-        vec![
-            ("ours", ours::process_roundtrip(pipes)),
-            ("pipe-floor", rp::pipe_roundtrip()),
-        ],
-    );
+    let mut roundtrips = vec![("ours".to_string(), ours::process_roundtrip(pipes))];
+    for v in PROCESS_VARIANTS {
+        if let Some(suffix) = v.suffix {
+            roundtrips.push((format!("ours-{suffix}"), ours::process_roundtrip(v)));
+        }
+    }
+    roundtrips.push(("pipe-floor".to_string(), rp::pipe_roundtrip()));
+    group(&mut c, "process.roundtrip", roundtrips);
     group(
         &mut c,
         "process.map_100k",
         vec![
-            ("ours", ours::process_map(pipes, ITEMS)),
-            ("pipe-floor", rp::pipe_map(ITEMS)),
+            ("ours".to_string(), ours::process_map(pipes, ITEMS)),
+            ("pipe-floor".to_string(), rp::pipe_map(ITEMS)),
         ],
     );
     c.final_summary();
