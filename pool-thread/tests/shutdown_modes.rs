@@ -76,3 +76,15 @@ fn dropping_the_pool_does_not_hang() {
     gate.open();
     assert_eq!(bounded(10, move || running.result()), Ok(()));
 }
+
+#[test]
+fn a_task_can_shut_down_its_own_pool() {
+    let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    let p = pool.clone();
+    let f = pool
+        .submit(move || p.shutdown(Shutdown::Wait).unfinished_workers)
+        .unwrap();
+    // The shutdown inside the task does not wait for the task's own worker.
+    assert_eq!(bounded(10, move || f.result()), Ok(1));
+    assert!(pool.submit(|| 1).unwrap_err().is_shutdown());
+}

@@ -20,6 +20,11 @@ use crate::executor::{Shutdown, ShutdownReport, Stats, SubmitOptions};
 use crate::future::{Future, next_task_id};
 use crate::panic;
 
+thread_local! {
+    /// The engine whose slot thread this is (its address), 0 elsewhere.
+    static CURRENT_ENGINE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 const OPEN: u8 = 0;
 /// Closed; workers finish the queue, then exit.
 const WAIT: u8 = 1;
@@ -867,6 +872,7 @@ impl<B: Backend> Shared<B> {
     }
 
     fn slot_main(self: Arc<Self>, slot: Arc<SlotShared>) {
+        CURRENT_ENGINE.with(|c| c.set(Arc::as_ptr(&self) as *const () as usize));
         panic::set_callback_counter(self.rare.callback_panics.clone());
         let started = match panic::catch(|| self.backend.start(slot.id)) {
             Ok(r) => r,
@@ -999,8 +1005,11 @@ impl<B: Backend> Shared<B> {
         if let Some(b) = &self.bound {
             b.wake_all();
         }
+        // A task that shuts down its own pool must not wait for its own worker.
+        let me = std::ptr::from_ref(self) as *const () as usize;
+        let own = usize::from(CURRENT_ENGINE.with(|c| c.get()) == me);
         let mut g = lock(&self.ctl);
-        while self.workers.load(Ordering::SeqCst) > 0 {
+        while self.workers.load(Ordering::SeqCst) > own {
             match until {
                 None => g = self.ctl_cv.wait(g).unwrap_or_else(|p| p.into_inner()),
                 Some(u) => {
