@@ -33,8 +33,12 @@ trap 'rm -rf "$out"' EXIT
 for mode in quick full; do
     flag=""; [ "$mode" = quick ] && flag=--quick
     valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/$mode" \
-        "$exe" $flag --only "$scenario" --exact --subject "$subject" 2>&1 \
-        | grep -E "^$scenario|failed" >&2 || true
+        "$exe" $flag --only "$scenario" --exact --subject "$subject" >"$out/log" 2>&1 || true
+    grep -v '^==' "$out/log" >&2 || true
+    if ! grep -q "^$scenario *$subject: " "$out/log"; then
+        echo "the $mode run of $subject failed under valgrind (log above)" >&2
+        exit 1
+    fi
 done
 total() { cat "$out/$1"-* | awk '/^summary:/ { s += $2 } END { print s }'; }
 per_thread() { for f in "$out/$1"-*; do awk '/^summary:/ { print $2 }' "$f"; done; }
