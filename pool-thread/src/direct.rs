@@ -12,7 +12,8 @@
 //!   (`finished.fetch_add`, AcqRel) after its last access, also when `f` panics (the panic is
 //!   caught inside the chunk loop, never unwinds past it).
 //! - The caller claims chunks too (unless the pool has an initializer, whose thread-local
-//!   setup `f` may need), so claiming ends even if no helper task ever runs; then it waits on
+//!   setup `f` may need, and the caller is not one of the pool's threads), so claiming ends
+//!   even if no helper task ever runs (a map nested in a task of a busy pool); then it waits on
 //!   the latch until `finished == nchunks`. The last finisher's RMW acquires every earlier
 //!   finisher's writes and releases them through the latch mutex to the caller.
 //! - Helper tasks that start after that find `next >= nchunks` and return without touching
@@ -226,7 +227,7 @@ where
     T: FnOnce() + Send + 'static,
 {
     let workers = pool.max_workers();
-    let threads = workers + usize::from(!pool.has_initializer());
+    let threads = workers + usize::from(pool.caller_may_help());
     let coord = Arc::new(Coord::new(n, chunk_size(n, threads)));
     for _ in 0..workers.min(coord.nchunks) {
         let h = Helper {
@@ -273,7 +274,7 @@ where
         // SAFETY: `work` hands `run_ref` only claimed chunks (module invariant).
         move || c.work(&|lo, hi| unsafe { ptrs.run_ref(&f, lo, hi) })
     });
-    if !pool.has_initializer() {
+    if pool.caller_may_help() {
         // SAFETY: as in the helpers.
         coord.work(&|lo, hi| unsafe { ptrs.run_ref(&f, lo, hi) });
     }
@@ -452,14 +453,14 @@ where
         input: input.as_mut_ptr(),
         output: output.as_mut_ptr(),
     };
-    let threads = pool.max_workers() + usize::from(!pool.has_initializer());
+    let threads = pool.max_workers() + usize::from(pool.caller_may_help());
     let coord = Arc::new(Coord::new(n, chunk_size(n, threads)));
     guard.1 = true;
     if early.set(EarlyState::Running(coord.clone(), ptrs)) {
         // A helper was dropped unrun while we collected: nobody may be left to run chunks.
         coord.abandon();
     }
-    if !pool.has_initializer() {
+    if pool.caller_may_help() {
         // SAFETY: `work` hands `run` only claimed chunks (module invariant).
         coord.work(&|lo, hi| unsafe { ptrs.run(&f, lo, hi) });
     }
@@ -538,6 +539,26 @@ mod tests {
         assert_eq!(out.len(), 10_000);
         assert!(out.iter().enumerate().all(|(i, &v)| v == i as u32 * 2));
         assert_eq!(DROPS.load(Ordering::Relaxed), 10_000);
+    }
+
+    #[test]
+    fn a_map_nested_in_a_task_of_a_full_pool_completes() {
+        let pool = ThreadPool::builder()
+            .max_workers(1)
+            .initializer(|| Ok::<_, String>(()))
+            .build()
+            .unwrap();
+        let p = pool.clone();
+        let f = pool
+            .submit(move || {
+                let v: Vec<u32> = (0..10_000).collect();
+                map_slice(&p, |x: &u32| x + 1, &v).map(|o| o.len())
+            })
+            .unwrap();
+        let r = f
+            .result_timeout(std::time::Duration::from_secs(10))
+            .expect("nested map hung");
+        assert_eq!(r, Ok(Ok(10_000)));
     }
 
     #[test]

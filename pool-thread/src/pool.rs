@@ -131,8 +131,10 @@ impl ThreadPool {
         self.engine.config().max_workers
     }
 
-    pub(crate) fn has_initializer(&self) -> bool {
-        self.has_initializer
+    /// May the calling thread run the pool's work itself? Not when the pool has an
+    /// initializer (its thread-local setup may be needed), unless this is a pool thread.
+    pub(crate) fn caller_may_help(&self) -> bool {
+        !self.has_initializer || self.engine.on_worker_thread()
     }
 
     /// Apply `f` to every element of `items` on the pool's threads (and the calling thread,

@@ -470,6 +470,12 @@ impl<B: Backend> Engine<B> {
         }
     }
 
+    /// Is the calling thread one of this engine's worker threads (a task running here)?
+    pub fn on_worker_thread(&self) -> bool {
+        let me = Arc::as_ptr(self.shared()) as *const () as usize;
+        CURRENT_ENGINE.with(|c| c.get()) == me
+    }
+
     /// Why the pool is broken, if it is.
     pub fn is_broken(&self) -> Option<BrokenReason> {
         lock(&self.shared().ctl).broken.clone()
