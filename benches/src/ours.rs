@@ -103,7 +103,8 @@ pub fn thread_tasks(n: usize) -> Made {
     }))
 }
 
-/// `thread.map_*`: `pool.map_all(double, items)` (ordered, automatic chunks).
+/// `thread.map_*`: `pool.map_all(double, items.iter().copied())`: the `Executor` map over an
+/// iterator (ordered, automatic chunks), collected.
 ///
 /// # Errors
 ///
@@ -113,6 +114,21 @@ pub fn thread_map(n: usize) -> Made {
     let items: Vec<u64> = (0..n as u64).collect();
     Ok(Box::new(move || {
         let (d, out) = timed(|| pool.map_all(double, items.iter().copied()));
+        check_doubled(&out.map_err(|e| e.to_string())?, n as u64).map(|()| d)
+    }))
+}
+
+/// `thread.map_slice_*`: `pool.map_slice(|x| double(*x), &items)`: ThreadPool's borrowed-slice
+/// map, the closest match of rayon's `par_iter().map().collect()`.
+///
+/// # Errors
+///
+/// The pool could not be built.
+pub fn thread_map_slice(n: usize) -> Made {
+    let pool = thread_pool()?;
+    let items: Vec<u64> = (0..n as u64).collect();
+    Ok(Box::new(move || {
+        let (d, out) = timed(|| pool.map_slice(|x: &u64| double(*x), &items));
         check_doubled(&out.map_err(|e| e.to_string())?, n as u64).map(|()| d)
     }))
 }

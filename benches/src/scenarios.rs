@@ -108,6 +108,17 @@ fn thread_scenarios() -> Vec<Scenario> {
                 rt::rayon_par_iter_map(THREAD_N)
             })],
         },
+        Scenario {
+            id: "thread.map_slice_1m".into(),
+            what: "ThreadPool::map_slice of x*2 over a borrowed slice of 1 M u64, into a Vec",
+            quick: Plan::new(5, 31, 5),
+            full: Plan::new(10, 201, 10),
+            bytes: None,
+            ours: Box::new(|| ours::thread_map_slice(THREAD_N)),
+            refs: vec![reference("rayon-par-iter", || {
+                rt::rayon_par_iter_map(THREAD_N)
+            })],
+        },
     ]
 }
 
@@ -134,7 +145,7 @@ fn process_scenarios(v: &'static ours::ProcessVariant) -> Vec<Scenario> {
             what: "100 k tiny tasks submitted one by one, each its own future, all collected",
             // procspawn needs 2-6 s per batch here: in --quick it stops after ~5 s.
             quick: Plan::new(0, 3, 1).with_budget(Duration::from_secs(5)),
-            full: Plan::new(1, 9, 1),
+            full: Plan::new(1, 9, 1).with_budget(Duration::from_secs(30)),
             bytes: None,
             ours: Box::new(move || ours::process_tasks(v, PROCESS_N)),
             refs: vec![
