@@ -182,7 +182,9 @@ pub struct EngineConfig {
     pub idle_timeout: Option<Duration>,
     /// Recycle a worker after this many tasks. Default `None`.
     pub max_tasks_per_worker: Option<u64>,
-    /// Recycle a worker whose memory exceeds this after a task. Default `None`.
+    /// Recycle a worker whose memory (`Worker::memory_bytes`, asked after each task) exceeds
+    /// this many bytes. The first recycle prints one warning to stderr (once per pool).
+    /// Default `None`.
     pub max_memory_per_worker: Option<u64>,
     /// Time limit per task once started. Default `None`.
     pub task_timeout: Option<Duration>,
