@@ -160,3 +160,28 @@ fn loom_two_completers_one_wins() {
         assert_eq!(f.state(), if mine { State::Done } else { State::Failed });
     });
 }
+
+#[test]
+fn loom_cancel_vs_run_with_a_blocked_waiter() {
+    loom::model(|| {
+        let (p, f) = pair();
+        let f = Arc::new(f);
+        let f2 = f.clone();
+        let canceller = thread::spawn(move || f2.cancel());
+        let runner = thread::spawn(move || {
+            if p.start() {
+                p.complete(Ok(11));
+                true
+            } else {
+                false
+            }
+        });
+        // Wait (blocking) while the two race.
+        f.wait();
+        let cancelled = canceller.join().unwrap();
+        let ran = runner.join().unwrap();
+        assert!(cancelled ^ ran, "exactly one of cancel and run wins");
+        let f = Arc::try_unwrap(f).expect("sole owner");
+        assert_eq!(f.result().is_ok(), ran);
+    });
+}
