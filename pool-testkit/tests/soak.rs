@@ -62,7 +62,10 @@ fn settle(p: Pending, tally: &mut Tally) {
                 .unwrap_or_else(|f| panic!("{what}: unresolved after {BOUND:?}: {:?}", f.state()));
             expect_for(fault, Some(phase)).check(&what, &r.map(|v| v.payload));
             tally.faults += 1;
-            *tally.by_kind.entry(what).or_default() += 1;
+            *tally
+                .by_kind
+                .entry(kind_place(fault, phase.name()))
+                .or_default() += 1;
         }
         Pending::Task(fault, f) => {
             let what = format!("{} in the task", fault.name());
@@ -75,9 +78,21 @@ fn settle(p: Pending, tally: &mut Tally) {
                 (_, r) => expect_for(fault, None).check(&what, &r.map(|_| 0)),
             }
             tally.faults += 1;
-            *tally.by_kind.entry(what).or_default() += 1;
+            *tally
+                .by_kind
+                .entry(kind_place(fault, "the task"))
+                .or_default() += 1;
         }
     }
+}
+
+/// `"<kind> in <place>"`, with every exit code counted as one kind.
+fn kind_place(fault: Fault, place: &str) -> String {
+    let kind = match fault {
+        Fault::Exit(_) => "exit(n)".to_owned(),
+        f => f.name(),
+    };
+    format!("{kind} in {place}")
 }
 
 fn opts(fault: Fault) -> SubmitOptions {
