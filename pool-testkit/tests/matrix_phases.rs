@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use pool_core::{Executor, Side, SubmitErrorKind, SubmitOptions, TaskError};
-use pool_process::ProcessPool;
+use pool_process::{ProcessPool, TransportKind};
 use pool_testkit::faults::{self, Fault, Faulty, Phase};
 use pool_testkit::harness;
 use pool_testkit::matrix::{expect_for, settle_bystanders, submit_bystanders};
@@ -19,9 +19,10 @@ const BOUND: Duration = Duration::from_secs(20);
 /// The per-task timeout used where the fault is a hang.
 const HANG_TIMEOUT: Duration = Duration::from_millis(400);
 
-fn pool() -> ProcessPool {
+fn pool(transport: TransportKind) -> ProcessPool {
     ProcessPool::builder()
         .max_workers(2)
+        .transport(transport)
         .build()
         .expect("valid pool")
 }
@@ -140,11 +141,15 @@ fn parent_phases(pool: &ProcessPool, fault: Fault) {
 }
 
 fn run_matrix_row(fault: Fault) {
+    run_matrix_row_over(fault, TransportKind::Pipe);
+}
+
+fn run_matrix_row_over(fault: Fault, transport: TransportKind) {
     let guard = harness::start(
-        &format!("matrix_phases::{}", fault.name()),
+        &format!("matrix_phases::{}::{transport:?}", fault.name()),
         Duration::from_secs(90),
     );
-    let pool = pool();
+    let pool = pool(transport);
     let first = pool
         .submit(faults::worker_pid, ())
         .expect("submit")
@@ -218,4 +223,40 @@ fn hang() {
 #[test]
 fn oom() {
     run_matrix_row(Fault::MemoryBlowUp);
+}
+
+/// The same rows over the other transports: a crash must look the same whatever carries
+/// the bytes.
+mod over {
+    use super::{Fault, TransportKind, run_matrix_row_over};
+
+    macro_rules! rows {
+        ($($name:ident: $fault:expr, $transport:expr;)*) => {
+            $(
+                #[test]
+                fn $name() {
+                    run_matrix_row_over($fault, $transport);
+                }
+            )*
+        };
+    }
+
+    rows! {
+        local_socket_error: Fault::Error, TransportKind::LocalSocket;
+        local_socket_panic: Fault::Panic, TransportKind::LocalSocket;
+        local_socket_abort: Fault::Abort, TransportKind::LocalSocket;
+        local_socket_segfault: Fault::Segfault, TransportKind::LocalSocket;
+        local_socket_exit3: Fault::Exit(3), TransportKind::LocalSocket;
+        local_socket_sigkill: Fault::KillSelf, TransportKind::LocalSocket;
+        local_socket_hang: Fault::Hang, TransportKind::LocalSocket;
+        local_socket_oom: Fault::MemoryBlowUp, TransportKind::LocalSocket;
+        shm_error: Fault::Error, TransportKind::Shm;
+        shm_panic: Fault::Panic, TransportKind::Shm;
+        shm_abort: Fault::Abort, TransportKind::Shm;
+        shm_segfault: Fault::Segfault, TransportKind::Shm;
+        shm_exit3: Fault::Exit(3), TransportKind::Shm;
+        shm_sigkill: Fault::KillSelf, TransportKind::Shm;
+        shm_hang: Fault::Hang, TransportKind::Shm;
+        shm_oom: Fault::MemoryBlowUp, TransportKind::Shm;
+    }
 }
