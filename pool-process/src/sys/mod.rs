@@ -6,6 +6,7 @@
 pub(crate) mod exe;
 pub(crate) mod fdio;
 pub(crate) mod futex;
+pub(crate) mod malloc;
 pub(crate) mod pidfd;
 pub(crate) mod proc;
 pub(crate) mod shm;

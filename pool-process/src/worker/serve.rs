@@ -10,7 +10,7 @@ use super::protocol::{
 };
 use crate::named;
 use crate::sys::exe::BuildIdentity;
-use crate::sys::{proc, signals};
+use crate::sys::{malloc, proc, signals};
 use crate::transfer::{self, FnRef, Outcome};
 use crate::transport::{self, Transport};
 use crate::wire::Put;
@@ -33,6 +33,8 @@ pub(crate) fn serve(env_value: &str) -> End {
 
 fn serve_inner(env_value: &str) -> Result<(), String> {
     signals::ignore_sigpipe();
+    // Big task buffers stay in the heap between tasks (see sys/malloc.rs).
+    malloc::tune_for_worker();
     let spec = WorkerSpec::decode(env_value)
         .ok_or_else(|| format!("malformed worker environment value {env_value:?}"))?;
     if let Ok(name) = CString::new(format!("pool-w{}", spec.worker_id)) {
