@@ -47,6 +47,7 @@
 
 mod backend;
 mod buffers;
+mod bytes;
 mod named;
 mod pool;
 mod reusable;

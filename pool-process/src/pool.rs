@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::{EncodedReply, EncodedTask, ProcessBackend, Target};
 use crate::buffers::BufPool;
+use crate::bytes;
 use crate::supervisor::StartConfig;
 use crate::transfer::{self, HookResult};
 use crate::transport::TransportKind;
@@ -566,23 +567,52 @@ impl<C: Codec> ProcessPool<C> {
         target: Target,
         name: &'static str,
         arg: &T,
-        mut opts: SubmitOptions,
+        opts: SubmitOptions,
     ) -> Result<Future<R>, SubmitErrorKind>
     where
         T: Serialize + ?Sized,
         R: DeserializeOwned + Send + 'static,
     {
+        let bytes = self.encode(arg)?;
+        self.dispatch::<R>(target, name, bytes, opts, false)
+            .map_err(|(kind, bytes)| {
+                self.inner.bufs.put(bytes);
+                kind
+            })
+    }
+
+    /// Encodes an argument into a buffer from the free list.
+    fn encode<T: Serialize + ?Sized>(&self, arg: &T) -> Result<Vec<u8>, SubmitErrorKind> {
         let inner = &self.inner;
         let mut bytes = inner.bufs.take();
-        if let Err(e) = inner.codec.encode(arg, &mut bytes) {
-            inner.bufs.put(bytes);
-            return Err(SubmitErrorKind::Encode(TaskError::Encode(CodecFailure {
-                side: Side::Parent,
-                type_name: type_name::<T>().to_owned(),
-                codec: inner.codec.name().to_owned(),
-                message: e.message().to_owned(),
-            })));
+        match inner.codec.encode(arg, &mut bytes) {
+            Ok(()) => Ok(bytes),
+            Err(e) => {
+                inner.bufs.put(bytes);
+                Err(SubmitErrorKind::Encode(TaskError::Encode(CodecFailure {
+                    side: Side::Parent,
+                    type_name: type_name::<T>().to_owned(),
+                    codec: inner.codec.name().to_owned(),
+                    message: e.message().to_owned(),
+                })))
+            }
         }
+    }
+
+    /// Queues an encoded request. `raw_result`: the worker answers `R` as raw bytes (the
+    /// bytes fast path, functions sent by offset only). A refusal hands the bytes back.
+    fn dispatch<R>(
+        &self,
+        target: Target,
+        name: &'static str,
+        arg: Vec<u8>,
+        mut opts: SubmitOptions,
+        raw_result: bool,
+    ) -> Result<Future<R>, (SubmitErrorKind, Vec<u8>)>
+    where
+        R: DeserializeOwned + Send + 'static,
+    {
+        let inner = &self.inner;
         // Name the task after its function where the engine reports it (timeouts); the
         // backend names it in death reports itself, without a per-task allocation.
         if opts.label.is_none() && (opts.timeout.is_some() || inner.has_timeout) {
@@ -593,13 +623,26 @@ impl<C: Codec> ProcessPool<C> {
         inner
             .engine
             .submit(
-                EncodedTask {
-                    target,
-                    name,
-                    arg: bytes,
-                },
+                EncodedTask { target, name, arg },
                 opts,
                 move |reply: EncodedReply| {
+                    if raw_result {
+                        let mut bytes = reply.bytes;
+                        // The reply buffer came from the free list: do not hand the caller
+                        // far more capacity than the result needs.
+                        if bytes.capacity() > 2 * bytes.len() + 4096 {
+                            bytes.shrink_to_fit();
+                        }
+                        if let Some(value) = bytes::make::<R>(bytes) {
+                            return Ok(value);
+                        }
+                        return Err(TaskError::Decode(CodecFailure {
+                            side: Side::Parent,
+                            type_name: type_name::<R>().to_owned(),
+                            codec: "raw bytes".to_owned(),
+                            message: "not a byte type".to_owned(),
+                        }));
+                    }
                     let value = codec.decode::<R>(&reply.bytes).map_err(|e| {
                         TaskError::Decode(CodecFailure {
                             side: Side::Parent,
@@ -612,7 +655,10 @@ impl<C: Codec> ProcessPool<C> {
                     value
                 },
             )
-            .map_err(|e| e.kind().clone())
+            .map_err(|e| {
+                let kind = e.kind().clone();
+                (kind, e.into_task().map(|t| t.arg).unwrap_or_default())
+            })
     }
 }
 
@@ -650,8 +696,26 @@ where
             return Err(SubmitError::new(kind, Some(task)));
         }
         let f = Target::Fn(transfer::task_ref::<F, A, R, C>(&task.f));
-        self.send(f, short_name::<F>(), &task.arg, opts)
-            .map_err(|kind| SubmitError::new(kind, Some(task)))
+        let raw_result = bytes::is_raw::<R>();
+        let mut task = task;
+        if let Some(raw) = bytes::take(&mut task.arg) {
+            // The bytes fast path: the caller's buffer is the request body.
+            return self
+                .dispatch(f, short_name::<F>(), raw, opts, raw_result)
+                .map_err(|(kind, raw)| {
+                    bytes::restore(&mut task.arg, raw);
+                    SubmitError::new(kind, Some(task))
+                });
+        }
+        match self.encode(&task.arg) {
+            Ok(bytes) => self
+                .dispatch(f, short_name::<F>(), bytes, opts, raw_result)
+                .map_err(|(kind, bytes)| {
+                    self.inner.bufs.put(bytes);
+                    SubmitError::new(kind, Some(task))
+                }),
+            Err(kind) => Err(SubmitError::new(kind, Some(task))),
+        }
     }
 }
 

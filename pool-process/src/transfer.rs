@@ -29,6 +29,7 @@ use pool_codec::Codec;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::bytes;
 use crate::wire::Put;
 use crate::worker::panics;
 
@@ -181,6 +182,54 @@ where
     run_call::<A, R, C>(input, out, conjure::<F>())
 }
 
+/// The trampoline of functions sent by offset: as [`task_trampoline`], except that byte
+/// arguments and results (`Vec<u8>`, `ByteBuf`) cross raw (see `bytes.rs`).
+fn raw_task_trampoline<F, A, R, C>(input: &[u8], out: &mut Vec<u8>) -> Outcome
+where
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+    C: Codec,
+{
+    if !bytes::is_raw::<A>() && !bytes::is_raw::<R>() {
+        return run_call::<A, R, C>(input, out, conjure::<F>());
+    }
+    let start = out.len();
+    let caught = panics::catch(|| {
+        let codec = C::default();
+        // A raw argument is one copy out of the frame; the codec is not involved.
+        let raw_arg = bytes::is_raw::<A>().then(|| bytes::make::<A>(input.to_vec()));
+        let arg: A = match raw_arg.flatten() {
+            Some(a) => a,
+            None => match codec.decode(input) {
+                Ok(a) => a,
+                Err(e) => {
+                    codec_failure(out, type_name::<A>(), codec.name(), e.message());
+                    return Outcome::DecodeFailed;
+                }
+            },
+        };
+        let result = conjure::<F>()(arg);
+        if let Some(raw) = bytes::as_slice(&result) {
+            out.extend_from_slice(raw);
+            return Outcome::Ok;
+        }
+        match codec.encode(&result, out) {
+            Ok(()) => Outcome::Ok,
+            Err(e) => {
+                out.truncate(start);
+                codec_failure(out, type_name::<R>(), codec.name(), e.message());
+                Outcome::EncodeFailed
+            }
+        }
+    });
+    caught.unwrap_or_else(|record| {
+        out.truncate(start);
+        record.write(out);
+        Outcome::Panicked
+    })
+}
+
 fn chunk_trampoline<F, A, R, C>(input: &[u8], out: &mut Vec<u8>) -> Outcome
 where
     F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -255,12 +304,12 @@ fn probe_trampoline<C: Codec>(_input: &[u8], out: &mut Vec<u8>) -> Outcome {
 pub(crate) fn task_ref<F, A, R, C>(_f: &F) -> FnRef
 where
     F: Fn(A) -> R + Copy + Send + Sync + 'static,
-    A: DeserializeOwned,
-    R: Serialize,
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
     C: Codec,
 {
     require_zst::<F>();
-    FnRef::of(task_trampoline::<F, A, R, C>)
+    FnRef::of(raw_task_trampoline::<F, A, R, C>)
 }
 
 /// The request reference for running `f` over a `Vec<A>` chunk, giving `Vec<R>`.
@@ -308,4 +357,47 @@ where
 /// The reference for the codec probe (answers `C::default().name()`).
 pub(crate) fn probe_ref<C: Codec>() -> FnRef {
     FnRef::of(probe_trampoline::<C>)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pool_codec::DefaultCodec;
+
+    fn rev(mut v: Vec<u8>) -> Vec<u8> {
+        v.reverse();
+        v
+    }
+
+    fn len(b: serde_bytes::ByteBuf) -> u64 {
+        b.len() as u64
+    }
+
+    /// The trampoline a request for `f` resolves to.
+    fn trampoline_of<F, A, R>(_f: F) -> Trampoline
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+    {
+        raw_task_trampoline::<F, A, R, DefaultCodec>
+    }
+
+    #[test]
+    fn byte_types_cross_raw_and_others_through_the_codec() {
+        // Raw in, raw out: the reply body is the bytes themselves.
+        let mut out = Vec::new();
+        assert_eq!(trampoline_of(rev)(b"abc", &mut out), Outcome::Ok);
+        assert_eq!(out, b"cba");
+        // Raw in, codec out.
+        out.clear();
+        assert_eq!(trampoline_of(len)(&[0; 300], &mut out), Outcome::Ok);
+        assert_eq!(DefaultCodec::default().decode::<u64>(&out).unwrap(), 300);
+        // Codec in, codec out.
+        out.clear();
+        let mut arg = Vec::new();
+        DefaultCodec::default().encode(&20u64, &mut arg).unwrap();
+        assert_eq!(trampoline_of(|x: u64| x + 1)(&arg, &mut out), Outcome::Ok);
+        assert_eq!(DefaultCodec::default().decode::<u64>(&out).unwrap(), 21);
+    }
 }
