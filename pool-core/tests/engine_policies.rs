@@ -435,3 +435,177 @@ fn invalid_configuration_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("min_workers"));
 }
+
+/// One `tracing` event as the test subscriber saw it: its target and its fields by name.
+#[derive(Clone, Debug)]
+struct Seen {
+    target: String,
+    fields: std::collections::HashMap<String, String>,
+}
+
+impl Seen {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+}
+
+/// A minimal `tracing::Subscriber` that keeps every event in memory.
+struct Collector(Arc<Mutex<Vec<Seen>>>);
+
+struct Fields<'a>(&'a mut std::collections::HashMap<String, String>);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+        self.0.insert(f.name().to_owned(), format!("{v:?}"));
+    }
+    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+        self.0.insert(f.name().to_owned(), v.to_owned());
+    }
+}
+
+impl tracing::Subscriber for Collector {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, e: &tracing::Event<'_>) {
+        let mut fields = std::collections::HashMap::new();
+        e.record(&mut Fields(&mut fields));
+        self.0.lock().unwrap().push(Seen {
+            target: e.metadata().target().to_owned(),
+            fields,
+        });
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The events of pool `name` seen so far (the subscriber is global: engine threads log).
+fn events_of(name: &str) -> Vec<Seen> {
+    static SEEN: std::sync::OnceLock<Arc<Mutex<Vec<Seen>>>> = std::sync::OnceLock::new();
+    let seen = SEEN.get_or_init(|| {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        tracing::subscriber::set_global_default(Collector(seen.clone()))
+            .expect("no other global subscriber in this test binary");
+        seen
+    });
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.field("pool") == Some(name))
+        .cloned()
+        .collect()
+}
+
+fn count(name: &str, message: &str) -> usize {
+    events_of(name)
+        .iter()
+        .filter(|s| s.field("message") == Some(message))
+        .count()
+}
+
+#[test]
+fn tracing_events_for_spawn_death_recycle_timeout_resize_shutdown() {
+    const NAME: &str = "traced";
+    events_of(NAME); // install the subscriber before the engine starts
+    let (e, fake) = engine(EngineConfig {
+        name: NAME.into(),
+        max_tasks_per_worker: Some(3),
+        max_memory_per_worker: Some(1000),
+        ..cfg(1)
+    });
+    // Spawn.
+    let f = submit(&e, Job::Value(1));
+    assert_eq!(bounded(10, move || f.result()), Ok(1));
+    eventually(10, "spawn event", || count(NAME, "worker spawned") == 1);
+    let spawned = events_of(NAME)
+        .into_iter()
+        .find(|s| s.field("message") == Some("worker spawned"))
+        .unwrap();
+    assert_eq!(spawned.target, "pool");
+    assert_eq!(spawned.field("pid"), Some("4242"));
+    assert!(spawned.field("worker").is_some(), "{spawned:?}");
+
+    // Death, with the reason.
+    let f = submit(&e, Job::Die);
+    assert!(
+        bounded(10, move || f.result())
+            .unwrap_err()
+            .is_worker_died()
+    );
+    eventually(10, "death event", || count(NAME, "worker died") == 1);
+    let died = events_of(NAME)
+        .into_iter()
+        .find(|s| s.field("message") == Some("worker died"))
+        .unwrap();
+    assert!(died.field("why").unwrap().contains("SIGKILL"), "{died:?}");
+
+    // Timeout: the task, the worker and the limit.
+    let f = e
+        .submit(
+            Job::Sleep(Duration::from_secs(30)),
+            SubmitOptions::new()
+                .timeout(Duration::from_millis(40))
+                .label("sleepy"),
+            Ok,
+        )
+        .unwrap();
+    assert!(bounded(10, move || f.result()).unwrap_err().is_timed_out());
+    eventually(10, "timeout event", || count(NAME, "task timed out") == 1);
+    let t = events_of(NAME)
+        .into_iter()
+        .find(|s| s.field("message") == Some("task timed out"))
+        .unwrap();
+    assert!(t.field("task").unwrap().contains("sleepy"), "{t:?}");
+    assert_eq!(t.field("after"), Some("40ms"));
+    assert!(t.field("worker").is_some());
+
+    // Recycling by task count: three tasks on one fresh worker.
+    eventually(10, "replacement up", || e.stats().workers == 1);
+    let before = count(NAME, "worker recycled");
+    for i in 0..3 {
+        let f = submit(&e, Job::Value(i));
+        assert_eq!(bounded(10, move || f.result()), Ok(i));
+    }
+    eventually(10, "recycle event (tasks)", || {
+        events_of(NAME).iter().any(|s| {
+            s.field("message") == Some("worker recycled")
+                && s.field("reason") == Some("max_tasks_per_worker")
+        })
+    });
+    // Recycling by memory.
+    fake.memory.store(5000, Ordering::SeqCst);
+    let f = submit(&e, Job::Value(9));
+    assert_eq!(bounded(10, move || f.result()), Ok(9));
+    eventually(10, "recycle event (memory)", || {
+        events_of(NAME).iter().any(|s| {
+            s.field("message") == Some("worker recycled")
+                && s.field("reason") == Some("max_memory_per_worker")
+                && s.field("memory_bytes") == Some("5000")
+        })
+    });
+    fake.memory.store(0, Ordering::SeqCst);
+    assert!(count(NAME, "worker recycled") >= before + 2);
+
+    // Resize and shutdown.
+    e.resize(2);
+    assert_eq!(count(NAME, "pool resized"), 1);
+    let report = bounded(10, move || {
+        let r = e.shutdown(Shutdown::Wait, Some(Duration::from_secs(5)));
+        (r, e.stats())
+    });
+    assert_eq!(report.0.unfinished_workers, 0);
+    assert_eq!(count(NAME, "shutdown begun"), 1);
+    assert_eq!(count(NAME, "shutdown finished"), 1);
+
+    // The stats count the same events.
+    let s = report.1;
+    assert_eq!(s.spawned as usize, count(NAME, "worker spawned"));
+    assert_eq!(s.died as usize, count(NAME, "worker died"));
+    assert_eq!(s.recycled as usize, count(NAME, "worker recycled"));
+    assert_eq!(s.timed_out as usize, count(NAME, "task timed out"));
+}

@@ -155,6 +155,14 @@ where
             Err(TaskError::WorkerDied(_)) if env.killing() => Err(TaskError::Cancelled),
             r => r,
         };
+        if let Err(e) = &r
+            && !matches!(
+                e,
+                TaskError::Panicked(_) | TaskError::Encode(_) | TaskError::Decode(_)
+            )
+        {
+            env.note_death(e);
+        }
         let ok = r.is_ok();
         let cancelled = matches!(r, Err(TaskError::Cancelled));
         // Count before resolving, so a caller that saw the result sees the count.

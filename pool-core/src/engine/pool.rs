@@ -126,6 +126,8 @@ impl SlotShared {
 pub(crate) struct SlotEnv<'a> {
     slot: &'a Arc<SlotShared>,
     pid: Option<u32>,
+    /// Why the worker died, noted by the job that saw it (for the `worker died` event).
+    death: std::cell::RefCell<Option<String>>,
     task_timeout: Option<Duration>,
     watchdog: &'a Watchdog,
     killing: &'a AtomicBool,
@@ -174,6 +176,16 @@ impl SlotEnv<'_> {
         *lock(&self.slot.gate) = Some(id);
         let slot = self.slot.clone();
         Some(Killer::new(move || slot.kill_if_running(id)))
+    }
+
+    /// Note the error after which the worker may be dead.
+    #[cold]
+    pub(crate) fn note_death(&self, e: &TaskError) {
+        *self.death.borrow_mut() = Some(e.to_string());
+    }
+
+    fn take_death(&self) -> Option<String> {
+        self.death.borrow_mut().take()
     }
 
     #[inline]
@@ -456,7 +468,10 @@ impl<B: Backend> Engine<B> {
     pub fn resize(&self, max_workers: usize) {
         let s = self.shared();
         let max = max_workers.max(1);
-        s.max_workers.store(max, Ordering::SeqCst);
+        let old = s.max_workers.swap(max, Ordering::SeqCst);
+        if old != max {
+            tracing::info!(target: "pool", pool = %s.cfg.name, from = old, to = max, "pool resized");
+        }
         s.wake_all_sleepers();
         while !s.queue.is_empty() && s.try_spawn() {}
     }
@@ -744,7 +759,14 @@ impl<B: Backend> Shared<B> {
 
     /// Break the pool: the first reason sticks; queued tasks and later submits fail with it.
     fn break_pool(&self, reason: BrokenReason) {
-        lock(&self.ctl).broken.get_or_insert(reason);
+        {
+            let mut g = lock(&self.ctl);
+            if g.broken.is_none() {
+                tracing::warn!(target: "pool", pool = %self.cfg.name, reason = %reason,
+                    "pool broken");
+                g.broken = Some(reason);
+            }
+        }
         self.status.store(BROKEN, Ordering::SeqCst);
         self.drain(self.closed_error());
         self.wake_all_sleepers();
@@ -869,6 +891,7 @@ impl<B: Backend> Shared<B> {
             {
                 if self.try_leave(self.cfg.min_workers) {
                     self.rare.idle_exits.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(target: "pool", pool = %self.cfg.name, "idle worker exits");
                     return Err(());
                 }
                 idle_since = None;
@@ -890,6 +913,8 @@ impl<B: Backend> Shared<B> {
         let mut worker = match started {
             Ok(w) => w,
             Err(e) => {
+                tracing::warn!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
+                    error = %e, "worker start failed");
                 self.rare.start_failures.fetch_add(1, Ordering::Relaxed);
                 self.slot_gone(&slot, false);
                 self.start_failed(e);
@@ -898,12 +923,15 @@ impl<B: Backend> Shared<B> {
         };
         self.start_failures_in_a_row.store(0, Ordering::SeqCst);
         self.rare.spawned.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
+            pid = worker.pid(), "worker spawned");
         if let Some(k) = worker.killer() {
             let _ = slot.killer.set(k);
         }
         let env = SlotEnv {
             slot: &slot,
             pid: worker.pid(),
+            death: std::cell::RefCell::new(None),
             task_timeout: self.cfg.task_timeout,
             watchdog: &self.watchdog,
             killing: &self.killing,
@@ -925,6 +953,9 @@ impl<B: Backend> Shared<B> {
                 };
             }
             if self.cfg.max_tasks_per_worker.is_some_and(|m| tasks >= m) {
+                tracing::info!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
+                    pid = env.pid, reason = "max_tasks_per_worker", tasks,
+                    "worker recycled");
                 break Exit::Recycle;
             }
             if let Some(limit) = self.cfg.max_memory_per_worker
@@ -938,6 +969,9 @@ impl<B: Backend> Shared<B> {
                         self.cfg.name, slot.id
                     );
                 }
+                tracing::info!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
+                    pid = env.pid, reason = "max_memory_per_worker", memory_bytes = m,
+                    limit, "worker recycled");
                 break Exit::Recycle;
             }
         };
@@ -948,6 +982,16 @@ impl<B: Backend> Shared<B> {
             Exit::Died { counted } => {
                 if counted {
                     self.rare.died.fetch_add(1, Ordering::Relaxed);
+                }
+                let why = env.take_death();
+                if counted {
+                    tracing::warn!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
+                        pid = env.pid, why = why.as_deref().unwrap_or("unknown"),
+                        "worker died");
+                } else {
+                    tracing::info!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
+                        pid = env.pid, why = why.as_deref().unwrap_or("killed by the pool"),
+                        "worker killed");
                 }
                 if self.cfg.on_worker_death == OnWorkerDeath::BreakPool && counted && open {
                     self.break_pool(BrokenReason::new(format!(
@@ -995,6 +1039,16 @@ impl<B: Backend> Shared<B> {
                 Err(p) => p,
             };
         let first = prev == OPEN || (prev == WAIT && target == CANCEL);
+        // Logged when it changes something: the first shutdown, or an escalation while
+        // workers are still running (not the no-op `CancelPending` of a dropped handle).
+        let logged = prev == OPEN
+            || ((first || mode == Shutdown::Kill)
+                && prev != BROKEN
+                && self.workers.load(Ordering::Relaxed) > 0);
+        if logged {
+            tracing::info!(target: "pool", pool = %self.cfg.name, mode = ?mode,
+                workers = self.workers.load(Ordering::Relaxed), "shutdown begun");
+        }
         if first && target == CANCEL {
             report.cancelled = self.drain(TaskError::Cancelled);
         }
@@ -1037,6 +1091,13 @@ impl<B: Backend> Shared<B> {
         }
         report.finalizer_errors = std::mem::take(&mut g.finalizer_errors);
         report.unfinished_workers = self.workers.load(Ordering::SeqCst);
+        drop(g);
+        if logged {
+            tracing::info!(target: "pool", pool = %self.cfg.name, mode = ?mode,
+                cancelled = report.cancelled, killed = report.killed,
+                unfinished_workers = report.unfinished_workers,
+                finalizer_errors = report.finalizer_errors.len(), "shutdown finished");
+        }
         report
     }
 

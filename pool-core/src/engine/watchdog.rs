@@ -65,9 +65,10 @@ impl Watchdog {
         if g.is_none() {
             let (tx, rx) = mpsc::channel();
             let rare = self.rare.clone();
+            let name = self.name.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-watchdog", self.name))
-                .spawn(move || run(rx, rare));
+                .spawn(move || run(rx, rare, name));
             if spawned.is_err() {
                 // Without a watchdog the task simply has no time limit; say so once.
                 eprintln!(
@@ -84,13 +85,13 @@ impl Watchdog {
     }
 }
 
-fn run(rx: mpsc::Receiver<Watch>, rare: Arc<Rare>) {
+fn run(rx: mpsc::Receiver<Watch>, rare: Arc<Rare>, name: String) {
     let mut heap: BinaryHeap<Item> = BinaryHeap::new();
     loop {
         let now = Instant::now();
         while heap.peek().is_some_and(|i| i.0.deadline <= now) {
             let Item(w) = heap.pop().expect("peeked");
-            fire(w, &rare);
+            fire(w, &rare, &name);
         }
         let got = match heap.peek() {
             Some(i) => rx.recv_timeout(i.0.deadline.saturating_duration_since(now)),
@@ -115,16 +116,18 @@ fn run(rx: mpsc::Receiver<Watch>, rare: Arc<Rare>) {
     }
 }
 
-fn fire(w: Watch, rare: &Rare) {
+fn fire(w: Watch, rare: &Rare, pool: &str) {
     let err = TaskError::TimedOut {
         after: w.after,
         worker: w.worker,
         pid: w.pid,
-        task: w.task,
+        task: w.task.clone(),
     };
     if !w.cell.resolve_running(err, &|| rare.timed_out()) {
         return;
     }
+    tracing::warn!(target: "pool", pool, task = %w.task, worker = w.worker.0, pid = w.pid,
+        after = ?w.after, "task timed out");
     if let Some(slot) = w.slot {
         slot.kill_if_running(w.cell.id());
     }
