@@ -174,6 +174,13 @@ fn run_matrix_row_over(fault: Fault, transport: TransportKind) {
         assert_eq!(s.died, 0, "{fault:?} killed a worker: {s:?}");
         let _ = first;
     } else if fault != Fault::Hang {
+        // The counters are updated just after the futures resolve: poll.
+        let mut s = s;
+        let until = std::time::Instant::now() + BOUND;
+        while s.died < 3 && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+            s = pool.stats();
+        }
         assert!(
             s.died >= 3,
             "{fault:?}: three worker deaths expected, stats {s:?}"
