@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pool_core::State;
-use pool_process::ProcessPool;
+use pool_process::{ProcessPool, TransportKind};
 use pool_testkit::faults::{self, Fault};
 use pool_testkit::harness;
 use pool_testkit::leaks;
@@ -19,7 +19,13 @@ const GONE_WITHIN: Duration = Duration::from_secs(1);
 #[test]
 #[ignore = "a role, run by `parent_killed_takes_every_descendant_along`"]
 fn parent_role() {
+    let transport = match std::env::var("POOL_TESTKIT_TRANSPORT").as_deref() {
+        Ok("LocalSocket") => TransportKind::LocalSocket,
+        Ok("Shm") => TransportKind::Shm,
+        _ => TransportKind::Pipe,
+    };
     let pool = ProcessPool::builder()
+        .transport(transport)
         .max_workers(3)
         .min_workers(3)
         .build()
@@ -55,8 +61,22 @@ fn parent_role() {
 
 #[test]
 fn parent_killed_takes_every_descendant_along() {
+    parent_killed_over("Pipe");
+}
+
+#[test]
+fn parent_killed_over_local_sockets() {
+    parent_killed_over("LocalSocket");
+}
+
+#[test]
+fn parent_killed_over_shared_memory() {
+    parent_killed_over("Shm");
+}
+
+fn parent_killed_over(transport: &str) {
     let guard = harness::start(
-        "parent_killed_takes_every_descendant_along",
+        &format!("parent_killed_over {transport}"),
         Duration::from_secs(90),
     );
     let exe = std::env::current_exe().expect("test binary");
@@ -71,6 +91,7 @@ fn parent_killed_takes_every_descendant_along() {
             "--test-threads=1",
         ])
         .env("POOL_TESTKIT_READY_FILE", &ready)
+        .env("POOL_TESTKIT_TRANSPORT", transport)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
