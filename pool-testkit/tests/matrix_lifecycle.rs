@@ -267,20 +267,34 @@ fn idle_worker_killed_from_outside() {
     guard.finish();
 }
 
-#[test]
-fn faults_during_shutdown_wait() {
-    let guard = harness::start("faults_during_shutdown_wait", LIMIT);
+fn faults_during_shutdown_wait(fault: Fault) {
+    let guard = harness::start(
+        &format!("faults_during_shutdown_wait::{}", fault.name()),
+        LIMIT,
+    );
     let pool = ProcessPool::builder()
         .max_workers(2)
         .build()
         .expect("valid pool");
-    let mut crashing = Vec::new();
+    let opts = if fault == Fault::Hang {
+        SubmitOptions::new().timeout(Duration::from_millis(300))
+    } else {
+        SubmitOptions::new()
+    };
+    let mut faulty = Vec::new();
     let mut fine = Vec::new();
     for i in 0..6u64 {
         fine.push((i, pool.submit(faults::slow_ok, (i, 20)).expect("submit")));
-        crashing.push(
-            pool.submit(faults::run_fault, Fault::Abort)
-                .expect("submit"),
+        faulty.push(
+            pool_core::Submit::submit_with(
+                &pool,
+                pool_core::Call {
+                    f: faults::run_fault,
+                    arg: fault,
+                },
+                opts.clone(),
+            )
+            .expect("submit"),
         );
     }
     let p = pool.clone();
@@ -290,15 +304,51 @@ fn faults_during_shutdown_wait() {
     });
     let report = rx
         .recv_timeout(BOUND)
-        .expect("shutdown(Wait) returns while tasks crash");
+        .expect("shutdown(Wait) returns while tasks fail");
     assert_eq!(report.unfinished_workers, 0, "{report:?}");
-    for f in crashing {
+    for f in faulty {
         let r = f.result_timeout(BOUND).expect("resolves");
-        expect_for(Fault::Abort, None).check("crash during shutdown", &r.map(|_| 0));
+        match (fault, &r) {
+            (Fault::Error, Ok(Err(_))) => {}
+            _ => expect_for(fault, None).check("fault during shutdown", &r.map(|_| 0)),
+        }
     }
     settle_bystanders("during shutdown", fine, BOUND);
     drop(pool);
     guard.finish();
+}
+
+#[test]
+fn error_during_shutdown_wait() {
+    faults_during_shutdown_wait(Fault::Error);
+}
+#[test]
+fn panic_during_shutdown_wait() {
+    faults_during_shutdown_wait(Fault::Panic);
+}
+#[test]
+fn abort_during_shutdown_wait() {
+    faults_during_shutdown_wait(Fault::Abort);
+}
+#[test]
+fn segfault_during_shutdown_wait() {
+    faults_during_shutdown_wait(Fault::Segfault);
+}
+#[test]
+fn exit3_during_shutdown_wait() {
+    faults_during_shutdown_wait(Fault::Exit(3));
+}
+#[test]
+fn sigkill_during_shutdown_wait() {
+    faults_during_shutdown_wait(Fault::KillSelf);
+}
+#[test]
+fn hang_during_shutdown_wait() {
+    faults_during_shutdown_wait(Fault::Hang);
+}
+#[test]
+fn oom_during_shutdown_wait() {
+    faults_during_shutdown_wait(Fault::MemoryBlowUp);
 }
 
 #[test]
