@@ -130,8 +130,12 @@ fn main() {
     // display form.
     let identity = match fields.get(2).map(|s| s.split('.').collect::<Vec<_>>()) {
         Some(p) if p.len() == 5 => format!(
-            "dev {} inode {} size {} mtime {}.{}",
-            p[0], p[1], p[2], p[3], p[4]
+            "dev {} inode {} size {} mtime {}.{:09}",
+            p[0],
+            p[1],
+            p[2],
+            p[3],
+            p[4].parse::<u32>().unwrap_or(0)
         ),
         _ => String::new(),
     };
