@@ -36,42 +36,29 @@ fn check(report: Report) {
 /// worker between its pop and leaving `idle` does not spawn a second worker. Remove once fixed.
 const BUG_IDLE_RACE: &str = "pool-core spawn-on-demand races with a worker leaving idle";
 
-#[test]
-fn msgpack_over_pipe() {
-    check(run_with(MsgPack, TransportKind::Pipe));
+/// One test per codec × transport.
+macro_rules! matrix {
+    ($($name:ident: $codec:expr, $transport:ident;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                check(run_with($codec, TransportKind::$transport));
+            }
+        )*
+    };
 }
 
-#[test]
-fn msgpack_over_local_socket() {
-    check(run_with(MsgPack, TransportKind::LocalSocket));
-}
-
-#[test]
-fn postcard_over_pipe() {
-    check(run_with(Postcard, TransportKind::Pipe));
-}
-
-#[test]
-fn bincode_over_pipe() {
-    check(run_with(Bincode::default(), TransportKind::Pipe));
-}
-
-#[test]
-fn json_over_pipe() {
-    check(run_with(Json, TransportKind::Pipe));
-}
-
-#[test]
-fn msgpack_over_shm() {
-    check(run_with(MsgPack, TransportKind::Shm));
-}
-
-#[test]
-fn bincode_over_shm() {
-    check(run_with(Bincode::default(), TransportKind::Shm));
-}
-
-#[test]
-fn postcard_over_local_socket() {
-    check(run_with(Postcard, TransportKind::LocalSocket));
+matrix! {
+    msgpack_over_pipe: MsgPack, Pipe;
+    msgpack_over_local_socket: MsgPack, LocalSocket;
+    msgpack_over_shm: MsgPack, Shm;
+    postcard_over_pipe: Postcard, Pipe;
+    postcard_over_local_socket: Postcard, LocalSocket;
+    postcard_over_shm: Postcard, Shm;
+    bincode_over_pipe: Bincode::default(), Pipe;
+    bincode_over_local_socket: Bincode::default(), LocalSocket;
+    bincode_over_shm: Bincode::default(), Shm;
+    json_over_pipe: Json, Pipe;
+    json_over_local_socket: Json, LocalSocket;
+    json_over_shm: Json, Shm;
 }
