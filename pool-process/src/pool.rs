@@ -434,6 +434,10 @@ impl<C: Codec> ProcessPoolBuilder<C> {
 impl<C: Codec> ProcessPool<C> {
     /// Runs `f(arg)` in a worker process.
     ///
+    /// A `Vec<u8>` or `serde_bytes::ByteBuf` argument or result crosses as raw bytes, not
+    /// through the codec: the argument's own buffer is written to the worker (no encoding
+    /// copy), and a byte result arrives as the vector the parent received.
+    ///
     /// `f` must be zero-sized: a fn item or a closure that captures nothing. Anything else
     /// is refused when the program is built, with a message that says so:
     ///
