@@ -1,9 +1,10 @@
 //! The process backend for the pool-core engine: [`ProcessBackend`] starts worker processes,
 //! [`ProcessWorker`] feeds one of them and turns its replies and deaths into `TaskError`s.
 
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pool_codec::Codec;
 use pool_core::{
@@ -17,7 +18,7 @@ use crate::sys::signals::signal_name;
 use crate::transfer::{FnRef, Outcome};
 use crate::wire::Reader;
 use crate::worker::panics::PanicRecord;
-use crate::worker::protocol::{named_header, task_header};
+use crate::worker::protocol::{NAMED_HEADER, TASK_HEADER, named_header, task_header};
 
 /// An encoded task: which function to run and its encoded argument.
 pub struct EncodedTask {
@@ -34,6 +35,21 @@ pub(crate) enum Target {
     Fn(FnRef),
     /// The n-th name the pool declared with `named_tasks`.
     Named(u32),
+}
+
+/// A request header, either kind.
+enum Header {
+    Fn([u8; TASK_HEADER]),
+    Named([u8; NAMED_HEADER]),
+}
+
+impl Header {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Header::Fn(h) => h,
+            Header::Named(h) => h,
+        }
+    }
 }
 
 /// A task's encoded result, as the worker sent it.
@@ -58,6 +74,7 @@ impl<C: Codec> Backend for ProcessBackend<C> {
             Ok(process) => Ok(ProcessWorker {
                 process,
                 bufs: Arc::clone(&self.bufs),
+                in_flight: VecDeque::with_capacity(MAX_IN_FLIGHT),
             }),
             Err(StartFailure::Spawn(m)) => Err(StartError::Spawn(m)),
             Err(StartFailure::Handshake(m)) => Err(StartError::Handshake(m)),
@@ -66,10 +83,27 @@ impl<C: Codec> Backend for ProcessBackend<C> {
     }
 }
 
+/// Tasks a worker may have been sent before the oldest one's reply is read (the engine's
+/// pipelining). The worker reads requests one by one and answers in order, so a task queued
+/// in its channel starts only after the ones before it.
+const MAX_IN_FLIGHT: usize = 8;
+
+/// The largest argument sent behind other tasks. With at most `MAX_IN_FLIGHT - 1` such
+/// requests unread in the channel (under 4 KiB, the smallest a pipe gets), a pipelined send
+/// never blocks, so the parent can never be stuck writing while the worker is stuck writing
+/// a large reply.
+const PIPELINE_MAX_ARG: usize = 256;
+
+/// How long after a task's deadline the transport gives up by itself, if the engine's
+/// watchdog (which kills the worker at the deadline) has not acted.
+const DEADLINE_GRACE: Duration = Duration::from_millis(50);
+
 /// One worker process, driven by one engine thread.
 pub struct ProcessWorker {
     process: WorkerProcess,
     bufs: Arc<BufPool>,
+    /// Tasks sent and not yet answered, oldest first: name and send time.
+    in_flight: VecDeque<(&'static str, Instant)>,
 }
 
 fn exit_reason(exit: &Exit) -> ExitReason {
@@ -101,7 +135,66 @@ fn task_name(ctx: &RunContext, name: &str) -> String {
     }
 }
 
+/// What the worker's reply frame means for the task.
+fn read_reply(
+    bufs: &BufPool,
+    outcome: Outcome,
+    payload: &[u8],
+) -> Result<Result<EncodedReply, TaskError>, ()> {
+    match outcome {
+        Outcome::Ok => {
+            let mut bytes = bufs.take();
+            bytes.extend_from_slice(payload);
+            Ok(Ok(EncodedReply { bytes }))
+        }
+        Outcome::Panicked => {
+            let p = PanicRecord::read(payload).unwrap_or_default();
+            Ok(Err(TaskError::Panicked(PanicInfo {
+                message: p.message,
+                location: p.location,
+                backtrace: p.backtrace,
+            })))
+        }
+        Outcome::DecodeFailed => Ok(Err(TaskError::Decode(codec_failure(Side::Worker, payload)))),
+        Outcome::EncodeFailed => Ok(Err(TaskError::Encode(codec_failure(Side::Worker, payload)))),
+        // Not a task reply: the worker is out of step.
+        Outcome::Failed => Err(()),
+    }
+}
+
 impl ProcessWorker {
+    /// The request header for `target`, or `None` if the worker lacks the named task.
+    fn header(&self, target: Target) -> Option<Header> {
+        match target {
+            Target::Fn(f) => Some(Header::Fn(task_header(f))),
+            Target::Named(declared) => self
+                .process
+                .named_index(declared)
+                .map(|i| Header::Named(named_header(i))),
+        }
+    }
+
+    /// The task's failure for a call that produced no reply.
+    fn failed(
+        &mut self,
+        f: CallFailure,
+        ctx: &RunContext,
+        name: &str,
+        started: Instant,
+    ) -> TaskError {
+        match f {
+            CallFailure::Died(death) => self.died(death, ctx, name),
+            CallFailure::TimedOut(death) => TaskError::TimedOut {
+                after: ctx
+                    .deadline
+                    .map_or(started.elapsed(), |d| d.saturating_duration_since(started)),
+                worker: ctx.worker,
+                pid: Some(death.pid),
+                task: task_name(ctx, name),
+            },
+        }
+    }
+
     fn died(&self, death: Death, ctx: &RunContext, name: &str) -> TaskError {
         TaskError::WorkerDied(WorkerDied {
             worker: ctx.worker,
@@ -119,68 +212,27 @@ impl Worker for ProcessWorker {
 
     fn run(&mut self, input: EncodedTask, ctx: &RunContext) -> Result<EncodedReply, TaskError> {
         let started = Instant::now();
-        let task_h;
-        let named_h;
-        let header: &[u8] = match input.target {
-            Target::Fn(f) => {
-                task_h = task_header(f);
-                &task_h
-            }
-            Target::Named(declared) => match self.process.named_index(declared) {
-                Some(i) => {
-                    named_h = named_header(i);
-                    &named_h
-                }
-                None => {
-                    self.bufs.put(input.arg);
-                    let death = self.process.bury();
-                    return Err(self.died(death, ctx, input.name));
-                }
-            },
+        let Some(header) = self.header(input.target) else {
+            self.bufs.put(input.arg);
+            let death = self.process.bury();
+            return Err(self.died(death, ctx, input.name));
         };
         let bufs = &self.bufs;
-        let reply = self
-            .process
-            .call(&[header, &input.arg], ctx.deadline, |outcome, payload| {
-                match outcome {
-                    Outcome::Ok => {
-                        let mut bytes = bufs.take();
-                        bytes.extend_from_slice(payload);
-                        Ok(Ok(EncodedReply { bytes }))
-                    }
-                    Outcome::Panicked => {
-                        let p = PanicRecord::read(payload).unwrap_or_default();
-                        Ok(Err(TaskError::Panicked(PanicInfo {
-                            message: p.message,
-                            location: p.location,
-                            backtrace: p.backtrace,
-                        })))
-                    }
-                    Outcome::DecodeFailed => {
-                        Ok(Err(TaskError::Decode(codec_failure(Side::Worker, payload))))
-                    }
-                    Outcome::EncodeFailed => {
-                        Ok(Err(TaskError::Encode(codec_failure(Side::Worker, payload))))
-                    }
-                    // Not a task reply: the worker is out of step.
-                    Outcome::Failed => Err(()),
-                }
-            });
+        // The engine's watchdog enforces the deadline (and reports the limit exactly); the
+        // transport's own deadline, a little later, is only a safety net.
+        let deadline = ctx.deadline.map(|d| d + DEADLINE_GRACE);
+        let reply = self.process.call(
+            &[header.bytes(), &input.arg],
+            deadline,
+            |outcome, payload| read_reply(bufs, outcome, payload),
+        );
         let result = match reply {
             Ok(Ok(r)) => r,
             Ok(Err(())) => {
                 let death = self.process.bury();
                 Err(self.died(death, ctx, input.name))
             }
-            Err(CallFailure::Died(death)) => Err(self.died(death, ctx, input.name)),
-            Err(CallFailure::TimedOut(death)) => Err(TaskError::TimedOut {
-                after: ctx
-                    .deadline
-                    .map_or(started.elapsed(), |d| d.saturating_duration_since(started)),
-                worker: ctx.worker,
-                pid: Some(death.pid),
-                task: task_name(ctx, input.name),
-            }),
+            Err(f) => Err(self.failed(f, ctx, input.name, started)),
         };
         self.bufs.put(input.arg);
         result
@@ -204,5 +256,64 @@ impl Worker for ProcessWorker {
 
     fn stop(self, deadline: Instant) -> Result<(), FinalizeError> {
         self.process.stop(deadline).map_err(FinalizeError)
+    }
+
+    fn max_in_flight(&self) -> usize {
+        MAX_IN_FLIGHT
+    }
+
+    fn can_pipeline(&self, input: &EncodedTask) -> bool {
+        input.arg.len() <= PIPELINE_MAX_ARG
+    }
+
+    fn send(&mut self, input: &EncodedTask, ctx: &RunContext) -> Result<(), TaskError> {
+        let started = Instant::now();
+        let Some(header) = self.header(input.target) else {
+            let death = self.process.bury();
+            return Err(self.died(death, ctx, input.name));
+        };
+        if self
+            .process
+            .send_request(&[header.bytes(), &input.arg])
+            .is_ok()
+        {
+            self.in_flight.push_back((input.name, started));
+            return Ok(());
+        }
+        if self.in_flight.is_empty() {
+            let death = self.process.bury();
+            return Err(self.died(death, ctx, input.name));
+        }
+        // Gone, but the replies it wrote before dying are still to be read (`recv` buries
+        // it at the end of them); the engine runs this task elsewhere.
+        Err(TaskError::WorkerDied(WorkerDied {
+            worker: ctx.worker,
+            pid: Some(self.process.pid()),
+            exit: ExitReason::Unknown,
+            task: task_name(ctx, input.name),
+            stderr_tail: String::new(),
+        }))
+    }
+
+    fn recv(&mut self, ctx: &RunContext) -> Result<EncodedReply, TaskError> {
+        let (name, started) = self
+            .in_flight
+            .pop_front()
+            .unwrap_or(("task", Instant::now()));
+        let bufs = &self.bufs;
+        match self.process.recv_reply(ctx.deadline, |outcome, payload| {
+            read_reply(bufs, outcome, payload)
+        }) {
+            Ok(Ok(r)) => r,
+            Ok(Err(())) => {
+                let death = self.process.bury();
+                Err(self.died(death, ctx, name))
+            }
+            Err(f) => Err(self.failed(f, ctx, name, started)),
+        }
+    }
+
+    fn recycle(&mut self, input: EncodedTask) {
+        self.bufs.put(input.arg);
     }
 }

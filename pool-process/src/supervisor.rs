@@ -479,8 +479,31 @@ impl WorkerProcess {
         if let Some(d) = &self.dead {
             return Err(CallFailure::Died(d.clone()));
         }
-        if self.transport.send(parts).is_err() {
+        if self.send_request(parts).is_err() {
             return Err(CallFailure::Died(self.bury()));
+        }
+        self.recv_reply(deadline, on_reply)
+    }
+
+    /// Sends one request (`parts` concatenated) without waiting for its reply. A failure
+    /// means the worker is gone; it is not buried here, so the replies it sent before
+    /// dying can still be read with `recv_reply`.
+    pub(crate) fn send_request(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        if self.dead.is_some() {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        self.transport.send(parts)
+    }
+
+    /// Waits for the next reply (replies come in request order) and hands its outcome and
+    /// payload to `on_reply`.
+    pub(crate) fn recv_reply<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        on_reply: impl FnOnce(Outcome, &[u8]) -> T,
+    ) -> Result<T, CallFailure> {
+        if let Some(d) = &self.dead {
+            return Err(CallFailure::Died(d.clone()));
         }
         let got = match self.transport.recv(deadline) {
             Ok(frame) => match (

@@ -38,6 +38,40 @@ pub trait Runnable<W>: Send + 'static {
     {
         Err(self)
     }
+
+    /// For pipelining workers ([`Worker::max_in_flight`] above 1): the input this job
+    /// hands the worker, if the job is just an input plus a conversion of the output (as
+    /// [`Engine::submit`](super::Engine::submit)'s jobs are). The default: none, the job
+    /// always goes through [`Runnable::run`].
+    fn input(&self) -> Option<&W::Input>
+    where
+        W: Worker,
+    {
+        None
+    }
+
+    /// For pipelining workers: finish a job whose [`Runnable::input`] was sent with
+    /// [`Worker::send`] and answered with `reply` (give the input back with
+    /// [`Worker::recycle`]). Only called on jobs whose `input` is `Some`; the default
+    /// resolves `reply`'s error or says the job cannot be finished this way.
+    ///
+    /// # Errors
+    ///
+    /// The task's failure.
+    fn finish(
+        self,
+        worker: &mut W,
+        reply: Result<W::Output, TaskError>,
+    ) -> Result<Self::Output, TaskError>
+    where
+        W: Worker,
+        Self: Sized,
+    {
+        let _ = worker;
+        reply.and(Err(TaskError::Broken(crate::error::BrokenReason::new(
+            "a job without an input was pipelined",
+        ))))
+    }
 }
 
 /// `Engine::submit`'s job: a backend input plus the conversion of the worker's output.
@@ -55,6 +89,13 @@ where
     type Output = T;
     fn run(self, worker: &mut W, ctx: &RunContext) -> Result<T, TaskError> {
         worker.run(self.input, ctx).and_then(self.convert)
+    }
+    fn input(&self) -> Option<&W::Input> {
+        Some(&self.input)
+    }
+    fn finish(self, worker: &mut W, reply: Result<W::Output, TaskError>) -> Result<T, TaskError> {
+        worker.recycle(self.input);
+        reply.and_then(self.convert)
     }
 }
 
@@ -84,12 +125,175 @@ pub(crate) enum Ran {
 }
 
 /// The queue's view of a task.
-pub(crate) trait Job<W>: Send + Sync {
+pub(crate) trait Job<W: Worker>: Send + Sync {
     /// Run it on `worker`. Called once, by the thread that dequeued it.
     fn run(self: Arc<Self>, worker: &mut W, env: &SlotEnv<'_>) -> Ran;
     /// Resolve it with `e` without running it (queue drained). Called once, by the thread
     /// that dequeued it. True if this resolved it.
     fn fail(self: Arc<Self>, e: TaskError) -> bool;
+    /// May it be sent to `worker` behind other tasks in flight (pipelining)? Asked by the
+    /// thread that dequeued it, before `run` or `begin`.
+    fn pipelinable(&self, worker: &W, env: &SlotEnv<'_>) -> bool;
+    /// Start it and hand its input to `worker` with `Worker::send` (only if `pipelinable`).
+    /// Called once, by the thread that dequeued it, instead of `run`.
+    /// `head`: nothing else is in flight (the worker will run it at once).
+    fn begin(self: Arc<Self>, worker: &mut W, env: &SlotEnv<'_>, head: bool) -> Begin<W>;
+}
+
+/// What `Job::begin` did.
+pub(crate) enum Begin<W: Worker> {
+    /// Cancelled before it started; not sent.
+    Skipped,
+    /// Sent; its reply is to be received with `Worker::recv`.
+    Sent(Box<dyn Flight<W>>),
+    /// Started but could not be delivered (the worker is gone): not run by the worker.
+    NotDelivered(Box<dyn Flight<W>>, TaskError),
+}
+
+/// A started task whose input was sent to a pipelining worker and whose reply is awaited.
+pub(crate) trait Flight<W: Worker>: Send {
+    fn ctx(&self) -> &RunContext;
+    /// Resolved already (killed while in flight)?
+    fn resolved(&self) -> bool;
+    /// The reply came: convert it, resolve the future, count.
+    fn finish(
+        self: Box<Self>,
+        reply: Result<W::Output, TaskError>,
+        worker: &mut W,
+        env: &SlotEnv<'_>,
+    ) -> Ran;
+    /// The worker died before starting it: run it whole on another worker.
+    fn run_again(self: Box<Self>, worker: &mut W, env: &SlotEnv<'_>) -> Ran;
+    /// Resolve it with `e` (the pool closed before it could run again). True if this
+    /// resolved it.
+    fn fail(self: Box<Self>, e: TaskError) -> bool;
+}
+
+struct FlightOf<R: Runnable<W>, W: Worker> {
+    cell: Arc<Cell<R, W>>,
+    job: R,
+    ctx: RunContext,
+}
+
+impl<R: Runnable<W>, W: Worker> Flight<W> for FlightOf<R, W> {
+    fn ctx(&self) -> &RunContext {
+        &self.ctx
+    }
+
+    fn resolved(&self) -> bool {
+        self.cell.core.is_terminal()
+    }
+
+    fn finish(
+        self: Box<Self>,
+        reply: Result<W::Output, TaskError>,
+        worker: &mut W,
+        env: &SlotEnv<'_>,
+    ) -> Ran {
+        let FlightOf { cell, job, .. } = *self;
+        let r = match catch(|| job.finish(worker, reply)) {
+            Ok(r) => r,
+            Err(p) => Err(TaskError::Panicked(p)),
+        };
+        resolve(&cell.core, r, env)
+    }
+
+    fn run_again(self: Box<Self>, worker: &mut W, env: &SlotEnv<'_>) -> Ran {
+        let FlightOf { cell, job, mut ctx } = *self;
+        let core: &Core<R::Output> = &cell.core;
+        if core.is_terminal() {
+            // Resolved while waiting (killed): nothing to run.
+            drop(job);
+            if core.state() == crate::future::cell::CANCELLED {
+                env.counters().cancelled();
+            }
+            return Ran::Skipped;
+        }
+        ctx.worker = env.worker_id();
+        if let Some(k) = env.task_killer(core.id()) {
+            core.set_killer(k);
+        }
+        let r = match catch(|| job.run(worker, &ctx)) {
+            Ok(r) => r,
+            Err(p) => Err(TaskError::Panicked(p)),
+        };
+        env.task_finished();
+        resolve(core, r, env)
+    }
+
+    fn fail(self: Box<Self>, e: TaskError) -> bool {
+        self.cell.core.complete(Err(e), FROM_RUNNING).is_ok()
+    }
+}
+
+/// A started task put back in the queue after its worker died before starting it.
+pub(crate) struct Resume<W: Worker>(std::sync::Mutex<Option<Box<dyn Flight<W>>>>);
+
+impl<W: Worker> Resume<W> {
+    pub(crate) fn new(f: Box<dyn Flight<W>>) -> Self {
+        Resume(std::sync::Mutex::new(Some(f)))
+    }
+    fn take(&self) -> Option<Box<dyn Flight<W>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl<W: Worker> Job<W> for Resume<W> {
+    fn run(self: Arc<Self>, worker: &mut W, env: &SlotEnv<'_>) -> Ran {
+        match self.take() {
+            Some(f) => f.run_again(worker, env),
+            None => Ran::Skipped,
+        }
+    }
+    fn fail(self: Arc<Self>, e: TaskError) -> bool {
+        self.take().is_some_and(|f| f.fail(e))
+    }
+    fn pipelinable(&self, _: &W, _: &SlotEnv<'_>) -> bool {
+        false
+    }
+    fn begin(self: Arc<Self>, _: &mut W, _: &SlotEnv<'_>, _: bool) -> Begin<W> {
+        // Never pipelinable, so never begun.
+        Begin::Skipped
+    }
+}
+
+/// Resolve a started task with `r` (on its worker's thread) and count it.
+fn resolve<T: Send>(core: &Core<T>, r: Result<T, TaskError>, env: &SlotEnv<'_>) -> Ran {
+    if let Err(e) = &r
+        && !matches!(
+            e,
+            TaskError::Panicked(_) | TaskError::Encode(_) | TaskError::Decode(_)
+        )
+    {
+        env.note_death(e);
+    }
+    let r = match r {
+        Err(TaskError::WorkerDied(_)) if env.killing() => Err(TaskError::Cancelled),
+        r => r,
+    };
+    let ok = r.is_ok();
+    let cancelled = matches!(r, Err(TaskError::Cancelled));
+    // Count before resolving, so a caller that saw the result sees the count.
+    let counters: &Counters = env.counters();
+    match core.complete_counted(r, FROM_RUNNING, || {
+        if ok {
+            counters.completed()
+        } else if cancelled {
+            counters.cancelled()
+        } else {
+            counters.failed()
+        }
+    }) {
+        true if ok => Ran::Ok,
+        true => Ran::Err,
+        false => {
+            // Resolved meanwhile: by the watchdog (counted there) or by `kill`.
+            if core.state() == crate::future::cell::CANCELLED {
+                counters.cancelled();
+            }
+            Ran::Lost
+        }
+    }
 }
 
 /// Resolve a running task from outside (the watchdog).
@@ -151,47 +355,72 @@ where
             Err(p) => Err(TaskError::Panicked(p)),
         };
         env.task_finished();
-        let r = match r {
-            Err(TaskError::WorkerDied(_)) if env.killing() => Err(TaskError::Cancelled),
-            r => r,
-        };
-        if let Err(e) = &r
-            && !matches!(
-                e,
-                TaskError::Panicked(_) | TaskError::Encode(_) | TaskError::Decode(_)
-            )
-        {
-            env.note_death(e);
-        }
-        let ok = r.is_ok();
-        let cancelled = matches!(r, Err(TaskError::Cancelled));
-        // Count before resolving, so a caller that saw the result sees the count.
-        let counters: &Counters = env.counters();
-        match core.complete_counted(r, FROM_RUNNING, || {
-            if ok {
-                counters.completed()
-            } else if cancelled {
-                counters.cancelled()
-            } else {
-                counters.failed()
-            }
-        }) {
-            true if ok => Ran::Ok,
-            true => Ran::Err,
-            false => {
-                // Resolved meanwhile: by the watchdog (counted there) or by `kill`.
-                if core.state() == crate::future::cell::CANCELLED {
-                    counters.cancelled();
-                }
-                Ran::Lost
-            }
-        }
+        resolve(core, r, env)
     }
 
     fn fail(self: Arc<Self>, e: TaskError) -> bool {
         // SAFETY: this thread dequeued the job; the queue hands each entry out once.
         drop(unsafe { self.take_payload() });
         self.core.complete(Err(e), FROM_PENDING).is_ok()
+    }
+
+    #[inline]
+    fn pipelinable(&self, worker: &W, env: &SlotEnv<'_>) -> bool {
+        // SAFETY: this thread dequeued the job; nothing takes the payload meanwhile.
+        let Some(entry) = (unsafe { self.payload() }) else {
+            return false;
+        };
+        let timeout = match &entry.meta {
+            Some(m) => m.timeout.or(env.task_timeout()),
+            None => env.task_timeout(),
+        };
+        timeout.is_none() && entry.job.input().is_some_and(|i| worker.can_pipeline(i))
+    }
+
+    fn begin(self: Arc<Self>, worker: &mut W, env: &SlotEnv<'_>, head: bool) -> Begin<W> {
+        // SAFETY: this thread dequeued the job; the queue hands each entry out once.
+        let Some(entry) = (unsafe { self.take_payload() }) else {
+            return Begin::Skipped;
+        };
+        let core: &Core<R::Output> = &self.core;
+        if !core.start() {
+            drop(entry);
+            env.counters().cancelled();
+            return Begin::Skipped;
+        }
+        // Pipelinable: no time limit.
+        let ctx = RunContext {
+            task: core.id(),
+            label: entry.meta.and_then(|m| m.label),
+            deadline: None,
+            worker: env.worker_id(),
+        };
+        // The oldest in flight is what the worker runs: open the gate for it before its
+        // killer can be reached (as `task_killer` does for `run`).
+        let killer = if head {
+            env.task_killer(core.id())
+        } else {
+            env.killer_for(core.id())
+        };
+        if let Some(k) = killer {
+            core.set_killer(k);
+        }
+        let job = entry.job;
+        let sent = match job.input() {
+            Some(input) => worker.send(input, &ctx),
+            None => Err(TaskError::Broken(crate::error::BrokenReason::new(
+                "a job without an input was pipelined",
+            ))),
+        };
+        let flight = Box::new(FlightOf {
+            cell: self,
+            job,
+            ctx,
+        });
+        match sent {
+            Ok(()) => Begin::Sent(flight),
+            Err(e) => Begin::NotDelivered(flight, e),
+        }
     }
 }
 

@@ -78,6 +78,57 @@ pub trait Worker: Send + 'static {
     ///
     /// The finalizer failed (reported in the shutdown report, never fatal).
     fn stop(self, deadline: Instant) -> Result<(), FinalizeError>;
+
+    /// Pipelining: how many tasks may be sent to this worker before the oldest one's reply
+    /// is received. The default, 1, means the engine only ever calls [`Worker::run`]; above 1
+    /// it also uses [`Worker::send`] and [`Worker::recv`] (see the engine's `README.md`).
+    fn max_in_flight(&self) -> usize {
+        1
+    }
+
+    /// Pipelining: may `input` be sent while other tasks are in flight? Only asked when
+    /// [`Worker::max_in_flight`] is above 1, for tasks without a time limit. A worker whose
+    /// channel could block on a large send says no for large inputs (the engine then waits
+    /// for the replies in flight and uses [`Worker::run`] for it).
+    fn can_pipeline(&self, input: &Self::Input) -> bool {
+        let _ = input;
+        false
+    }
+
+    /// Pipelining: hand `input` to the worker without waiting for its reply. The worker
+    /// starts it after the tasks sent before it, in order. The engine keeps `input` until
+    /// the reply came (to run it elsewhere if the worker dies before starting it), then gives
+    /// it back through [`Worker::recycle`].
+    ///
+    /// # Errors
+    ///
+    /// The task could not be delivered (the worker is gone: [`Worker::alive`] false).
+    fn send(&mut self, input: &Self::Input, ctx: &RunContext) -> Result<(), TaskError> {
+        let _ = (input, ctx);
+        Err(TaskError::Broken(crate::error::BrokenReason::new(
+            "this worker does not pipeline (max_in_flight is 1)",
+        )))
+    }
+
+    /// Pipelining: wait for the reply to the oldest task sent and not yet received (`ctx`
+    /// is that task's). Replies come in the order the tasks were sent.
+    ///
+    /// # Errors
+    ///
+    /// The task's failure. An error after which [`Worker::alive`] is false means the
+    /// worker died while running *this* task; the tasks sent after it had not started.
+    fn recv(&mut self, ctx: &RunContext) -> Result<Self::Output, TaskError> {
+        let _ = ctx;
+        Err(TaskError::Broken(crate::error::BrokenReason::new(
+            "this worker does not pipeline (max_in_flight is 1)",
+        )))
+    }
+
+    /// Pipelining: the input of a task that was sent and answered, handed back for reuse
+    /// (buffers). The default drops it.
+    fn recycle(&mut self, input: Self::Input) {
+        drop(input);
+    }
 }
 
 /// What a worker knows about the task it runs.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::{Backoff, CachePadded};
 
-use super::job::{self, InputJob, Job, Meta, Ran, Runnable};
+use super::job::{self, Begin, Flight, InputJob, Job, Meta, Ran, Resume, Runnable};
 use super::queue::Queue;
 use super::watchdog::{Watch, Watchdog};
 use super::{
@@ -32,6 +32,14 @@ const WAIT: u8 = 1;
 const CANCEL: u8 = 2;
 /// Broken; the queue was failed; workers exit after their task.
 const BROKEN: u8 = 3;
+
+/// Pipelining: a task this quick lets the next ones be sent behind it (see `pipelined`).
+const QUICK: Duration = Duration::from_millis(20);
+
+/// Pipelining workers (processes): how long an idle slot keeps polling for the next task
+/// before it sleeps. A caller submitting task after task (one round trip each) then finds
+/// the slot awake instead of paying a futex wake-up per task.
+const LINGER: Duration = Duration::from_micros(100);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -169,13 +177,31 @@ impl SlotEnv<'_> {
         });
     }
 
-    /// A killer for the cell of task `id`, gated so it can only hit that task.
+    /// A killer for the cell of task `id`, gated so it can only hit that task; opens the
+    /// gate for `id`.
     #[inline]
     pub(crate) fn task_killer(&self, id: TaskId) -> Option<Killer> {
-        self.slot.killer.get()?;
+        let k = self.killer_for(id)?;
         *lock(&self.slot.gate) = Some(id);
+        Some(k)
+    }
+
+    /// A killer for the cell of task `id` that kills only while the gate shows `id` (the
+    /// gate is not touched).
+    #[inline]
+    pub(crate) fn killer_for(&self, id: TaskId) -> Option<Killer> {
+        self.slot.killer.get()?;
         let slot = self.slot.clone();
         Some(Killer::new(move || slot.kill_if_running(id)))
+    }
+
+    /// Show `task` in the gate: the task the worker is running (pipelining: the oldest in
+    /// flight), the only one a kill may hit.
+    #[inline]
+    fn set_gate(&self, task: Option<TaskId>) {
+        if self.slot.killer.get().is_some() {
+            *lock(&self.slot.gate) = task;
+        }
     }
 
     /// Note the error after which the worker may be dead.
@@ -287,6 +313,11 @@ struct Shared<B: Backend> {
     max_workers: AtomicUsize,
     workers: CachePadded<AtomicUsize>,
     idle: CachePadded<AtomicUsize>,
+    /// Slots whose worker is still starting.
+    starting: AtomicUsize,
+    /// Slot threads that have not finished (their worker's `stop` included). Changed under
+    /// `ctl`, so `shutdown` waits for it without missing a wake-up.
+    live: AtomicUsize,
     sleep_mx: Mutex<()>,
     sleep_cv: Condvar,
     bound: Option<Bound>,
@@ -391,6 +422,8 @@ impl<B: Backend> Engine<B> {
             max_workers: AtomicUsize::new(config.max_workers),
             workers: CachePadded::new(AtomicUsize::new(0)),
             idle: CachePadded::new(AtomicUsize::new(0)),
+            starting: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
             sleep_mx: Mutex::new(()),
             sleep_cv: Condvar::new(),
             bound: config.queue_capacity.map(|cap| Bound {
@@ -677,14 +710,20 @@ impl<B: Backend> Shared<B> {
             killer: OnceLock::new(),
             gate: Mutex::new(None),
         });
-        lock(&self.ctl).slots.push(slot.clone());
+        {
+            let mut g = lock(&self.ctl);
+            g.slots.push(slot.clone());
+            self.live.fetch_add(1, Ordering::SeqCst);
+        }
         let me = self.clone();
         let slot2 = slot.clone();
         let mut b = std::thread::Builder::new().name(format!("{}-{}", self.cfg.name, id.0));
         if let Some(sz) = self.cfg.stack_size {
             b = b.stack_size(sz);
         }
+        self.starting.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = b.spawn(move || me.slot_main(slot2)) {
+            self.starting.fetch_sub(1, Ordering::SeqCst);
             self.rare.start_failures.fetch_add(1, Ordering::Relaxed);
             self.slot_gone(&slot, false);
             self.start_failed(StartError::Spawn(format!("could not spawn a thread: {e}")));
@@ -716,6 +755,10 @@ impl<B: Backend> Shared<B> {
         });
         if stranded {
             self.drain(self.closed_error());
+        }
+        {
+            let _g = lock(&self.ctl);
+            self.live.fetch_sub(1, Ordering::SeqCst);
         }
         self.ctl_cv.notify_all();
     }
@@ -807,14 +850,25 @@ impl<B: Backend> Shared<B> {
 
     /// Find the next job, or decide to leave. `Err(())` means the slot left the `workers`
     /// count and must exit.
-    fn find_job(&self) -> Result<JobRef<B::Worker>, ()> {
+    /// `linger`: how long to keep polling (yielding the CPU) before sleeping, once idle.
+    /// A pipelining slot (`linger` > 0) counts itself idle at once: other slots pipeline
+    /// only while none is idle.
+    /// `counted`: the caller already counted itself in `idle`.
+    fn find_job(&self, linger: Duration, counted: bool) -> Result<JobRef<B::Worker>, ()> {
+        if counted {
+            let r = self.search(linger);
+            if r.is_ok() {
+                self.idle.fetch_sub(1, Ordering::SeqCst);
+            }
+            return r;
+        }
         if let Some(j) = self.pop() {
             return Ok(j);
         }
         // A short spin first, without touching the shared `idle` counter: with a stream of
         // tiny tasks the queue runs dry between every two pushes, and two RMWs per task on a
         // line all workers share would cost more than the task.
-        if self.status.load(Ordering::Relaxed) == OPEN {
+        if self.status.load(Ordering::Relaxed) == OPEN && linger.is_zero() {
             let backoff = Backoff::new();
             while !backoff.is_completed() {
                 backoff.snooze();
@@ -824,7 +878,7 @@ impl<B: Backend> Shared<B> {
             }
         }
         self.idle.fetch_add(1, Ordering::SeqCst);
-        let r = self.search();
+        let r = self.search(linger);
         if r.is_ok() {
             // (On `Err` the slot left, `idle` included, in `try_leave`.)
             self.idle.fetch_sub(1, Ordering::SeqCst);
@@ -832,8 +886,9 @@ impl<B: Backend> Shared<B> {
         r
     }
 
-    fn search(&self) -> Result<JobRef<B::Worker>, ()> {
+    fn search(&self, linger: Duration) -> Result<JobRef<B::Worker>, ()> {
         let backoff = Backoff::new();
+        let linger_until = (!linger.is_zero()).then(|| Instant::now() + linger);
         let mut idle_since = None::<Instant>;
         loop {
             if let Some(j) = self.pop() {
@@ -857,6 +912,10 @@ impl<B: Backend> Shared<B> {
             }
             if !backoff.is_completed() {
                 backoff.snooze();
+                continue;
+            }
+            if linger_until.is_some_and(|u| Instant::now() < u) {
+                std::thread::yield_now();
                 continue;
             }
             // Sleep: register as a sleeper under the producers' lock, and only if the queue
@@ -910,6 +969,7 @@ impl<B: Backend> Shared<B> {
                 p.message
             ))),
         };
+        self.starting.fetch_sub(1, Ordering::SeqCst);
         let mut worker = match started {
             Ok(w) => w,
             Err(e) => {
@@ -936,44 +996,11 @@ impl<B: Backend> Shared<B> {
             watchdog: &self.watchdog,
             killing: &self.killing,
         };
-        let mut tasks = 0u64;
-        let exit = loop {
-            let Ok(job) = self.find_job() else {
-                break Exit::Left;
-            };
-            bump(&slot.counters.taken);
-            let ran = job.run(&mut worker, &env);
-            if ran == Ran::Skipped {
-                continue;
-            }
-            tasks += 1;
-            if matches!(ran, Ran::Err | Ran::Lost) && !worker.alive() {
-                break Exit::Died {
-                    counted: ran == Ran::Err && !self.killing.load(Ordering::Relaxed),
-                };
-            }
-            if self.cfg.max_tasks_per_worker.is_some_and(|m| tasks >= m) {
-                tracing::info!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
-                    pid = env.pid, reason = "max_tasks_per_worker", tasks,
-                    "worker recycled");
-                break Exit::Recycle;
-            }
-            if let Some(limit) = self.cfg.max_memory_per_worker
-                && let Some(m) = worker.memory_bytes()
-                && m > limit
-            {
-                if !self.memory_warned.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "pool {}: {} uses {m} bytes after a task, over max_memory_per_worker \
-                         ({limit}); recycling it (printed once per pool)",
-                        self.cfg.name, slot.id
-                    );
-                }
-                tracing::info!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
-                    pid = env.pid, reason = "max_memory_per_worker", memory_bytes = m,
-                    limit, "worker recycled");
-                break Exit::Recycle;
-            }
+        let k = worker.max_in_flight();
+        let exit = if k > 1 {
+            self.pipelined(&mut worker, &env, &slot, k)
+        } else {
+            self.one_by_one(&mut worker, &env, &slot)
         };
         let open = self.status.load(Ordering::Acquire) == OPEN;
         let mut already_left = matches!(exit, Exit::Left);
@@ -1020,6 +1047,278 @@ impl<B: Backend> Shared<B> {
                 .push(format!("{}: {e}", slot.id));
         }
         self.slot_gone(&slot, already_left);
+    }
+
+    /// The slot's loop for workers that run one task at a time.
+    fn one_by_one(
+        &self,
+        worker: &mut B::Worker,
+        env: &SlotEnv<'_>,
+        slot: &Arc<SlotShared>,
+    ) -> Exit {
+        let mut tasks = 0u64;
+        loop {
+            let Ok(job) = self.find_job(Duration::ZERO, false) else {
+                return Exit::Left;
+            };
+            bump(&slot.counters.taken);
+            let ran = job.run(worker, env);
+            if ran == Ran::Skipped {
+                continue;
+            }
+            tasks += 1;
+            if matches!(ran, Ran::Err | Ran::Lost) && !worker.alive() {
+                return Exit::Died {
+                    counted: ran == Ran::Err && !self.killing.load(Ordering::Relaxed),
+                };
+            }
+            if self.recycle_due(tasks, worker, slot, env) {
+                return Exit::Recycle;
+            }
+        }
+    }
+
+    /// The slot's loop for pipelining workers: up to `k` tasks in flight (see README.md).
+    fn pipelined(
+        &self,
+        worker: &mut B::Worker,
+        env: &SlotEnv<'_>,
+        slot: &Arc<SlotShared>,
+        k: usize,
+    ) -> Exit {
+        let mut flights: std::collections::VecDeque<Box<dyn Flight<B::Worker>>> =
+            std::collections::VecDeque::with_capacity(k);
+        // Dequeued but not pipelinable: runs once the flights have landed.
+        let mut held: Option<JobRef<B::Worker>> = None;
+        // Tasks finished on this worker.
+        let mut tasks = 0u64;
+        // Send nothing more: the worker is to be recycled, or a send found it gone.
+        let mut recycle = false;
+        let mut gone = false;
+        // Send behind others only while tasks are quick: the last one the worker ran took
+        // under `QUICK`, and the one it runs now started less than `QUICK` ago. A long task
+        // then holds up at most the few sent behind it before it was known to be long.
+        let mut quick = false;
+        let mut head_since = Instant::now();
+        // Counted in `idle` already (see below).
+        let mut idle = false;
+        let max_tasks = self.cfg.max_tasks_per_worker;
+        loop {
+            if flights.is_empty() {
+                if recycle {
+                    if let Some(j) = held.take() {
+                        self.requeue(slot, j);
+                    }
+                    return Exit::Recycle;
+                }
+                if gone {
+                    // A send found it gone, after the replies it wrote had come: it died
+                    // between tasks. (`stop` reaps it.)
+                    if let Some(j) = held.take() {
+                        self.requeue(slot, j);
+                    }
+                    return Exit::Died {
+                        counted: !self.killing.load(Ordering::Relaxed),
+                    };
+                }
+                let job = match held.take() {
+                    Some(j) => j,
+                    None => {
+                        let since = Instant::now();
+                        let Ok(j) = self.find_job(LINGER, std::mem::take(&mut idle)) else {
+                            return Exit::Left;
+                        };
+                        bump(&slot.counters.taken);
+                        // After a real sleep (`find_job` returns at once when a task is
+                        // queued), make sure the worker did not die meanwhile (killed from
+                        // outside): the task goes to its replacement instead of failing for
+                        // a death it had nothing to do with.
+                        if since.elapsed() >= LINGER && !worker.alive() {
+                            env.note_death(&TaskError::Broken(BrokenReason::new(
+                                "the worker died while idle",
+                            )));
+                            self.requeue(slot, j);
+                            return Exit::Died { counted: true };
+                        }
+                        j
+                    }
+                };
+                let ran = if job.pipelinable(worker, env) {
+                    match job.begin(worker, env, true) {
+                        Begin::Skipped => Ran::Skipped,
+                        Begin::Sent(f) => {
+                            head_since = Instant::now();
+                            flights.push_back(f);
+                            continue;
+                        }
+                        // Nothing else was in flight: fails as `run` would.
+                        Begin::NotDelivered(f, e) => {
+                            let ran = f.finish(Err(e), worker, env);
+                            env.set_gate(None);
+                            ran
+                        }
+                    }
+                } else {
+                    job.run(worker, env)
+                };
+                if ran == Ran::Skipped {
+                    continue;
+                }
+                tasks += 1;
+                if matches!(ran, Ran::Err | Ran::Lost) && !worker.alive() {
+                    return Exit::Died {
+                        counted: ran == Ran::Err && !self.killing.load(Ordering::Relaxed),
+                    };
+                }
+                recycle = self.recycle_due(tasks, worker, slot, env);
+                continue;
+            }
+            // Something is in flight: send more while there is room and work is queued.
+            if !recycle
+                && !gone
+                && held.is_none()
+                && flights.len() < k
+                && max_tasks.is_none_or(|m| tasks + (flights.len() as u64) < m)
+                && quick
+                && head_since.elapsed() < QUICK
+                && self.all_busy()
+                && let Some(job) = self.pop()
+            {
+                bump(&slot.counters.taken);
+                if job.pipelinable(worker, env) {
+                    match job.begin(worker, env, false) {
+                        Begin::Skipped => {}
+                        Begin::Sent(f) => flights.push_back(f),
+                        Begin::NotDelivered(f, e) => {
+                            // Never reached the worker: it runs elsewhere.
+                            env.note_death(&e);
+                            self.requeue(slot, Arc::new(Resume::new(f)));
+                            gone = true;
+                        }
+                    }
+                } else {
+                    held = Some(job);
+                }
+                continue;
+            }
+            // Wait for the oldest reply; the next oldest is then what the worker runs.
+            let f = flights.pop_front().expect("a task in flight");
+            let reply = worker.recv(f.ctx());
+            let now = Instant::now();
+            quick = now.duration_since(head_since) < QUICK;
+            head_since = now;
+            env.set_gate(flights.front().map(|n| n.ctx().task));
+            if let Some(next) = flights.front()
+                && next.resolved()
+            {
+                // Killed while it waited in flight: now that the worker runs it, kill the
+                // worker (as for any running task); the tasks behind it run elsewhere.
+                slot.kill_if_running(next.ctx().task);
+            }
+            // The last task in flight and nothing queued: count this slot idle *before* the
+            // caller sees the result, so a task it submits next finds an idle worker instead
+            // of starting another one.
+            idle =
+                flights.is_empty() && held.is_none() && !recycle && !gone && self.queue.is_empty();
+            if idle {
+                self.idle.fetch_add(1, Ordering::SeqCst);
+            }
+            let ran = f.finish(reply, worker, env);
+            tasks += 1;
+            if matches!(ran, Ran::Err | Ran::Lost) && !worker.alive() {
+                if std::mem::take(&mut idle) {
+                    self.idle.fetch_sub(1, Ordering::SeqCst);
+                }
+                // It died running that task; the ones sent after it had not started.
+                for f in flights.drain(..) {
+                    self.requeue(slot, Arc::new(Resume::new(f)));
+                }
+                if let Some(j) = held.take() {
+                    self.requeue(slot, j);
+                }
+                return Exit::Died {
+                    counted: ran == Ran::Err && !self.killing.load(Ordering::Relaxed),
+                };
+            }
+            if !recycle {
+                recycle = self.recycle_due(tasks, worker, slot, env);
+            }
+            if recycle && std::mem::take(&mut idle) {
+                self.idle.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Every worker the pool may have is started and busy: a task sent behind others now
+    /// could not have started sooner elsewhere.
+    #[inline]
+    fn all_busy(&self) -> bool {
+        self.idle.load(Ordering::SeqCst) == 0
+            && self.starting.load(Ordering::SeqCst) == 0
+            && self.workers.load(Ordering::Relaxed) >= self.max_workers.load(Ordering::Relaxed)
+    }
+
+    /// After a task: is the worker due for recycling (task count or memory)?
+    fn recycle_due(
+        &self,
+        tasks: u64,
+        worker: &mut B::Worker,
+        slot: &Arc<SlotShared>,
+        env: &SlotEnv<'_>,
+    ) -> bool {
+        if self.cfg.max_tasks_per_worker.is_some_and(|m| tasks >= m) {
+            tracing::info!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
+                pid = env.pid, reason = "max_tasks_per_worker", tasks,
+                "worker recycled");
+            return true;
+        }
+        if let Some(limit) = self.cfg.max_memory_per_worker
+            && let Some(m) = worker.memory_bytes()
+            && m > limit
+        {
+            if !self.memory_warned.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "pool {}: {} uses {m} bytes after a task, over max_memory_per_worker \
+                     ({limit}); recycling it (printed once per pool)",
+                    self.cfg.name, slot.id
+                );
+            }
+            tracing::info!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
+                pid = env.pid, reason = "max_memory_per_worker", memory_bytes = m,
+                limit, "worker recycled");
+            return true;
+        }
+        false
+    }
+
+    /// Put a dequeued job back (its worker died or is recycled before running it). It is
+    /// not a new task: this slot gives its `taken` count back. On a pool that is cancelled
+    /// or broken meanwhile it is resolved instead, as the queue's other tasks were.
+    fn requeue(&self, slot: &SlotShared, job: JobRef<B::Worker>) {
+        let t = &slot.counters.taken;
+        t.store(
+            t.load(Ordering::Relaxed).saturating_sub(1),
+            Ordering::Relaxed,
+        );
+        let st = self.status.load(Ordering::Acquire);
+        if st == CANCEL || st == BROKEN {
+            let e = if st == CANCEL {
+                TaskError::Cancelled
+            } else {
+                self.closed_error()
+            };
+            job.fail(e);
+            self.rare.drained.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Some(b) = &self.bound {
+            // Over the cap for a moment rather than lose it; the next pop releases it.
+            b.len.fetch_add(1, Ordering::SeqCst);
+        }
+        let sleepers = self.queue.push(job, |sleepers, _| sleepers);
+        if sleepers > 0 {
+            self.wake_one();
+        }
     }
 
     fn shutdown(&self, mode: Shutdown, deadline: Option<Duration>) -> ShutdownReport {
@@ -1069,7 +1368,9 @@ impl<B: Backend> Shared<B> {
         let me = std::ptr::from_ref(self) as *const () as usize;
         let own = usize::from(CURRENT_ENGINE.with(|c| c.get()) == me);
         let mut g = lock(&self.ctl);
-        while self.workers.load(Ordering::SeqCst) > own {
+        // Until every slot thread is done, its worker's `stop` (finalizer) included: a slot
+        // leaves the `workers` count before it stops its worker.
+        while self.live.load(Ordering::SeqCst) > own {
             match until {
                 None => g = self.ctl_cv.wait(g).unwrap_or_else(|p| p.into_inner()),
                 Some(u) => {
@@ -1090,7 +1391,7 @@ impl<B: Backend> Shared<B> {
             g = lock(&self.ctl);
         }
         report.finalizer_errors = std::mem::take(&mut g.finalizer_errors);
-        report.unfinished_workers = self.workers.load(Ordering::SeqCst);
+        report.unfinished_workers = self.live.load(Ordering::SeqCst);
         drop(g);
         if logged {
             tracing::info!(target: "pool", pool = %self.cfg.name, mode = ?mode,

@@ -540,6 +540,17 @@ impl<T, P> WithPayload<T, P> {
         // SAFETY: exclusive per the caller's contract.
         self.payload.with_mut(|p| unsafe { (*p).take() })
     }
+
+    /// Look at the payload without taking it.
+    ///
+    /// # Safety
+    ///
+    /// As [`WithPayload::take_payload`]: only the unique holder of this task's queue entry
+    /// may call this, and it must not take the payload while the reference lives.
+    pub(crate) unsafe fn payload(&self) -> Option<&P> {
+        // SAFETY: exclusive per the caller's contract; no `take_payload` while borrowed.
+        self.payload.with(|p| unsafe { (*p).as_ref() })
+    }
 }
 
 impl<T: Send, P: Send> HasCore<T> for WithPayload<T, P> {
