@@ -57,6 +57,10 @@ pub(crate) const FROM_PENDING: u8 = 1;
 /// See [`FROM_PENDING`].
 pub(crate) const FROM_RUNNING: u8 = 2;
 
+/// How long a waiter keeps polling (yielding) before it sleeps on the condvar.
+#[cfg(not(pool_loom))]
+const WAIT_YIELD: Duration = Duration::from_micros(50);
+
 #[inline]
 fn is_terminal(s: usize) -> bool {
     (s & MASK) >= DONE
@@ -345,6 +349,19 @@ impl<T> Core<T> {
             let backoff = crossbeam_utils::Backoff::new();
             while !backoff.is_completed() && deadline.is_none_or(|d| Instant::now() < d) {
                 backoff.snooze();
+                if self.is_terminal() {
+                    return true;
+                }
+            }
+            // A process round trip takes a few tens of microseconds: keep yielding the CPU
+            // that long, so the result is seen without a futex sleep and wake-up.
+            let until = Instant::now() + WAIT_YIELD;
+            loop {
+                let now = Instant::now();
+                if now >= until || deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
+                std::thread::yield_now();
                 if self.is_terminal() {
                     return true;
                 }
