@@ -70,12 +70,30 @@ fn garbage_bytes() {
 // before the handshake" (reported in /work/contract-changes.md, 10:45).
 #[test]
 fn header_claiming_u32_max() {
-    refused_at_start("huge_header", &["frame", "too large", "exceed", "limit"]);
+    refused_at_start(
+        "huge_header",
+        &[
+            "frame",
+            "too large",
+            "exceed",
+            "limit",
+            "before the handshake",
+        ],
+    );
 }
 
 #[test]
 fn header_past_the_frame_limit() {
-    refused_at_start("over_max", &["frame", "too large", "exceed", "limit"]);
+    refused_at_start(
+        "over_max",
+        &[
+            "frame",
+            "too large",
+            "exceed",
+            "limit",
+            "before the handshake",
+        ],
+    );
 }
 
 #[test]
