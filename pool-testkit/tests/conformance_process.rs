@@ -17,7 +17,11 @@ fn options() -> Options {
 
 fn run_with<C: Codec>(codec: C, transport: TransportKind) -> Report {
     let name = format!("ProcessPool<{}> over {transport:?}", codec.name());
-    conformance::run(&name, options(), move |workers| {
+    let mut opts = options();
+    if transport == TransportKind::Shm {
+        opts = opts.known_bug("per_call_timeout", BUG_SHM_TIMEOUT);
+    }
+    conformance::run(&name, opts, move |workers| {
         ProcessPool::builder()
             .transport(transport)
             .codec(codec.clone())
@@ -37,6 +41,11 @@ fn check(report: Report) {
 /// queue or is pipelined behind a busy worker. Remove once fixed.
 const BUG_IDLE_RACE: &str =
     "pool-core: a task waits behind a busy worker while another worker is idle";
+
+/// /work/contract-changes.md, "BUG for pool-process (shm transport, minor)" 10:54: about one
+/// run in three, a timeout over shared memory reports `after` 99.9 ms for a 100 ms limit.
+const BUG_SHM_TIMEOUT: &str =
+    "pool-process shm: TimedOut.after is a measured 99.9 ms, not the limit";
 
 /// One test per codec × transport.
 macro_rules! matrix {
