@@ -99,11 +99,22 @@ fn thread_scenarios() -> Vec<Scenario> {
         },
         Scenario {
             id: "thread.map_1m".into(),
-            what: "map of x*2 over 1 M u64, collected into a Vec in order",
+            what: "map_all of x*2 over a Vec of 1 M u64 handed by value, collected into a Vec in order",
             quick: Plan::new(5, 31, 5),
             full: Plan::new(10, 201, 10),
             bytes: None,
             ours: Box::new(|| ours::thread_map(THREAD_N)),
+            refs: vec![reference("rayon-par-iter", || {
+                rt::rayon_par_iter_map(THREAD_N)
+            })],
+        },
+        Scenario {
+            id: "thread.map_iter_1m".into(),
+            what: "map_all of x*2 over a borrowing iterator of 1 M u64 (the caller copies the input first)",
+            quick: Plan::new(5, 31, 5),
+            full: Plan::new(10, 201, 10),
+            bytes: None,
+            ours: Box::new(|| ours::thread_map_iter(THREAD_N)),
             refs: vec![reference("rayon-par-iter", || {
                 rt::rayon_par_iter_map(THREAD_N)
             })],
