@@ -2,9 +2,10 @@
 //! grandchildren, an idle worker killed from outside, faults during shutdown, `Kill` under
 //! fire. Every test ends with the leak check (no descendant, no descriptor left).
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pool_core::{Executor, Shutdown, State, SubmitOptions, TaskError};
+use pool_core::{Executor, Shutdown, ShutdownReport, State, SubmitOptions, TaskError};
 use pool_process::ProcessPool;
 use pool_testkit::faults::{self, Fault};
 use pool_testkit::harness;
@@ -13,6 +14,19 @@ use pool_testkit::matrix::{expect_for, settle_bystanders, submit_bystanders};
 
 const BOUND: Duration = Duration::from_secs(20);
 const LIMIT: Duration = Duration::from_secs(90);
+
+/// One `#[test]` per fault, each running the given row with it (the names are the ones the
+/// README's matrix table lists).
+macro_rules! fault_rows {
+    ($row:ident; $($name:ident: $fault:expr,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $row($fault);
+            }
+        )*
+    };
+}
 
 fn poll(bound: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + bound;
@@ -25,6 +39,17 @@ fn poll(bound: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Starts `pool.shutdown(mode)` on its own thread; the caller waits for the report with a
+/// bound, so a shutdown that never returns fails the test instead of hanging it.
+fn shutdown_on_a_thread(pool: &ProcessPool, mode: Shutdown) -> mpsc::Receiver<ShutdownReport> {
+    let p = pool.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(p.shutdown(mode));
+    });
+    rx
 }
 
 fn initializer_row(fault: Fault) {
@@ -73,37 +98,16 @@ fn initializer_row(fault: Fault) {
     guard.finish();
 }
 
-#[test]
-fn initializer_error() {
-    initializer_row(Fault::Error);
-}
-#[test]
-fn initializer_panic() {
-    initializer_row(Fault::Panic);
-}
-#[test]
-fn initializer_abort() {
-    initializer_row(Fault::Abort);
-}
-#[test]
-fn initializer_segfault() {
-    initializer_row(Fault::Segfault);
-}
-#[test]
-fn initializer_exit3() {
-    initializer_row(Fault::Exit(3));
-}
-#[test]
-fn initializer_sigkill() {
-    initializer_row(Fault::KillSelf);
-}
-#[test]
-fn initializer_hang() {
-    initializer_row(Fault::Hang);
-}
-#[test]
-fn initializer_oom() {
-    initializer_row(Fault::MemoryBlowUp);
+fault_rows! {
+    initializer_row;
+    initializer_error: Fault::Error,
+    initializer_panic: Fault::Panic,
+    initializer_abort: Fault::Abort,
+    initializer_segfault: Fault::Segfault,
+    initializer_exit3: Fault::Exit(3),
+    initializer_sigkill: Fault::KillSelf,
+    initializer_hang: Fault::Hang,
+    initializer_oom: Fault::MemoryBlowUp,
 }
 
 fn finalizer_row(fault: Fault) {
@@ -116,11 +120,7 @@ fn finalizer_row(fault: Fault) {
     let futs = submit_bystanders(&pool, 0);
     settle_bystanders("before a faulty finalizer", futs, BOUND);
     let before = pool.stats();
-    let p = pool.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(p.shutdown(Shutdown::Wait));
-    });
+    let rx = shutdown_on_a_thread(&pool, Shutdown::Wait);
     // The engine's stop deadline (5 s by default) bounds a hanging finalizer.
     let report = rx.recv_timeout(BOUND).unwrap_or_else(|_| {
         panic!(
@@ -147,37 +147,16 @@ fn finalizer_row(fault: Fault) {
     guard.finish();
 }
 
-#[test]
-fn finalizer_error() {
-    finalizer_row(Fault::Error);
-}
-#[test]
-fn finalizer_panic() {
-    finalizer_row(Fault::Panic);
-}
-#[test]
-fn finalizer_abort() {
-    finalizer_row(Fault::Abort);
-}
-#[test]
-fn finalizer_segfault() {
-    finalizer_row(Fault::Segfault);
-}
-#[test]
-fn finalizer_exit3() {
-    finalizer_row(Fault::Exit(3));
-}
-#[test]
-fn finalizer_sigkill() {
-    finalizer_row(Fault::KillSelf);
-}
-#[test]
-fn finalizer_hang() {
-    finalizer_row(Fault::Hang);
-}
-#[test]
-fn finalizer_oom() {
-    finalizer_row(Fault::MemoryBlowUp);
+fault_rows! {
+    finalizer_row;
+    finalizer_error: Fault::Error,
+    finalizer_panic: Fault::Panic,
+    finalizer_abort: Fault::Abort,
+    finalizer_segfault: Fault::Segfault,
+    finalizer_exit3: Fault::Exit(3),
+    finalizer_sigkill: Fault::KillSelf,
+    finalizer_hang: Fault::Hang,
+    finalizer_oom: Fault::MemoryBlowUp,
 }
 
 fn grandchild_row(fault: Fault) {
@@ -297,11 +276,7 @@ fn faults_during_shutdown_wait(fault: Fault) {
             .expect("submit"),
         );
     }
-    let p = pool.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(p.shutdown(Shutdown::Wait));
-    });
+    let rx = shutdown_on_a_thread(&pool, Shutdown::Wait);
     let report = rx
         .recv_timeout(BOUND)
         .expect("shutdown(Wait) returns while tasks fail");
@@ -318,37 +293,16 @@ fn faults_during_shutdown_wait(fault: Fault) {
     guard.finish();
 }
 
-#[test]
-fn error_during_shutdown_wait() {
-    faults_during_shutdown_wait(Fault::Error);
-}
-#[test]
-fn panic_during_shutdown_wait() {
-    faults_during_shutdown_wait(Fault::Panic);
-}
-#[test]
-fn abort_during_shutdown_wait() {
-    faults_during_shutdown_wait(Fault::Abort);
-}
-#[test]
-fn segfault_during_shutdown_wait() {
-    faults_during_shutdown_wait(Fault::Segfault);
-}
-#[test]
-fn exit3_during_shutdown_wait() {
-    faults_during_shutdown_wait(Fault::Exit(3));
-}
-#[test]
-fn sigkill_during_shutdown_wait() {
-    faults_during_shutdown_wait(Fault::KillSelf);
-}
-#[test]
-fn hang_during_shutdown_wait() {
-    faults_during_shutdown_wait(Fault::Hang);
-}
-#[test]
-fn oom_during_shutdown_wait() {
-    faults_during_shutdown_wait(Fault::MemoryBlowUp);
+fault_rows! {
+    faults_during_shutdown_wait;
+    error_during_shutdown_wait: Fault::Error,
+    panic_during_shutdown_wait: Fault::Panic,
+    abort_during_shutdown_wait: Fault::Abort,
+    segfault_during_shutdown_wait: Fault::Segfault,
+    exit3_during_shutdown_wait: Fault::Exit(3),
+    sigkill_during_shutdown_wait: Fault::KillSelf,
+    hang_during_shutdown_wait: Fault::Hang,
+    oom_during_shutdown_wait: Fault::MemoryBlowUp,
 }
 
 #[test]
@@ -372,11 +326,7 @@ fn kill_under_fire_leaves_no_descendant() {
         "{:?}",
         hang.state()
     );
-    let p = pool.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(p.shutdown(Shutdown::Kill));
-    });
+    let rx = shutdown_on_a_thread(&pool, Shutdown::Kill);
     let report = rx.recv_timeout(BOUND).expect("shutdown(Kill) returns");
     assert_eq!(report.unfinished_workers, 0, "{report:?}");
     let r = hang.result_timeout(BOUND).expect("the hung task resolves");
@@ -428,11 +378,7 @@ fn shutdown_during_resize() {
     let futs: Vec<_> = (0..40u64)
         .map(|i| pool.submit(faults::slow_ok, (i, 2)).expect("submit"))
         .collect();
-    let p = pool.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(p.shutdown(Shutdown::Wait));
-    });
+    let rx = shutdown_on_a_thread(&pool, Shutdown::Wait);
     let report = rx
         .recv_timeout(BOUND)
         .expect("shutdown returns during a resize storm");
@@ -486,11 +432,7 @@ fn nested_pools_inside_workers() {
         .filter(|p| p.ppid != me)
         .map(|p| p.pid)
         .collect();
-    let p = pool.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(p.shutdown(Shutdown::Kill));
-    });
+    let rx = shutdown_on_a_thread(&pool, Shutdown::Kill);
     let report = rx.recv_timeout(BOUND).expect("shutdown(Kill) returns");
     assert_eq!(report.unfinished_workers, 0, "{report:?}");
     let r = hung.result_timeout(BOUND).expect("resolves");
