@@ -10,24 +10,8 @@ use std::time::{Duration, Instant};
 
 use pool_core::*;
 
-/// Run `f` on a thread; fail the test instead of hanging if it takes longer than `secs`.
-fn bounded<R: Send + 'static>(secs: u64, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .expect("test step hung past its watchdog")
-}
-
-/// Poll `f` until it is true, failing after `secs`.
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+mod common;
+use common::{bounded, cfg, eventually, sigkilled, sleep_unless_killed, submit};
 
 #[derive(Clone, Debug)]
 enum Job {
@@ -64,16 +48,7 @@ struct PipeWorker {
 impl PipeWorker {
     fn died(&mut self, ctx: &RunContext) -> TaskError {
         self.dead = true;
-        TaskError::WorkerDied(WorkerDied {
-            worker: self.id,
-            pid: Some(7),
-            exit: ExitReason::Signal {
-                number: 9,
-                name: "SIGKILL".into(),
-            },
-            task: ctx.task_name(),
-            stderr_tail: String::new(),
-        })
+        sigkilled(self.id, 7, ctx)
     }
 }
 
@@ -95,12 +70,8 @@ fn remote(
                 x
             }
             Job::Sleep(d) => {
-                let end = Instant::now() + d;
-                while Instant::now() < end {
-                    if killed.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
+                if !sleep_unless_killed(d, &killed) {
+                    return;
                 }
                 0
             }
@@ -196,17 +167,6 @@ fn engine(cfg: EngineConfig) -> (Engine<PipeBackend>, Arc<Log>) {
     let b = PipeBackend::default();
     let log = b.0.clone();
     (Engine::new(b, cfg).unwrap(), log)
-}
-
-fn cfg(max: usize) -> EngineConfig {
-    EngineConfig {
-        max_workers: max,
-        ..EngineConfig::default()
-    }
-}
-
-fn submit(e: &Engine<PipeBackend>, j: Job) -> Future<u64> {
-    e.submit(j, SubmitOptions::default(), Ok).unwrap()
 }
 
 /// How many times each value was run, over all workers.

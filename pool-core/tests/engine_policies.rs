@@ -3,30 +3,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pool_core::*;
 
-/// Run `f` on a thread; fail the test instead of hanging if it takes longer than `secs`.
-fn bounded<R: Send + 'static>(secs: u64, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .expect("test step hung past its watchdog")
-}
-
-/// Poll `f` until it is true, failing after `secs`.
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+mod common;
+use common::{bounded, cfg, eventually, sigkilled, sleep_unless_killed, submit};
 
 #[derive(Debug)]
 enum Job {
@@ -57,28 +40,13 @@ impl Worker for FakeWorker {
     type Output = u64;
 
     fn run(&mut self, input: Job, ctx: &RunContext) -> Result<u64, TaskError> {
-        let died = |w: &Self| {
-            TaskError::WorkerDied(WorkerDied {
-                worker: w.id,
-                pid: Some(4242),
-                exit: ExitReason::Signal {
-                    number: 9,
-                    name: "SIGKILL".into(),
-                },
-                task: ctx.task_name(),
-                stderr_tail: String::new(),
-            })
-        };
+        let died = |w: &Self| sigkilled(w.id, 4242, ctx);
         match input {
             Job::Value(x) => Ok(x),
             Job::Sleep(d) => {
-                let end = Instant::now() + d;
-                while Instant::now() < end {
-                    if self.killed.load(Ordering::SeqCst) {
-                        self.dead = true;
-                        return Err(died(self));
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
+                if !sleep_unless_killed(d, &self.killed) {
+                    self.dead = true;
+                    return Err(died(self));
                 }
                 Ok(0)
             }
@@ -143,10 +111,6 @@ fn engine(cfg: EngineConfig) -> (Engine<FakeBackend>, Arc<Fake>) {
     (Engine::new(b, cfg).unwrap(), fake)
 }
 
-fn submit(e: &Engine<FakeBackend>, j: Job) -> Future<u64> {
-    e.submit(j, SubmitOptions::default(), Ok).unwrap()
-}
-
 /// Submit where the pool may break meanwhile: a refused submit becomes a resolved future
 /// carrying the refusal, as a pending task of the broken pool would.
 fn submit_or_refused(e: &Engine<FakeBackend>, j: Job) -> Future<u64> {
@@ -157,13 +121,6 @@ fn submit_or_refused(e: &Engine<FakeBackend>, j: Job) -> Future<u64> {
             p.complete(Err(err.to_task_error()));
             f
         }
-    }
-}
-
-fn cfg(max: usize) -> EngineConfig {
-    EngineConfig {
-        max_workers: max,
-        ..EngineConfig::default()
     }
 }
 
