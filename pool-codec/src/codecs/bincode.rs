@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{append_or_roll_back, trailing_bytes};
 use crate::{Codec, CodecError};
 
 /// The default allocation limit of [`Bincode`]: 1 GiB, the default maximum frame size.
@@ -87,23 +88,16 @@ impl<const LIMIT: usize> Codec for BincodeLimited<LIMIT> {
         value: &T,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        let start = out.len();
-        bincode::serde::encode_into_std_write(value, out, Self::config())
-            .map(drop)
-            .map_err(|e| {
-                out.truncate(start);
-                CodecError::encode::<T>(self.name(), e)
-            })
+        append_or_roll_back::<T, _>(self.name(), out, |out| {
+            bincode::serde::encode_into_std_write(value, out, Self::config()).map(drop)
+        })
     }
 
     #[inline]
     fn decode<'de, T: Deserialize<'de>>(&self, bytes: &'de [u8]) -> Result<T, CodecError> {
         match bincode::serde::borrow_decode_from_slice(bytes, Self::config()) {
             Ok((value, read)) if read == bytes.len() => Ok(value),
-            Ok((_, read)) => Err(CodecError::decode::<T>(
-                self.name(),
-                format_args!("{} trailing bytes after the value", bytes.len() - read),
-            )),
+            Ok((_, read)) => Err(trailing_bytes::<T>(self.name(), bytes.len() - read)),
             Err(e) => Err(CodecError::decode::<T>(self.name(), e)),
         }
     }

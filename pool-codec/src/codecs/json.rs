@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::append_or_roll_back;
 use crate::{Codec, CodecError};
 
 /// JSON through [serde_json](https://docs.rs/serde_json): readable on the wire, for
@@ -36,11 +37,7 @@ impl Codec for Json {
         value: &T,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        let start = out.len();
-        serde_json::to_writer(&mut *out, value).map_err(|e| {
-            out.truncate(start);
-            CodecError::encode::<T>(self.name(), e)
-        })
+        append_or_roll_back::<T, _>(self.name(), out, |out| serde_json::to_writer(out, value))
     }
 
     #[inline]

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::append_or_roll_back;
 use crate::{Codec, CodecError};
 
 /// [MessagePack](https://msgpack.org) through [rmp-serde](https://docs.rs/rmp-serde) 1.x,
@@ -39,11 +40,7 @@ impl Codec for MsgPack {
         value: &T,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        let start = out.len();
-        rmp_serde::encode::write(out, value).map_err(|e| {
-            out.truncate(start);
-            CodecError::encode::<T>(self.name(), e)
-        })
+        append_or_roll_back::<T, _>(self.name(), out, |out| rmp_serde::encode::write(out, value))
     }
 
     #[inline]

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{append_or_roll_back, trailing_bytes};
 use crate::{Codec, CodecError};
 
 /// The [postcard](https://docs.rs/postcard) 1.x format: compact (varint integers, no field
@@ -62,10 +63,8 @@ impl Codec for Postcard {
         value: &T,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        let start = out.len();
-        postcard::serialize_with_flavor(value, AppendVec(out)).map_err(|e| {
-            out.truncate(start);
-            CodecError::encode::<T>(self.name(), e)
+        append_or_roll_back::<T, _>(self.name(), out, |out| {
+            postcard::serialize_with_flavor(value, AppendVec(out))
         })
     }
 
@@ -73,10 +72,7 @@ impl Codec for Postcard {
     fn decode<'de, T: Deserialize<'de>>(&self, bytes: &'de [u8]) -> Result<T, CodecError> {
         match postcard::take_from_bytes(bytes) {
             Ok((value, [])) => Ok(value),
-            Ok((_, rest)) => Err(CodecError::decode::<T>(
-                self.name(),
-                format_args!("{} trailing bytes after the value", rest.len()),
-            )),
+            Ok((_, rest)) => Err(trailing_bytes::<T>(self.name(), rest.len())),
             Err(e) => Err(CodecError::decode::<T>(self.name(), e)),
         }
     }
