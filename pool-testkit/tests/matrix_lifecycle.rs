@@ -5,7 +5,9 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pool_core::{Executor, Shutdown, ShutdownReport, State, SubmitOptions, TaskError};
+use pool_core::{
+    Executor, Shutdown, ShutdownReport, State, SubmitErrorKind, SubmitOptions, TaskError,
+};
 use pool_process::ProcessPool;
 use pool_testkit::faults::{self, Fault};
 use pool_testkit::harness;
@@ -60,13 +62,26 @@ fn initializer_row(fault: Fault) {
         .initializer(faults::hook_fault, fault)
         .build()
         .expect("valid pool");
-    let futs: Vec<_> = (0..4u64)
-        .map(|i| {
-            pool.submit(faults::ok, i)
-                .expect("accepted before the break")
-        })
-        .collect();
+    // Workers start on the first submit, so a fast-failing initializer (exit(3), a crash) may
+    // break the pool before the last of these submits: a refusal must carry the same cause.
     let mut reasons = Vec::new();
+    let mut futs = Vec::new();
+    for i in 0..4u64 {
+        match pool.submit(faults::ok, i) {
+            Ok(f) => futs.push(f),
+            Err(e) => match e.kind() {
+                SubmitErrorKind::Broken(r) => reasons.push(r.to_string()),
+                other => panic!(
+                    "initializer {}: submit {i} refused: {other:?}",
+                    fault.name()
+                ),
+            },
+        }
+    }
+    assert!(
+        !futs.is_empty(),
+        "the first submit starts the workers, so it is accepted"
+    );
     for (i, f) in futs.into_iter().enumerate() {
         match f.result_timeout(BOUND) {
             Ok(Err(TaskError::Broken(r))) => reasons.push(r.to_string()),
