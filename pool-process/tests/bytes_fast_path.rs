@@ -7,7 +7,6 @@ mod support;
 use std::time::Duration;
 
 use pool_core::{Executor, Shutdown, Submit, SubmitErrorKind, TaskError};
-use pool_process::{ProcessPool, TransportKind};
 use serde_bytes::ByteBuf;
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
@@ -42,16 +41,8 @@ fn bytes_then_panic(v: Vec<u8>) -> Vec<u8> {
 fn byte_arguments_and_results_cross_unchanged() {
     let guard = support::start("bytes_fast_path", Duration::from_secs(120));
     let mut pids = Vec::new();
-    for kind in [
-        TransportKind::Pipe,
-        TransportKind::LocalSocket,
-        TransportKind::Shm,
-    ] {
-        let pool = ProcessPool::builder()
-            .max_workers(1)
-            .transport(kind)
-            .build()
-            .unwrap();
+    for kind in support::TRANSPORTS {
+        let pool = support::pool_over(kind, 1);
         pids.push(
             pool.submit(support::worker_pid, ())
                 .unwrap()

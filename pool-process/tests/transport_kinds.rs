@@ -6,7 +6,6 @@ mod support;
 use std::time::Duration;
 
 use pool_core::{Executor, ExitReason, Shutdown, TaskError};
-use pool_process::{ProcessPool, TransportKind};
 use serde_bytes::ByteBuf;
 
 fn checksum(b: ByteBuf) -> (usize, u64) {
@@ -29,16 +28,8 @@ fn abort(_: ()) -> u8 {
 fn every_transport_carries_values_payloads_panics_and_crashes() {
     let guard = support::start("transports", Duration::from_secs(120));
     let mut pids = Vec::new();
-    for kind in [
-        TransportKind::Pipe,
-        TransportKind::LocalSocket,
-        TransportKind::Shm,
-    ] {
-        let pool = ProcessPool::builder()
-            .max_workers(2)
-            .transport(kind)
-            .build()
-            .unwrap();
+    for kind in support::TRANSPORTS {
+        let pool = support::pool_over(kind, 2);
         assert_eq!(
             pool.submit(|x: u64| x * 3, 14).unwrap().result().unwrap(),
             42,

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use pool_process::{ProcessPool, TransportKind};
+
 /// Serializes the tests of one binary, so descriptor counts are not disturbed by a neighbour.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -159,4 +161,20 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Every built-in transport, in the order the per-transport tests walk them.
+pub const TRANSPORTS: [TransportKind; 3] = [
+    TransportKind::Pipe,
+    TransportKind::LocalSocket,
+    TransportKind::Shm,
+];
+
+/// A pool of `workers` workers talking over `kind`, defaults otherwise.
+pub fn pool_over(kind: TransportKind, workers: usize) -> ProcessPool {
+    ProcessPool::builder()
+        .max_workers(workers)
+        .transport(kind)
+        .build()
+        .unwrap()
 }
