@@ -12,6 +12,22 @@ fn never(_: ()) -> u32 {
     7
 }
 
+/// The error the first task gets from a pool whose workers cannot start: the submit is
+/// refused, or the task fails pending; either way it must not succeed.
+fn first_task_error(pool: &ProcessPool) -> TaskError {
+    match pool.submit(never, ()) {
+        Ok(f) => f.result().unwrap_err(),
+        Err(e) => e.to_task_error(),
+    }
+}
+
+/// Shut the pool down, then check that no descriptor is left.
+fn close(pool: ProcessPool, guard: support::Guard) {
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    guard.finish(&[]);
+}
+
 #[test]
 fn a_different_executable_is_a_clear_start_error() {
     let guard = support::start("handshake", Duration::from_secs(60));
@@ -25,10 +41,7 @@ fn a_different_executable_is_a_clear_start_error() {
         .max_start_failures(1)
         .build()
         .unwrap();
-    let err = match pool.submit(never, ()) {
-        Ok(f) => f.result().unwrap_err(),
-        Err(e) => e.to_task_error(),
-    };
+    let err = first_task_error(&pool);
     let text = err.to_string();
     assert!(matches!(err, TaskError::Broken(_)), "{err:?}");
     assert!(text.contains("different executable"), "{text}");
@@ -36,9 +49,7 @@ fn a_different_executable_is_a_clear_start_error() {
     // Later submits are refused with the same cause.
     let later = pool.submit(never, ()).map(|f| f.result());
     assert!(matches!(later, Err(_) | Ok(Err(TaskError::Broken(_)))));
-    pool.shutdown(Shutdown::Wait);
-    drop(pool);
-    guard.finish(&[]);
+    close(pool, guard);
 }
 
 #[test]
@@ -50,17 +61,12 @@ fn a_worker_that_dies_at_start_again_and_again_breaks_the_pool() {
         .max_start_failures(3)
         .build()
         .unwrap();
-    let err = match pool.submit(never, ()) {
-        Ok(f) => f.result().unwrap_err(),
-        Err(e) => e.to_task_error(),
-    };
+    let err = first_task_error(&pool);
     assert!(matches!(err, TaskError::Broken(_)), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("exit code 1"), "{text}");
     assert!(pool.stats().start_failures >= 3, "{:?}", pool.stats());
-    pool.shutdown(Shutdown::Wait);
-    drop(pool);
-    guard.finish(&[]);
+    close(pool, guard);
 }
 
 #[test]
@@ -72,13 +78,8 @@ fn a_worker_too_slow_to_answer_the_handshake_is_a_start_failure() {
         .max_start_failures(2)
         .build()
         .unwrap();
-    let err = match pool.submit(never, ()) {
-        Ok(f) => f.result().unwrap_err(),
-        Err(e) => e.to_task_error(),
-    };
+    let err = first_task_error(&pool);
     assert!(matches!(err, TaskError::Broken(_)), "{err:?}");
     assert!(err.to_string().contains("in time"), "{err}");
-    pool.shutdown(Shutdown::Wait);
-    drop(pool);
-    guard.finish(&[]);
+    close(pool, guard);
 }
