@@ -145,6 +145,26 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// A child in "hang" mode that has said it is ready, and a thread that SIGKILLs it 200 ms
+/// from now (join it for the child, to reap it).
+fn hanging_peer_killed_soon(
+    opts: &ShmOptions,
+) -> (ShmTransport, u32, std::thread::JoinHandle<Child>) {
+    let (mut t, mut child) = start("hang", opts);
+    let pid = child.id();
+    assert_eq!(
+        t.recv(Some(Instant::now() + Duration::from_secs(20)))
+            .unwrap(),
+        b"ready"
+    );
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        child.kill().unwrap();
+        child
+    });
+    (t, pid, killer)
+}
+
 fn body(seed: usize, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| ((seed * 31 + i * 7) % 251) as u8)
@@ -176,18 +196,7 @@ fn echo_across_processes() {
 #[test]
 fn killed_peer_ends_a_receive() {
     let guard = support::start("shm_proc_kill_recv", Duration::from_secs(60));
-    let (mut t, mut child) = start("hang", &ShmOptions::new());
-    let pid = child.id();
-    assert_eq!(
-        t.recv(Some(Instant::now() + Duration::from_secs(20)))
-            .unwrap(),
-        b"ready"
-    );
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(200));
-        child.kill().unwrap();
-        child
-    });
+    let (mut t, pid, killer) = hanging_peer_killed_soon(&ShmOptions::new());
     // No deadline: only the death of the peer can end this wait.
     let t0 = Instant::now();
     let err = t.recv(None).unwrap_err();
@@ -206,18 +215,7 @@ fn killed_peer_ends_a_receive() {
 #[test]
 fn killed_peer_ends_a_blocked_send() {
     let guard = support::start("shm_proc_kill_send", Duration::from_secs(60));
-    let (mut t, mut child) = start("hang", &ShmOptions::new().ring_capacity(4096));
-    let pid = child.id();
-    assert_eq!(
-        t.recv(Some(Instant::now() + Duration::from_secs(20)))
-            .unwrap(),
-        b"ready"
-    );
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(200));
-        child.kill().unwrap();
-        child
-    });
+    let (mut t, pid, killer) = hanging_peer_killed_soon(&ShmOptions::new().ring_capacity(4096));
     // The child never reads: the ring fills and the send blocks until the death is seen.
     let err = loop {
         if let Err(e) = t.send(&[&[1u8; 500]]) {
