@@ -8,7 +8,9 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use pool::{Executor, MapOptions, ProcessPool, Submit, SubmitOptions, TaskError, ThreadPool};
+use pool::{
+    Executor, MapOptions, ProcessPool, Shutdown, Submit, SubmitOptions, TaskError, ThreadPool,
+};
 
 fn is_prime(n: u64) -> bool {
     if n < 2 {
@@ -160,5 +162,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         "\nprocess pool stats: {} submitted, {} completed, {} failed, {} timed out, {} replaced",
         s.submitted, s.completed, s.failed, s.timed_out, s.replaced
     );
+
+    // 6. Shutdown is bounded and explicit: wait for running tasks, then every worker process
+    //    has exited and been reaped before `main` returns (dropping a pool never blocks).
+    for pool in [&procs, &leaky_pool] {
+        let report = pool.shutdown(Shutdown::Wait);
+        println!("shutdown:  {report:?}");
+    }
+    threads.shutdown(Shutdown::Wait);
     Ok(())
 }
