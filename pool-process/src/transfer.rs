@@ -139,7 +139,17 @@ fn codec_failure(out: &mut Vec<u8>, type_name: &str, codec: &str, message: &str)
 }
 
 /// Decode `A`, call, encode `R`, with panics and codec failures turned into outcomes.
-fn run_call<A, R, C>(input: &[u8], out: &mut Vec<u8>, call: impl FnOnce(A) -> R) -> Outcome
+///
+/// `raw_arg` / `raw_result` let byte payloads bypass the codec (see `bytes.rs`): when
+/// `raw_arg` gives a value the codec does not decode the input, and when `raw_result` gives a
+/// slice it is written as the result as is.
+fn run_call<A, R, C>(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    raw_arg: fn(&[u8]) -> Option<A>,
+    call: impl FnOnce(A) -> R,
+    raw_result: fn(&R) -> Option<&[u8]>,
+) -> Outcome
 where
     A: DeserializeOwned,
     R: Serialize,
@@ -148,58 +158,7 @@ where
     let start = out.len();
     let caught = panics::catch(|| {
         let codec = C::default();
-        let arg: A = match codec.decode(input) {
-            Ok(a) => a,
-            Err(e) => {
-                codec_failure(out, type_name::<A>(), codec.name(), e.message());
-                return Outcome::DecodeFailed;
-            }
-        };
-        let result = call(arg);
-        match codec.encode(&result, out) {
-            Ok(()) => Outcome::Ok,
-            Err(e) => {
-                out.truncate(start);
-                codec_failure(out, type_name::<R>(), codec.name(), e.message());
-                Outcome::EncodeFailed
-            }
-        }
-    });
-    caught.unwrap_or_else(|record| {
-        out.truncate(start);
-        record.write(out);
-        Outcome::Panicked
-    })
-}
-
-fn task_trampoline<F, A, R, C>(input: &[u8], out: &mut Vec<u8>) -> Outcome
-where
-    F: Fn(A) -> R + Copy + Send + Sync + 'static,
-    A: DeserializeOwned,
-    R: Serialize,
-    C: Codec,
-{
-    run_call::<A, R, C>(input, out, conjure::<F>())
-}
-
-/// The trampoline of functions sent by offset: as [`task_trampoline`], except that byte
-/// arguments and results (`Vec<u8>`, `ByteBuf`) cross raw (see `bytes.rs`).
-fn raw_task_trampoline<F, A, R, C>(input: &[u8], out: &mut Vec<u8>) -> Outcome
-where
-    F: Fn(A) -> R + Copy + Send + Sync + 'static,
-    A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
-    C: Codec,
-{
-    if !bytes::is_raw::<A>() && !bytes::is_raw::<R>() {
-        return run_call::<A, R, C>(input, out, conjure::<F>());
-    }
-    let start = out.len();
-    let caught = panics::catch(|| {
-        let codec = C::default();
-        // A raw argument is one copy out of the frame; the codec is not involved.
-        let raw_arg = bytes::is_raw::<A>().then(|| bytes::make::<A>(input.to_vec()));
-        let arg: A = match raw_arg.flatten() {
+        let arg: A = match raw_arg(input) {
             Some(a) => a,
             None => match codec.decode(input) {
                 Ok(a) => a,
@@ -209,8 +168,8 @@ where
                 }
             },
         };
-        let result = conjure::<F>()(arg);
-        if let Some(raw) = bytes::as_slice(&result) {
+        let result = call(arg);
+        if let Some(raw) = raw_result(&result) {
             out.extend_from_slice(raw);
             return Outcome::Ok;
         }
@@ -230,6 +189,47 @@ where
     })
 }
 
+/// Every argument goes through the codec.
+fn coded_arg<A>(_: &[u8]) -> Option<A> {
+    None
+}
+
+/// Every result goes through the codec.
+fn coded_result<R>(_: &R) -> Option<&[u8]> {
+    None
+}
+
+/// A raw argument is one copy out of the frame; the codec is not involved.
+fn raw_arg<A: 'static>(input: &[u8]) -> Option<A> {
+    if bytes::is_raw::<A>() {
+        bytes::make::<A>(input.to_vec())
+    } else {
+        None
+    }
+}
+
+fn task_trampoline<F, A, R, C>(input: &[u8], out: &mut Vec<u8>) -> Outcome
+where
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+    A: DeserializeOwned,
+    R: Serialize,
+    C: Codec,
+{
+    run_call::<A, R, C>(input, out, coded_arg, conjure::<F>(), coded_result)
+}
+
+/// The trampoline of functions sent by offset: as [`task_trampoline`], except that byte
+/// arguments and results (`Vec<u8>`, `ByteBuf`) cross raw (see `bytes.rs`).
+fn raw_task_trampoline<F, A, R, C>(input: &[u8], out: &mut Vec<u8>) -> Outcome
+where
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+    C: Codec,
+{
+    run_call::<A, R, C>(input, out, raw_arg, conjure::<F>(), bytes::as_slice)
+}
+
 fn chunk_trampoline<F, A, R, C>(input: &[u8], out: &mut Vec<u8>) -> Outcome
 where
     F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -237,9 +237,13 @@ where
     R: Serialize,
     C: Codec,
 {
-    run_call::<Vec<A>, Vec<R>, C>(input, out, |items| {
-        items.into_iter().map(conjure::<F>()).collect()
-    })
+    run_call::<Vec<A>, Vec<R>, C>(
+        input,
+        out,
+        coded_arg,
+        |items| items.into_iter().map(conjure::<F>()).collect(),
+        coded_result,
+    )
 }
 
 /// What an initializer or finalizer may return: `()` or `Result<(), E>`.
