@@ -249,18 +249,7 @@ impl<T> Core<T> {
         if !self.claim(from) {
             return Err(r);
         }
-        let terminal = match &r {
-            Ok(_) => DONE,
-            Err(TaskError::Cancelled) => CANCELLED,
-            Err(_) => FAILED,
-        };
-        if let Some(t) = &self.times {
-            t.finished.store(stamp(), StdOrdering::Relaxed);
-        }
-        // SAFETY: we won `claim`, so we are the only thread touching `result` until publish.
-        self.result
-            .with_mut(|p| unsafe { *p = Some(r.map_err(Box::new)) });
-        self.publish(terminal);
+        self.store_claimed(r);
         Ok(())
     }
 
@@ -277,6 +266,14 @@ impl<T> Core<T> {
             return false;
         }
         count();
+        self.store_claimed(r);
+        true
+    }
+
+    /// Stores the result and publishes the terminal state. Only the thread that won
+    /// [`Core::claim`] may call it, once.
+    #[inline]
+    fn store_claimed(&self, r: Result<T, TaskError>) {
         let terminal = match &r {
             Ok(_) => DONE,
             Err(TaskError::Cancelled) => CANCELLED,
@@ -289,7 +286,6 @@ impl<T> Core<T> {
         self.result
             .with_mut(|p| unsafe { *p = Some(r.map_err(Box::new)) });
         self.publish(terminal);
-        true
     }
 
     fn publish(&self, terminal: usize) {
