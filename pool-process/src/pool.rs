@@ -321,6 +321,18 @@ impl<C: Codec> ProcessPoolBuilder<C> {
         }
     }
 
+    /// Encodes a hook call with the pool's codec; a failure is kept for `build()` to report.
+    fn hook<F, A, H>(&mut self, f: F, arg: A) -> Option<HookCall>
+    where
+        F: Fn(A) -> H + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        H: HookResult,
+    {
+        encode_hook(&self.codec, &f, &arg)
+            .map_err(|e| self.problems.push(e))
+            .ok()
+    }
+
     /// Run `f(arg)` once in every worker before its first task. `f` returns `()` or
     /// `Result<(), E: Display>`; an error, a panic or a crash breaks the pool with that cause.
     /// Default: none.
@@ -330,10 +342,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
         A: Serialize + DeserializeOwned,
         H: HookResult,
     {
-        match encode_hook(&self.codec, &f, &arg) {
-            Ok(h) => self.init = Some(h),
-            Err(e) => self.problems.push(e),
-        }
+        self.init = self.hook(f, arg);
         self
     }
 
@@ -345,10 +354,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
         A: Serialize + DeserializeOwned,
         H: HookResult,
     {
-        match encode_hook(&self.codec, &f, &arg) {
-            Ok(h) => self.fin = Some(h),
-            Err(e) => self.problems.push(e),
-        }
+        self.fin = self.hook(f, arg);
         self
     }
 
