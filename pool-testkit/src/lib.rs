@@ -13,6 +13,7 @@ pub mod faults;
 pub mod harness;
 pub mod leaks;
 pub mod matrix;
+pub mod rng;
 mod target;
 
 pub use target::{__rt, Target, TaskFn, Value};

@@ -19,27 +19,7 @@ use pool_codec::{
 };
 use pool_core::RemoteError;
 use pool_testkit::conformance::tasks::{Payload, Shape};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-    fn bytes_upto(&mut self, n: u64) -> Vec<u8> {
-        let k = self.below(n) as usize;
-        self.bytes(k)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+use pool_testkit::rng::Rng;
 
 fn budget() -> Duration {
     Duration::from_secs(
@@ -250,7 +230,7 @@ fn run_reader(rng: &mut Rng, s: &[u8], max: usize) -> Vec<Step> {
     let mut r = FrameReader::with_max_frame(
         Dribble {
             s,
-            rng: Rng(rng.next() | 1),
+            rng: Rng::new(rng.next() | 1),
             given: 0,
         },
         max,
@@ -277,7 +257,7 @@ fn fuzz_frame_decoder_and_reader() {
     let seed = seed();
     let budget = budget();
     eprintln!("fuzz frames: seed {seed}, budget {budget:?}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let started = Instant::now();
     let mut runs = 0u64;
     let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
@@ -324,7 +304,7 @@ fn fuzz_codec_decode() {
     let seed = seed();
     let budget = budget();
     eprintln!("fuzz codecs: seed {seed}, budget {budget:?}");
-    let mut rng = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(seed ^ 0x9e37_79b9_7f4a_7c15);
     let started = Instant::now();
     let mut runs = 0u64;
     let rss_before = pool_testkit::leaks::rss_bytes().unwrap_or(0);

@@ -14,26 +14,12 @@ use pool_testkit::faults::{self, Fault, Faulty, Phase};
 use pool_testkit::harness;
 use pool_testkit::leaks;
 use pool_testkit::matrix::expect_for;
+use pool_testkit::rng::Rng;
 
 const BOUND: Duration = Duration::from_secs(30);
 const WINDOW: usize = 64;
 /// Growth of the parent's RSS, after warm-up, that counts as a leak.
 const RSS_MARGIN: u64 = 48 << 20;
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 enum Pending {
     Plain(u64, Future<u64>),
@@ -142,7 +128,7 @@ fn soak_with_one_percent_faults() {
     eprintln!("soak: {n} tasks, seed {seed} (POOL_SOAK_SEED={seed} replays it)");
     let limit = Duration::from_secs(120) + Duration::from_millis(n);
     let guard = harness::start("soak", limit);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let pool = ProcessPool::builder()
         .max_workers(2)
         .build()
