@@ -63,6 +63,7 @@ pub use backend::{EncodedReply, EncodedTask, ProcessBackend, ProcessWorker};
 pub use named::NamedTask;
 pub use pool::{ProcessPool, ProcessPoolBuilder};
 pub use reusable::reusable;
+pub use supervisor::StartMethod;
 pub use transfer::HookResult;
 pub use transport::{Transport, TransportKind};
 pub use worker::worker_main;

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::backend::{EncodedReply, EncodedTask, ProcessBackend, Target};
 use crate::buffers::BufPool;
 use crate::bytes;
-use crate::supervisor::StartConfig;
+use crate::supervisor::{StartConfig, StartMethod};
 use crate::transfer::{self, HookResult};
 use crate::transport::TransportKind;
 use crate::worker::protocol::{HookCall, Setup};
@@ -130,6 +130,7 @@ pub struct ProcessPoolBuilder<C: Codec = DefaultCodec> {
     fin: Option<HookCall>,
     start_timeout: Duration,
     program: Option<PathBuf>,
+    start_method: StartMethod,
     named: Option<Vec<String>>,
     problems: Vec<String>,
 }
@@ -149,6 +150,7 @@ impl ProcessPool<DefaultCodec> {
             fin: None,
             start_timeout: Duration::from_secs(60),
             program: None,
+            start_method: StartMethod::default(),
             named: None,
             problems: Vec::new(),
         }
@@ -285,6 +287,16 @@ impl<C: Codec> ProcessPoolBuilder<C> {
         self
     }
 
+    /// How workers are started: [`StartMethod::Spawn`] (an exec of this program per worker)
+    /// or [`StartMethod::ForkServer`] (forked by the process's fork server, which is exec'd
+    /// once and shared by all pools). Ignored with
+    /// [`worker_program`](Self::worker_program), which always spawns. Default
+    /// [`StartMethod::Spawn`].
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = method;
+        self
+    }
+
     /// Make this a named-tasks pool: its workers run only tasks registered with
     /// [`named_task!`](crate::named_task) under these names, submitted with
     /// [`ProcessPool::submit_named`]. The worker may then be a different binary
@@ -316,6 +328,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
             fin: None,
             start_timeout: self.start_timeout,
             program: self.program,
+            start_method: self.start_method,
             named: self.named,
             problems,
         }
@@ -364,7 +377,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
         let mut engine = self.engine.clone();
         engine.max_workers = 0;
         format!(
-            "{engine:?}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            "{engine:?}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
             self.env,
             self.transport,
             std::any::type_name::<C>(),
@@ -373,6 +386,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
             self.fin,
             self.start_timeout,
             self.program,
+            self.start_method,
             self.named,
             self.problems
         )
@@ -414,6 +428,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
             },
             codec_name: self.codec.name(),
             start_timeout: self.start_timeout,
+            start_method: self.start_method,
             named: self.named.clone(),
         };
         let backend = ProcessBackend::<C> {

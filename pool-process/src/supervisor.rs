@@ -3,16 +3,17 @@
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::stderr_tail::StderrTail;
-use crate::sys::exe::self_exe;
-use crate::sys::{proc, signals, spawn};
+use crate::sys::exe::{SelfExe, self_exe};
+use crate::sys::{forkserver, proc, signals, spawn};
 use crate::transfer::{self, Outcome};
 use crate::transport::shm::{ShmOptions, ShmTransport};
 use crate::transport::{self, SocketListener, Transport, TransportKind};
@@ -33,6 +34,8 @@ pub(crate) struct StartConfig {
     pub(crate) setup: Setup,
     pub(crate) codec_name: &'static str,
     pub(crate) start_timeout: Duration,
+    /// Spawn or fork server (ignored with `program`: always spawned).
+    pub(crate) start_method: StartMethod,
     /// Named-tasks-only pool: the names it will use (checked at the handshake).
     pub(crate) named: Option<Vec<String>>,
 }
@@ -92,18 +95,48 @@ pub(crate) enum CallFailure {
     Died(Death),
 }
 
+/// How worker processes are started.
+///
+/// Pools whose workers are a different program
+/// ([`worker_program`](crate::ProcessPoolBuilder::worker_program)) always spawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StartMethod {
+    /// Every worker is a fresh exec of this program (`posix_spawn`).
+    #[default]
+    Spawn,
+    /// Workers are forked by the process's fork server: one single-threaded copy of this
+    /// program, exec'd once (before `main`, by the worker hook) and shared by every pool of
+    /// the process. No exec, dynamic loader or CPU feature detection per worker. If the
+    /// server cannot run (another pre-`main` constructor started a thread, or it cannot be
+    /// started), workers are spawned instead. See the crate README, "Fork server".
+    ForkServer,
+}
+
+/// A worker process as the supervisor holds it.
+enum Proc {
+    /// Started by `posix_spawn`: our child.
+    Spawned(Child),
+    /// Forked by the fork server: its child, killed and reaped through it.
+    Forked(Arc<forkserver::Forked>),
+}
+
 /// The child process, shared with killers. Reaping and killing both happen under the lock,
-/// so a kill never reaches a recycled pid.
+/// so a kill never reaches a recycled pid (a forked worker is killed and reaped by the fork
+/// server, which keeps it unreaped until [`forkserver::Forked::release`]).
 struct ChildCell {
     pid: u32,
-    child: Mutex<(Child, Option<ExitStatus>)>,
+    child: Mutex<(Proc, Option<ExitStatus>)>,
 }
 
 impl ChildCell {
     fn kill(&self) {
         let st = self.child.lock().unwrap_or_else(PoisonError::into_inner);
         if st.1.is_none() {
-            proc::kill_tree(self.pid);
+            match &st.0 {
+                Proc::Spawned(_) => proc::kill_tree(self.pid),
+                Proc::Forked(f) => f.kill(),
+            }
         }
     }
 
@@ -111,8 +144,18 @@ impl ChildCell {
     fn reap(&self) -> Option<ExitStatus> {
         let mut st = self.child.lock().unwrap_or_else(PoisonError::into_inner);
         if st.1.is_none() {
-            proc::kill_tree(self.pid);
-            st.1 = st.0.wait().ok();
+            st.1 = match &mut st.0 {
+                Proc::Spawned(child) => {
+                    proc::kill_tree(self.pid);
+                    child.wait().ok()
+                }
+                Proc::Forked(f) => {
+                    f.kill();
+                    let status = f.wait();
+                    f.release();
+                    Some(status)
+                }
+            };
         }
         st.1
     }
@@ -120,14 +163,185 @@ impl ChildCell {
     /// Reaps only if the child already exited.
     fn try_reap(&self) -> Option<ExitStatus> {
         let mut st = self.child.lock().unwrap_or_else(PoisonError::into_inner);
-        if st.1.is_none()
-            && let Ok(Some(status)) = st.0.try_wait()
-        {
-            // Its group may still hold grandchildren.
-            proc::kill_tree(self.pid);
-            st.1 = Some(status);
+        if st.1.is_none() {
+            st.1 = match &mut st.0 {
+                Proc::Spawned(child) => match child.try_wait() {
+                    Ok(Some(status)) => {
+                        // Its group may still hold grandchildren.
+                        proc::kill_tree(self.pid);
+                        Some(status)
+                    }
+                    _ => None,
+                },
+                Proc::Forked(f) => f.try_status().inspect(|_| f.release()),
+            };
         }
         st.1
+    }
+
+    /// Did this worker die because the fork server died?
+    fn server_died(&self) -> bool {
+        let st = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        matches!(&st.0, Proc::Forked(f) if f.server_died())
+    }
+}
+
+/// A started process, before the transport is set up.
+struct Launched {
+    cell: Arc<ChildCell>,
+    /// Pipe transport: the parent's ends of the worker's stdin and stdout.
+    pipes: Option<(ChildStdin, ChildStdout)>,
+    stderr: Option<OwnedFd>,
+}
+
+/// What the worker's fds 0/1 are.
+enum Stdio01 {
+    /// Pipes for the pipe transport.
+    Pipes,
+    /// The shared-memory file on 0, the parent's stdout on 1.
+    Shm(OwnedFd),
+    /// `/dev/null` on 0, the parent's stdout on 1 (local socket).
+    Null,
+}
+
+/// Starts the worker process with `posix_spawn` from the spawner thread.
+fn launch_spawn(
+    cfg: &StartConfig,
+    exe: &SelfExe,
+    spec: &WorkerSpec,
+    stdio: Stdio01,
+) -> Result<Launched, String> {
+    let mut cmd = match &cfg.program {
+        Some(p) => Command::new(p),
+        None => {
+            let mut c = Command::new(&exe.exec_path);
+            c.arg0(&exe.arg0);
+            c
+        }
+    };
+    for (k, v) in &cfg.env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env(WORKER_ENV, spec.encode()).stderr(Stdio::piped());
+    // The shared-memory file goes to the worker as its stdin: posix_spawn's dup2 puts it
+    // on fd 0 in the child only; the parent's descriptor stays close-on-exec.
+    match stdio {
+        Stdio01::Shm(file) => cmd.stdin(Stdio::from(file)).stdout(Stdio::inherit()),
+        Stdio01::Null => cmd.stdin(Stdio::null()).stdout(Stdio::inherit()),
+        Stdio01::Pipes => cmd.stdin(Stdio::piped()).stdout(Stdio::piped()),
+    };
+    let mut child = spawn::spawn(cmd).map_err(|e| format!("cannot start a worker process: {e}"))?;
+    let pid = child.id();
+    let pipes = child.stdin.take().zip(child.stdout.take());
+    let stderr = child.stderr.take().map(OwnedFd::from);
+    Ok(Launched {
+        cell: Arc::new(ChildCell {
+            pid,
+            child: Mutex::new((Proc::Spawned(child), None)),
+        }),
+        pipes,
+        stderr,
+    })
+}
+
+/// The environment a spawned worker would see: ours now, with the pool's changes.
+fn worker_env(cfg: &StartConfig) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    for (k, v) in &cfg.env {
+        env.retain(|(key, _)| key != k);
+        if let Some(v) = v {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+    env
+}
+
+/// Asks the fork server for the worker process. `Err(stdio)` gives the stdio back when the
+/// worker should be spawned instead (the reason is logged).
+fn launch_forked(
+    cfg: &StartConfig,
+    server: &Arc<forkserver::Server>,
+    spec: &WorkerSpec,
+    stdio: Stdio01,
+    deadline: Instant,
+) -> Result<Launched, Stdio01> {
+    let fallback = |stdio: Stdio01, why: &dyn std::fmt::Display| {
+        tracing::warn!(target: "pool", reason = %why, "fork server unavailable; spawning the worker");
+        Err(stdio)
+    };
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d.into_os_string(),
+        Err(e) => return fallback(stdio, &format!("no current directory: {e}")),
+    };
+    let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
+    let null = || {
+        rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+    };
+    let (err_r, err_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return fallback(stdio, &format!("pipe: {e}")),
+    };
+    let stdout = std::io::stdout();
+    let env = worker_env(cfg);
+    let spec = spec.encode();
+    let (result, pipes) = match &stdio {
+        Stdio01::Pipes => {
+            let (Ok((in_r, in_w)), Ok((out_r, out_w))) = (pipe(), pipe()) else {
+                return fallback(stdio, &"pipe failed");
+            };
+            let r = server.fork(
+                &spec,
+                &env,
+                &cwd,
+                [in_r.as_fd(), out_w.as_fd(), err_w.as_fd()],
+                deadline,
+            );
+            (r, Some((ChildStdin::from(in_w), ChildStdout::from(out_r))))
+        }
+        Stdio01::Shm(file) => {
+            let r = server.fork(
+                &spec,
+                &env,
+                &cwd,
+                [file.as_fd(), stdout.as_fd(), err_w.as_fd()],
+                deadline,
+            );
+            (r, None)
+        }
+        Stdio01::Null => {
+            let Ok(null) = null() else {
+                return fallback(stdio, &"cannot open /dev/null");
+            };
+            let r = server.fork(
+                &spec,
+                &env,
+                &cwd,
+                [null.as_fd(), stdout.as_fd(), err_w.as_fd()],
+                deadline,
+            );
+            (r, None)
+        }
+    };
+    // The child's ends are closed here (the server closed its copies after forking), so
+    // end of file on our ends means the worker is gone.
+    drop(err_w);
+    match result {
+        Ok(forked) => Ok(Launched {
+            cell: Arc::new(ChildCell {
+                pid: forked.pid(),
+                child: Mutex::new((Proc::Forked(forked), None)),
+            }),
+            pipes,
+            stderr: Some(err_r),
+        }),
+        Err(why) => fallback(stdio, &why),
     }
 }
 
@@ -231,61 +445,64 @@ impl WorkerProcess {
             })?),
             _ => None,
         };
-        let spec = WorkerSpec {
+        let transport_spec = match (&listener, &shm) {
+            (Some(l), _) => l.worker_spec(),
+            (None, Some(_)) => "shm".to_owned(),
+            (None, None) => "pipe".to_owned(),
+        };
+        let mut spec = WorkerSpec {
             version: PROTOCOL_VERSION,
             parent: proc::own_pid(),
+            ppid: proc::own_pid(),
             identity: exe.identity,
             anchor_delta: transfer::anchor_delta(),
             worker_id: id,
             named_only: cfg.named.is_some(),
-            transport: match (&listener, &shm) {
-                (Some(l), _) => l.worker_spec(),
-                (None, Some(_)) => "shm".to_owned(),
-                (None, None) => "pipe".to_owned(),
-            },
+            transport: transport_spec,
         };
-        let mut cmd = match &cfg.program {
-            Some(p) => Command::new(p),
-            None => {
-                let mut c = Command::new(&exe.exec_path);
-                c.arg0(&exe.arg0);
-                c
-            }
-        };
-        for (k, v) in &cfg.env {
-            match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
-            };
-        }
-        cmd.env(WORKER_ENV, spec.encode()).stderr(Stdio::piped());
-        // The shared-memory file goes to the worker as its stdin: posix_spawn's dup2 puts it
-        // on fd 0 in the child only; the parent's descriptor stays close-on-exec.
         let (shm_side, shm_file) = match shm {
             Some((side, file)) => (Some(side), Some(file)),
             None => (None, None),
         };
-        if let Some(file) = shm_file {
-            cmd.stdin(Stdio::from(file)).stdout(Stdio::inherit());
-        } else if listener.is_some() {
-            cmd.stdin(Stdio::null()).stdout(Stdio::inherit());
-        } else {
-            cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-        }
-        let mut child = spawn::spawn(cmd)
-            .map_err(|e| StartFailure::Spawn(format!("cannot start a worker process: {e}")))?;
-        let pid = child.id();
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        let stderr_pipe = child.stderr.take();
-        let cell = Arc::new(ChildCell {
-            pid,
-            child: Mutex::new((child, None)),
-        });
-        let (stderr, stderr_thread) = match stderr_pipe.map(|s| StderrTail::spawn(s, id, true)) {
-            Some(Ok((t, h))) => (t, Some(h)),
-            _ => (Arc::new(StderrTail::default()), None),
+        let stdio = match shm_file {
+            Some(file) => Stdio01::Shm(file),
+            None if listener.is_some() => Stdio01::Null,
+            None => Stdio01::Pipes,
         };
+        let forked = if cfg.start_method == StartMethod::ForkServer && cfg.program.is_none() {
+            match forkserver::server(deadline) {
+                Ok(server) => {
+                    spec.ppid = server.pid();
+                    let launched = launch_forked(cfg, &server, &spec, stdio, deadline);
+                    spec.ppid = spec.parent;
+                    launched
+                }
+                Err(why) => {
+                    tracing::warn!(target: "pool", reason = %why, "fork server unavailable; spawning the worker");
+                    Err(stdio)
+                }
+            }
+        } else {
+            Err(stdio)
+        };
+        let Launched {
+            cell,
+            pipes,
+            stderr: stderr_pipe,
+        } = match forked {
+            Ok(l) => l,
+            Err(stdio) => launch_spawn(cfg, exe, &spec, stdio).map_err(StartFailure::Spawn)?,
+        };
+        let pid = cell.pid;
+        let (stdin, stdout) = match pipes {
+            Some((i, o)) => (Some(i), Some(o)),
+            None => (None, None),
+        };
+        let (stderr, stderr_thread) =
+            match stderr_pipe.map(|s| StderrTail::spawn(std::fs::File::from(s), id, true)) {
+                Some(Ok((t, h))) => (t, Some(h)),
+                _ => (Arc::new(StderrTail::default()), None),
+            };
         let fail = |cell: &ChildCell, stderr: &StderrTail, what: &str| {
             let exit = Exit::of(cell.reap());
             let tail = stderr.tail(STDERR_GRACE);
@@ -529,10 +746,18 @@ impl WorkerProcess {
             return d.clone();
         }
         let exit = Exit::of(self.cell.reap());
+        let mut stderr_tail = self.stderr.tail(STDERR_GRACE);
+        if self.cell.server_died() {
+            if !stderr_tail.is_empty() && !stderr_tail.ends_with('\n') {
+                stderr_tail.push('\n');
+            }
+            stderr_tail
+                .push_str("pool-process: the fork server died; its workers were killed with it");
+        }
         let death = Death {
             pid: self.cell.pid,
             exit,
-            stderr_tail: self.stderr.tail(STDERR_GRACE),
+            stderr_tail,
         };
         self.dead = Some(death.clone());
         death
@@ -620,7 +845,7 @@ mod tests {
         x * 2
     }
 
-    fn config(transport: TransportKind) -> StartConfig {
+    fn config_with(transport: TransportKind, start_method: StartMethod) -> StartConfig {
         StartConfig {
             env: Vec::new(),
             transport,
@@ -632,6 +857,7 @@ mod tests {
             },
             codec_name: DefaultCodec::default().name(),
             start_timeout: Duration::from_secs(20),
+            start_method,
             named: None,
         }
     }
@@ -655,12 +881,16 @@ mod tests {
 
     #[test]
     fn start_call_and_stop_over_both_transports() {
-        for kind in [
+        for (kind, method) in [
             TransportKind::Pipe,
             TransportKind::LocalSocket,
             TransportKind::Shm,
-        ] {
-            let mut w = WorkerProcess::start(&config(kind), 1).unwrap_or_else(|e| panic!("{e:?}"));
+        ]
+        .into_iter()
+        .flat_map(|k| [(k, StartMethod::Spawn), (k, StartMethod::ForkServer)])
+        {
+            let mut w = WorkerProcess::start(&config_with(kind, method), 1)
+                .unwrap_or_else(|e| panic!("{kind:?} {method:?}: {e:?}"));
             let pid = w.pid();
             let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double);
             for i in 0..100 {
@@ -682,15 +912,17 @@ mod tests {
 
     #[test]
     fn abort_is_reported_by_signal_name() {
-        let mut w = WorkerProcess::start(&config(TransportKind::Pipe), 2).unwrap();
-        let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&|_x: u64| -> u64 {
-            eprintln!("about to abort");
-            std::process::abort()
-        });
-        let err = call_u64(&mut w, f, 1).unwrap_err();
-        assert_eq!(err, "SIGABRT (signal 6)");
-        assert!(w.bury().stderr_tail.contains("about to abort"));
-        assert!(!w.alive());
+        for method in [StartMethod::Spawn, StartMethod::ForkServer] {
+            let mut w = WorkerProcess::start(&config_with(TransportKind::Pipe, method), 2).unwrap();
+            let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&|_x: u64| -> u64 {
+                eprintln!("about to abort");
+                std::process::abort()
+            });
+            let err = call_u64(&mut w, f, 1).unwrap_err();
+            assert_eq!(err, "SIGABRT (signal 6)", "{method:?}");
+            assert!(w.bury().stderr_tail.contains("about to abort"));
+            assert!(!w.alive());
+        }
     }
 }
 
@@ -716,6 +948,7 @@ mod latency {
             },
             codec_name: DefaultCodec::default().name(),
             start_timeout: Duration::from_secs(20),
+            start_method: StartMethod::Spawn,
             named: None,
         };
         let mut w = WorkerProcess::start(&cfg, 9).unwrap();

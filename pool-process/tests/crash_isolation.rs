@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use pool_core::{Executor, ExitReason, Future, Shutdown, TaskError};
-use pool_process::ProcessPool;
+use pool_process::{ProcessPool, StartMethod};
 
 fn no_core_dump() {
     let _ = rustix::process::setrlimit(
@@ -95,9 +95,13 @@ fn signal(number: i32, name: &str) -> ExitReason {
     }
 }
 
-fn check(kind: &str, exit: ExitReason) {
-    let guard = support::start("crash", Duration::from_secs(60));
-    let pool = ProcessPool::builder().max_workers(2).build().unwrap();
+fn check(kind: &str, exit: ExitReason, method: StartMethod) {
+    let guard = support::start_for("crash", Duration::from_secs(60), method);
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .start_method(method)
+        .build()
+        .unwrap();
     let kind_owned = kind.to_string();
     let (err, mut pids) =
         run_with_neighbours(&pool, || pool.submit(crash, kind_owned).unwrap(), || {});
@@ -115,25 +119,53 @@ fn check(kind: &str, exit: ExitReason) {
 
 #[test]
 fn abort_fails_only_its_task_with_sigabrt() {
-    check("abort", signal(6, "SIGABRT"));
+    check("abort", signal(6, "SIGABRT"), StartMethod::Spawn);
 }
 
 #[test]
 fn segfault_fails_only_its_task_with_sigsegv() {
-    check("segv", signal(11, "SIGSEGV"));
+    check("segv", signal(11, "SIGSEGV"), StartMethod::Spawn);
 }
 
 #[test]
 fn exit_code_fails_only_its_task_with_the_code() {
-    check("exit3", ExitReason::Code(3));
+    check("exit3", ExitReason::Code(3), StartMethod::Spawn);
 }
 
 #[test]
 fn sigkill_from_outside_fails_only_its_task_with_sigkill() {
-    let guard = support::start("sigkill", Duration::from_secs(60));
+    sigkill_from_outside(StartMethod::Spawn);
+}
+
+#[test]
+fn fork_server_abort_fails_only_its_task_with_sigabrt() {
+    check("abort", signal(6, "SIGABRT"), StartMethod::ForkServer);
+}
+
+#[test]
+fn fork_server_segfault_fails_only_its_task_with_sigsegv() {
+    check("segv", signal(11, "SIGSEGV"), StartMethod::ForkServer);
+}
+
+#[test]
+fn fork_server_exit_code_fails_only_its_task_with_the_code() {
+    check("exit3", ExitReason::Code(3), StartMethod::ForkServer);
+}
+
+#[test]
+fn fork_server_sigkill_from_outside_fails_only_its_task_with_sigkill() {
+    sigkill_from_outside(StartMethod::ForkServer);
+}
+
+fn sigkill_from_outside(method: StartMethod) {
+    let guard = support::start_for("sigkill", Duration::from_secs(60), method);
     let dir = support::TempDir::new("sigkill");
     let file = dir.path().join("pid");
-    let pool = ProcessPool::builder().max_workers(2).build().unwrap();
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .start_method(method)
+        .build()
+        .unwrap();
     let path = file.to_string_lossy().into_owned();
     let (err, mut pids) = run_with_neighbours(
         &pool,

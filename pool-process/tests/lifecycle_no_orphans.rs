@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pool_process::ProcessPool;
+use pool_process::{ProcessPool, StartMethod};
 
 const PARENT_MODE: &str = "POOL_PROCESS_TEST_ORPHAN_PARENT";
 
@@ -27,18 +27,43 @@ fn start_grandchild(_: ()) -> (u32, u32) {
     (std::process::id(), child.id())
 }
 
-fn parent_mode() {
-    let pool = ProcessPool::builder().max_workers(2).build().unwrap();
+fn parent_mode(method: StartMethod) {
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .start_method(method)
+        .build()
+        .unwrap();
     let (a, b) = pool.submit(start_grandchild, ()).unwrap().result().unwrap();
     let (c, d) = pool.submit(start_grandchild, ()).unwrap().result().unwrap();
-    println!("PIDS {a} {b} {c} {d}");
+    // With the fork server, the server itself must die too.
+    let server = support::fork_server_pid()
+        .map(|p| format!(" {p}"))
+        .unwrap_or_default();
+    println!("PIDS {a} {b} {c} {d}{server}");
     std::thread::sleep(Duration::from_secs(60));
 }
 
 #[test]
 fn workers_and_grandchildren_die_with_a_sigkilled_parent() {
+    orphan_check(
+        "workers_and_grandchildren_die_with_a_sigkilled_parent",
+        StartMethod::Spawn,
+        4,
+    );
+}
+
+#[test]
+fn forked_workers_grandchildren_and_the_server_die_with_a_sigkilled_parent() {
+    orphan_check(
+        "forked_workers_grandchildren_and_the_server_die_with_a_sigkilled_parent",
+        StartMethod::ForkServer,
+        5,
+    );
+}
+
+fn orphan_check(test_name: &str, method: StartMethod, expected_pids: usize) {
     if std::env::var_os(PARENT_MODE).is_some() {
-        parent_mode();
+        parent_mode(method);
         return;
     }
     let guard = support::start("orphans", Duration::from_secs(60));
@@ -50,12 +75,7 @@ fn workers_and_grandchildren_die_with_a_sigkilled_parent() {
         }
     }
     let mut parent = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "workers_and_grandchildren_die_with_a_sigkilled_parent",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(PARENT_MODE, "1")
         .stdout(Stdio::piped())
         .spawn()
@@ -73,7 +93,7 @@ fn workers_and_grandchildren_die_with_a_sigkilled_parent() {
             pids = rest.split(' ').map(|p| p.parse::<u32>().unwrap()).collect();
         }
     }
-    assert_eq!(pids.len(), 4);
+    assert_eq!(pids.len(), expected_pids);
     for p in &pids {
         assert!(
             support::alive(*p),

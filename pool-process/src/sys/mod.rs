@@ -5,6 +5,7 @@
 
 pub(crate) mod exe;
 pub(crate) mod fdio;
+pub(crate) mod forkserver;
 pub(crate) mod futex;
 pub(crate) mod malloc;
 pub(crate) mod pidfd;

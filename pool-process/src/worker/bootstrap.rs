@@ -6,11 +6,16 @@
 //! removes the variable (so processes a task starts are not workers), serves as a worker and
 //! exits the process: it never returns to the user's `main`. Nothing escapes it: a panic
 //! becomes exit code 101.
+//!
+//! A second variable (`sys::forkserver::FORKSERVER_ENV`) makes the process the pool's fork
+//! server instead: it stays single-threaded before `main` and forks workers on request; each
+//! forked child continues in [`run`] exactly like a freshly exec'd worker.
 
 use std::ffi::OsString;
 
 use super::protocol::WORKER_ENV;
 use super::serve::{End, serve};
+use crate::sys::forkserver::{self, FORKSERVER_ENV};
 
 /// Exit code of a worker that failed to start or refused the handshake.
 pub(crate) const EXIT_START_FAILED: i32 = 78;
@@ -20,11 +25,15 @@ fn pool_process_worker_hook() {
     if let Some(value) = std::env::var_os(WORKER_ENV) {
         run(value);
     }
+    if let Some(parent) = std::env::var_os(FORKSERVER_ENV) {
+        forkserver::serve_forever(&parent, run);
+    }
 }
 
 fn run(value: OsString) -> ! {
-    // SAFETY: called before `main` (from the constructor) or at the top of `worker_main`
-    // before the worker starts any thread, so no other thread reads the environment.
+    // SAFETY: called before `main` (from the constructor), at the top of `worker_main`
+    // before the worker starts any thread, or in a child of the single-threaded fork server,
+    // so no other thread reads the environment.
     unsafe { std::env::remove_var(WORKER_ENV) };
     let code = match std::panic::catch_unwind(|| serve(&value.to_string_lossy())) {
         Ok(End::Clean) => 0,

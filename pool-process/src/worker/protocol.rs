@@ -8,7 +8,7 @@ use crate::transfer::FnRef;
 use crate::wire::{Put, Reader};
 
 /// Bumped on any change to the messages below.
-pub(crate) const PROTOCOL_VERSION: u32 = 2;
+pub(crate) const PROTOCOL_VERSION: u32 = 3;
 
 /// The environment variable that puts a process in worker mode.
 pub(crate) const WORKER_ENV: &str = "POOL_PROCESS_WORKER";
@@ -55,7 +55,11 @@ pub(crate) fn task_header(f: FnRef) -> [u8; TASK_HEADER] {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WorkerSpec {
     pub(crate) version: u32,
+    /// The pool process: the worker's peer.
     pub(crate) parent: u32,
+    /// The worker's expected parent process: the pool process when spawned, the fork server
+    /// when forked. The parent-death signal and the parent re-check are against it.
+    pub(crate) ppid: u32,
     pub(crate) identity: BuildIdentity,
     pub(crate) anchor_delta: i64,
     pub(crate) worker_id: u64,
@@ -69,9 +73,10 @@ pub(crate) struct WorkerSpec {
 impl WorkerSpec {
     pub(crate) fn encode(&self) -> String {
         format!(
-            "{};{};{};{};{};{};{}",
+            "{};{};{};{};{};{};{};{}",
             self.version,
             self.parent,
+            self.ppid,
             self.identity.encode(),
             self.anchor_delta,
             self.worker_id,
@@ -81,10 +86,11 @@ impl WorkerSpec {
     }
 
     pub(crate) fn decode(s: &str) -> Option<Self> {
-        let mut it = s.splitn(7, ';');
+        let mut it = s.splitn(8, ';');
         Some(Self {
             version: it.next()?.parse().ok()?,
             parent: it.next()?.parse().ok()?,
+            ppid: it.next()?.parse().ok()?,
             identity: BuildIdentity::decode(it.next()?)?,
             anchor_delta: it.next()?.parse().ok()?,
             worker_id: it.next()?.parse().ok()?,
@@ -213,6 +219,7 @@ mod tests {
         let spec = WorkerSpec {
             version: PROTOCOL_VERSION,
             parent: 12,
+            ppid: 13,
             identity: id,
             anchor_delta: -64,
             worker_id: 3,

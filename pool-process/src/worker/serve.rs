@@ -10,7 +10,7 @@ use super::protocol::{
 };
 use crate::named;
 use crate::sys::exe::BuildIdentity;
-use crate::sys::{malloc, proc, signals};
+use crate::sys::{fdio, forkserver, malloc, proc, signals};
 use crate::transfer::{self, FnRef, Outcome};
 use crate::transport::{self, Transport};
 use crate::wire::Put;
@@ -41,12 +41,15 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
         let _ = rustix::thread::set_name(&name);
     }
     proc::become_group_leader();
-    signals::die_with_parent(spec.parent)?;
+    signals::die_with_parent(spec.ppid)?;
     panics::install_hook();
 
     let opened: io::Result<Box<dyn Transport>> = match spec.transport.as_str() {
         "pipe" => transport::pipe_worker_side().map(|t| Box::new(t) as Box<dyn Transport>),
-        "shm" => transport::shm_worker_side(spec.parent).map(|t| Box::new(t) as Box<dyn Transport>),
+        "shm" if spec.ppid == spec.parent => {
+            transport::shm_worker_side(spec.parent).map(|t| Box::new(t) as Box<dyn Transport>)
+        }
+        "shm" => forked_shm_side(&spec).map(|t| Box::new(t) as Box<dyn Transport>),
         other => transport::connect_worker(other).map(|t| Box::new(t) as Box<dyn Transport>),
     };
     let mut transport =
@@ -181,6 +184,23 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
     };
     let _ = transport.send(&[&[STOPPED, fin_outcome as u8], &out]);
     Ok(())
+}
+
+/// The shared-memory channel of a worker forked by the fork server: its peer is the pool
+/// process (its grandparent), watched by pidfd. The watch is opened first and the server's
+/// parent checked afterwards, so a pool that already died (its pid possibly reused) is an
+/// error, never a stranger watched by mistake.
+fn forked_shm_side(spec: &WorkerSpec) -> io::Result<transport::shm::ShmTransport> {
+    let file = fdio::take_stdin()?;
+    let mut t = transport::shm::ShmTransport::connect(file)?;
+    t.watch_process(spec.parent)?;
+    if !forkserver::server_parent_is(spec.ppid, spec.parent) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the pool process {} is gone", spec.parent),
+        ));
+    }
+    Ok(t)
 }
 
 fn send(t: &mut Box<dyn Transport>, parts: &[&[u8]]) -> Result<(), String> {

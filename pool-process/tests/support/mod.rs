@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use pool_process::{ProcessPool, TransportKind};
+use pool_process::{ProcessPool, StartMethod, TransportKind};
 
 /// Serializes the tests of one binary, so descriptor counts are not disturbed by a neighbour.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -42,6 +42,61 @@ pub fn start(name: &'static str, limit: Duration) -> Guard {
         fds_before: fd_count(),
         armed,
     }
+}
+
+/// Like [`start`], for a test of pools with start method `method`. For the fork server, the
+/// process's server is started first (it lives as long as this test process, by design, and
+/// holds one socket descriptor), so the descriptor baseline includes it.
+pub fn start_for(name: &'static str, limit: Duration, method: StartMethod) -> Guard {
+    let mut guard = start(name, limit);
+    if method == StartMethod::ForkServer {
+        warm_fork_server();
+        guard.fds_before = fd_count();
+    }
+    guard
+}
+
+/// Makes sure this process's fork server runs (a throw-away pool forks one worker).
+pub fn warm_fork_server() {
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .start_method(StartMethod::ForkServer)
+        .build()
+        .unwrap();
+    let pid = pool.submit(worker_pid, ()).unwrap().result().unwrap();
+    pool_core::Executor::shutdown(&pool, pool_core::Shutdown::Wait);
+    drop(pool);
+    assert_gone(&[pid], Duration::from_secs(2));
+    assert!(
+        fork_server_pid().is_some(),
+        "the fork server is not running"
+    );
+}
+
+/// The pid of this process's fork server (a child named `pool-fs`), if one runs.
+pub fn fork_server_pid() -> Option<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let open = stat.find('(')?;
+            let close = stat.rfind(')')?;
+            let mut rest = stat[close + 1..].split_whitespace();
+            let state = rest.next()?;
+            let ppid: u32 = rest.next()?.parse().ok()?;
+            (&stat[open + 1..close] == "pool-fs" && ppid == me && state != "Z")
+                .then(|| stat[..open].trim().parse().ok())
+                .flatten()
+        })
+}
+
+/// The parent pid of `pid` (from `/proc/<pid>/stat`).
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.rfind(')')?;
+    stat[close + 1..].split_whitespace().nth(1)?.parse().ok()
 }
 
 impl Guard {
