@@ -73,4 +73,10 @@ pub mod __private {
     pub use crate::named::{NAMED_TASKS, NamedTask, entry};
     pub use linkme;
     pub use pool_codec::DefaultCodec;
+
+    /// This process's running fork server, for leak checks: `(its pid, the descriptor of our
+    /// end of its socket)`. Both live as long as the process, by design.
+    pub fn fork_server() -> Option<(u32, i32)> {
+        crate::sys::forkserver::footprint()
+    }
 }

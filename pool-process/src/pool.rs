@@ -291,7 +291,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
     /// or [`StartMethod::ForkServer`] (forked by the process's fork server, which is exec'd
     /// once and shared by all pools). Ignored with
     /// [`worker_program`](Self::worker_program), which always spawns. Default
-    /// [`StartMethod::Spawn`].
+    /// [`StartMethod::ForkServer`].
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.start_method = method;
         self

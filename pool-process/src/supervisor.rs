@@ -102,14 +102,20 @@ pub(crate) enum CallFailure {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StartMethod {
-    /// Every worker is a fresh exec of this program (`posix_spawn`).
-    #[default]
+    /// Every worker is a fresh exec of this program (`posix_spawn`): it inherits the
+    /// parent's state at that moment (environment, working directory, resource limits,
+    /// umask, ...).
     Spawn,
     /// Workers are forked by the process's fork server: one single-threaded copy of this
     /// program, exec'd once (before `main`, by the worker hook) and shared by every pool of
-    /// the process. No exec, dynamic loader or CPU feature detection per worker. If the
+    /// the process. No exec, dynamic loader or CPU feature detection per worker. The worker
+    /// gets the parent's current environment (with the pool's `env`/`env_remove`), working
+    /// directory and stdio, like a spawned one; other process state (resource limits, umask,
+    /// credentials, address-space layout) is the server's, fixed when it started. If the
     /// server cannot run (another pre-`main` constructor started a thread, or it cannot be
-    /// started), workers are spawned instead. See the crate README, "Fork server".
+    /// started), workers are spawned instead. The default. See the crate README, "Fork
+    /// server".
+    #[default]
     ForkServer,
 }
 
@@ -247,6 +253,20 @@ fn launch_spawn(
     })
 }
 
+/// Logs why the fork server cannot be used: a refusal (permanent for this program) once,
+/// a failure to start every time.
+fn log_unavailable(why: &forkserver::Unavailable) {
+    static REFUSAL_LOGGED: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+    match why {
+        forkserver::Unavailable::Refused(_)
+            if REFUSAL_LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) => {}
+        _ => {
+            tracing::warn!(target: "pool", reason = %why, "fork server unavailable; spawning workers")
+        }
+    }
+}
+
 /// The environment a spawned worker would see: ours now, with the pool's changes.
 fn worker_env(cfg: &StartConfig) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
@@ -269,7 +289,7 @@ fn launch_forked(
     deadline: Instant,
 ) -> Result<Launched, Stdio01> {
     let fallback = |stdio: Stdio01, why: &dyn std::fmt::Display| {
-        tracing::warn!(target: "pool", reason = %why, "fork server unavailable; spawning the worker");
+        tracing::warn!(target: "pool", reason = %why, "fork server failed; spawning the worker");
         Err(stdio)
     };
     let cwd = match std::env::current_dir() {
@@ -478,7 +498,7 @@ impl WorkerProcess {
                     launched
                 }
                 Err(why) => {
-                    tracing::warn!(target: "pool", reason = %why, "fork server unavailable; spawning the worker");
+                    log_unavailable(&why);
                     Err(stdio)
                 }
             }

@@ -117,9 +117,15 @@ pub fn descendants_of(root: u32) -> Vec<ProcInfo> {
     all.into_iter().filter(|p| found.contains(&p.pid)).collect()
 }
 
-/// The descendants of this process (see [`descendants_of`]).
+/// The descendants of this process (see [`descendants_of`]), except this process's pool
+/// fork server (`pool-fs`), which lives as long as the process by design; the workers it
+/// forks are descendants and are counted.
 pub fn descendants() -> Vec<ProcInfo> {
+    let server = pool_process::__private::fork_server().map(|(pid, _)| pid);
     descendants_of(std::process::id())
+        .into_iter()
+        .filter(|p| Some(p.pid) != server)
+        .collect()
 }
 
 /// Is a process with this pid alive (and not a zombie)?
@@ -140,9 +146,11 @@ pub struct Fd {
 }
 
 /// The open descriptors of this process, as `/proc/self/fd` lists them (the descriptor the
-/// listing itself uses is excluded).
+/// listing itself uses is excluded, and so is this process's end of the pool fork server's
+/// socket, which lives as long as the process by design).
 pub fn open_fds() -> Vec<Fd> {
     let mut out = Vec::new();
+    let server_fd = pool_process::__private::fork_server().map(|(_, fd)| fd);
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return out;
     };
@@ -151,6 +159,9 @@ pub fn open_fds() -> Vec<Fd> {
         let Ok(fd) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
+        if Some(fd) == server_fd {
+            continue;
+        }
         let target = std::fs::read_link(e.path())
             .map(|p: PathBuf| p.to_string_lossy().into_owned())
             .unwrap_or_default();

@@ -191,6 +191,9 @@ struct State {
 pub(crate) struct Server {
     sock: OwnedFd,
     pid: u32,
+    /// The process that started it: a copy of this object in a forked child of the parent
+    /// (which inherited the socket) must never talk to the parent's server.
+    owner: u32,
     state: Mutex<State>,
 }
 
@@ -339,7 +342,9 @@ static CURRENT: Mutex<Slot> = Mutex::new(Slot::Empty);
 pub(crate) fn server(deadline: Instant) -> Result<Arc<Server>, Unavailable> {
     let mut slot = CURRENT.lock().unwrap_or_else(PoisonError::into_inner);
     match &*slot {
-        Slot::Running(s) if !s.is_dead() => return Ok(Arc::clone(s)),
+        Slot::Running(s) if !s.is_dead() && s.owner == proc::own_pid() => {
+            return Ok(Arc::clone(s));
+        }
         Slot::Refused(why) => return Err(Unavailable::Refused(why.clone())),
         _ => {}
     }
@@ -356,6 +361,17 @@ pub(crate) fn server(deadline: Instant) -> Result<Arc<Server>, Unavailable> {
             *slot = Slot::Empty;
             Err(e)
         }
+    }
+}
+
+/// The running server's pid and the descriptor of the parent's end of its socket.
+pub(crate) fn footprint() -> Option<(u32, i32)> {
+    use std::os::fd::AsRawFd;
+    match &*CURRENT.lock().unwrap_or_else(PoisonError::into_inner) {
+        Slot::Running(s) if !s.is_dead() && s.owner == proc::own_pid() => {
+            Some((s.pid, s.sock.as_raw_fd()))
+        }
+        _ => None,
     }
 }
 
@@ -376,7 +392,7 @@ impl Server {
         cmd.arg0(&exe.arg0)
             .env(FORKSERVER_ENV, proc::own_pid().to_string())
             .stdin(Stdio::from(theirs))
-            .stdout(Stdio::inherit())
+            .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         let mut child = spawn::spawn(cmd).map_err(|e| failed("spawn", &e))?;
         let mut buf = vec![0u8; 4096];
@@ -410,6 +426,7 @@ impl Server {
         let server = Arc::new(Self {
             sock: mine,
             pid,
+            owner: proc::own_pid(),
             state: Mutex::new(State {
                 dead: false,
                 next_request: 1,
@@ -442,6 +459,11 @@ impl Server {
     }
 
     fn send(&self, body: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        if self.owner != proc::own_pid() {
+            return Err(io::Error::other(
+                "the fork server belongs to the parent process",
+            ));
+        }
         send_msg(self.sock.as_fd(), body, fds)
     }
 
@@ -579,6 +601,13 @@ impl Server {
         }
         // The server is gone (or spoke nonsense: then it is killed). Its workers die with it.
         let _ = child.kill();
+        {
+            let mut slot = CURRENT.lock().unwrap_or_else(PoisonError::into_inner);
+            if matches!(&*slot, Slot::Running(s) if Arc::ptr_eq(s, &self)) {
+                // The socket closes once the last of its workers is buried.
+                *slot = Slot::Empty;
+            }
+        }
         let (children, pending) = {
             let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             st.dead = true;

@@ -8,7 +8,7 @@ use crate::transfer::FnRef;
 use crate::wire::{Put, Reader};
 
 /// Bumped on any change to the messages below.
-pub(crate) const PROTOCOL_VERSION: u32 = 3;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// The environment variable that puts a process in worker mode.
 pub(crate) const WORKER_ENV: &str = "POOL_PROCESS_WORKER";
@@ -58,7 +58,9 @@ pub(crate) struct WorkerSpec {
     /// The pool process: the worker's peer.
     pub(crate) parent: u32,
     /// The worker's expected parent process: the pool process when spawned, the fork server
-    /// when forked. The parent-death signal and the parent re-check are against it.
+    /// when forked. The parent-death signal and the parent re-check are against it. Encoded
+    /// as an optional last field, absent when it equals `parent` (so the text of a spawned
+    /// worker's spec is unchanged).
     pub(crate) ppid: u32,
     pub(crate) identity: BuildIdentity,
     pub(crate) anchor_delta: i64,
@@ -72,30 +74,38 @@ pub(crate) struct WorkerSpec {
 
 impl WorkerSpec {
     pub(crate) fn encode(&self) -> String {
-        format!(
-            "{};{};{};{};{};{};{};{}",
+        let mut s = format!(
+            "{};{};{};{};{};{};{}",
             self.version,
             self.parent,
-            self.ppid,
             self.identity.encode(),
             self.anchor_delta,
             self.worker_id,
             u8::from(self.named_only),
             self.transport
-        )
+        );
+        if self.ppid != self.parent {
+            s.push_str(&format!(";{}", self.ppid));
+        }
+        s
     }
 
     pub(crate) fn decode(s: &str) -> Option<Self> {
         let mut it = s.splitn(8, ';');
+        let version = it.next()?.parse().ok()?;
+        let parent = it.next()?.parse().ok()?;
         Some(Self {
-            version: it.next()?.parse().ok()?,
-            parent: it.next()?.parse().ok()?,
-            ppid: it.next()?.parse().ok()?,
+            version,
+            parent,
             identity: BuildIdentity::decode(it.next()?)?,
             anchor_delta: it.next()?.parse().ok()?,
             worker_id: it.next()?.parse().ok()?,
             named_only: it.next()?.parse::<u8>().ok()? == 1,
             transport: it.next()?.to_owned(),
+            ppid: match it.next() {
+                Some(p) => p.parse().ok()?,
+                None => parent,
+            },
         })
     }
 }
@@ -226,7 +236,10 @@ mod tests {
             named_only: true,
             transport: "sock:pool-1-2-ab:00ff".into(),
         };
-        assert_eq!(WorkerSpec::decode(&spec.encode()), Some(spec));
+        assert_eq!(WorkerSpec::decode(&spec.encode()), Some(spec.clone()));
+        let spawned = WorkerSpec { ppid: 12, ..spec };
+        assert_eq!(spawned.encode().matches(';').count(), 6);
+        assert_eq!(WorkerSpec::decode(&spawned.encode()), Some(spawned));
         let hello = Hello {
             version: 1,
             pid: 5,
