@@ -542,6 +542,17 @@ impl<B: Backend> Engine<B> {
     }
 }
 
+/// Held by the one slot polling for work (see `Shared::search`); hands over when dropped.
+struct Lingering<'a, B: Backend>(&'a Shared<B>);
+
+impl<B: Backend> Drop for Lingering<'_, B> {
+    fn drop(&mut self) {
+        if self.0.queue.stop_lingering() {
+            self.0.wake_one();
+        }
+    }
+}
+
 impl<B: Backend> Shared<B> {
     fn refuse<R>(&self, st: u8, job: R) -> SubmitError<R> {
         let kind = if st == BROKEN {
@@ -682,11 +693,15 @@ impl<B: Backend> Shared<B> {
 
     /// Reserve a worker and start its thread, if below `max_workers` and open.
     fn try_spawn(self: &Arc<Self>) -> bool {
+        // Counted as starting before it counts as a worker: `all_busy` never sees the pool
+        // full while the new worker is neither starting nor idle.
+        self.starting.fetch_add(1, Ordering::SeqCst);
         let mut w = self.workers.load(Ordering::Relaxed);
         loop {
             if w >= self.max_workers.load(Ordering::Relaxed)
                 || self.status.load(Ordering::Relaxed) >= CANCEL
             {
+                self.starting.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
             match self
@@ -701,7 +716,8 @@ impl<B: Backend> Shared<B> {
         true
     }
 
-    /// Start a slot thread for a `workers` count already taken.
+    /// Start a slot thread for a `workers` count already taken, and a `starting` count
+    /// already taken.
     fn spawn_reserved(self: &Arc<Self>) {
         let id = WorkerId(self.next_worker.fetch_add(1, Ordering::Relaxed));
         let slot = Arc::new(SlotShared {
@@ -721,7 +737,6 @@ impl<B: Backend> Shared<B> {
         if let Some(sz) = self.cfg.stack_size {
             b = b.stack_size(sz);
         }
-        self.starting.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = b.spawn(move || me.slot_main(slot2)) {
             self.starting.fetch_sub(1, Ordering::SeqCst);
             self.rare.start_failures.fetch_add(1, Ordering::Relaxed);
@@ -854,11 +869,16 @@ impl<B: Backend> Shared<B> {
     /// A pipelining slot (`linger` > 0) counts itself idle at once: other slots pipeline
     /// only while none is idle.
     /// `counted`: the caller already counted itself in `idle`.
-    fn find_job(&self, linger: Duration, counted: bool) -> Result<JobRef<B::Worker>, ()> {
+    fn find_job(
+        self: &Arc<Self>,
+        linger: Duration,
+        counted: bool,
+    ) -> Result<JobRef<B::Worker>, ()> {
         if counted {
             let r = self.search(linger);
             if r.is_ok() {
                 self.idle.fetch_sub(1, Ordering::SeqCst);
+                self.spawn_if_short();
             }
             return r;
         }
@@ -882,13 +902,34 @@ impl<B: Backend> Shared<B> {
         if r.is_ok() {
             // (On `Err` the slot left, `idle` included, in `try_leave`.)
             self.idle.fetch_sub(1, Ordering::SeqCst);
+            self.spawn_if_short();
         }
         r
     }
 
+    /// A slot that counted itself idle has just taken a task. A task pushed between that
+    /// take and the slot leaving the `idle` count saw this slot as idle and started no
+    /// worker for itself; start one now if the queue holds more tasks than idle workers.
+    /// The queue is read under the producers' lock, after `idle` was lowered: a push made
+    /// after that read sees the lowered count and spawns by itself.
+    fn spawn_if_short(self: &Arc<Self>) {
+        if self.workers.load(Ordering::Relaxed) >= self.max_workers.load(Ordering::Relaxed) {
+            return;
+        }
+        let queued = self.queue.len_locked();
+        if queued > self.idle.load(Ordering::SeqCst) {
+            self.try_spawn();
+        }
+    }
+
     fn search(&self, linger: Duration) -> Result<JobRef<B::Worker>, ()> {
         let backoff = Backoff::new();
-        let linger_until = (!linger.is_zero()).then(|| Instant::now() + linger);
+        // Only one idle slot at a time polls: on a small machine every other one would take
+        // a context switch from the threads doing the work each time it yields, and a push
+        // would wake a sleeper for nothing (the poller takes the task).
+        let mut lingering =
+            (!linger.is_zero() && self.queue.start_lingering()).then(|| Lingering(self));
+        let mut linger_until = lingering.as_ref().map(|_| Instant::now() + linger);
         let mut idle_since = None::<Instant>;
         loop {
             if let Some(j) = self.pop() {
@@ -916,6 +957,10 @@ impl<B: Backend> Shared<B> {
             }
             if linger_until.is_some_and(|u| Instant::now() < u) {
                 std::thread::yield_now();
+                continue;
+            }
+            if lingering.take().is_some() {
+                linger_until = None;
                 continue;
             }
             // Sleep: register as a sleeper under the producers' lock, and only if the queue
@@ -969,6 +1014,13 @@ impl<B: Backend> Shared<B> {
                 p.message
             ))),
         };
+        // A pipelining worker counts itself idle before it stops counting as starting: in
+        // between, `all_busy` would hold and another slot could pipeline a task behind a busy
+        // worker while this one is about to be idle.
+        let pre_idle = matches!(&started, Ok(w) if w.max_in_flight() > 1);
+        if pre_idle {
+            self.idle.fetch_add(1, Ordering::SeqCst);
+        }
         self.starting.fetch_sub(1, Ordering::SeqCst);
         let mut worker = match started {
             Ok(w) => w,
@@ -998,7 +1050,7 @@ impl<B: Backend> Shared<B> {
         };
         let k = worker.max_in_flight();
         let exit = if k > 1 {
-            self.pipelined(&mut worker, &env, &slot, k)
+            self.pipelined(&mut worker, &env, &slot, k, pre_idle)
         } else {
             self.one_by_one(&mut worker, &env, &slot)
         };
@@ -1028,6 +1080,7 @@ impl<B: Backend> Shared<B> {
                 } else if open || self.status.load(Ordering::Acquire) == WAIT {
                     self.rare.replaced.fetch_add(1, Ordering::Relaxed);
                     // Hand our place in `workers` to the replacement.
+                    self.starting.fetch_add(1, Ordering::SeqCst);
                     self.spawn_reserved();
                     already_left = true;
                 }
@@ -1035,6 +1088,7 @@ impl<B: Backend> Shared<B> {
             Exit::Recycle => {
                 if open || self.status.load(Ordering::Acquire) == WAIT {
                     self.rare.recycled.fetch_add(1, Ordering::Relaxed);
+                    self.starting.fetch_add(1, Ordering::SeqCst);
                     self.spawn_reserved();
                     already_left = true;
                 }
@@ -1051,7 +1105,7 @@ impl<B: Backend> Shared<B> {
 
     /// The slot's loop for workers that run one task at a time.
     fn one_by_one(
-        &self,
+        self: &Arc<Self>,
         worker: &mut B::Worker,
         env: &SlotEnv<'_>,
         slot: &Arc<SlotShared>,
@@ -1080,11 +1134,12 @@ impl<B: Backend> Shared<B> {
 
     /// The slot's loop for pipelining workers: up to `k` tasks in flight (see README.md).
     fn pipelined(
-        &self,
+        self: &Arc<Self>,
         worker: &mut B::Worker,
         env: &SlotEnv<'_>,
         slot: &Arc<SlotShared>,
         k: usize,
+        counted_idle: bool,
     ) -> Exit {
         let mut flights: std::collections::VecDeque<Box<dyn Flight<B::Worker>>> =
             std::collections::VecDeque::with_capacity(k);
@@ -1100,8 +1155,8 @@ impl<B: Backend> Shared<B> {
         // then holds up at most the few sent behind it before it was known to be long.
         let mut quick = false;
         let mut head_since = Instant::now();
-        // Counted in `idle` already (see below).
-        let mut idle = false;
+        // Counted in `idle` already (see below, and `slot_main`).
+        let mut idle = counted_idle;
         let max_tasks = self.cfg.max_tasks_per_worker;
         loop {
             if flights.is_empty() {
@@ -1255,7 +1310,7 @@ impl<B: Backend> Shared<B> {
     fn all_busy(&self) -> bool {
         self.idle.load(Ordering::SeqCst) == 0
             && self.starting.load(Ordering::SeqCst) == 0
-            && self.workers.load(Ordering::Relaxed) >= self.max_workers.load(Ordering::Relaxed)
+            && self.workers.load(Ordering::SeqCst) >= self.max_workers.load(Ordering::Relaxed)
     }
 
     /// After a task: is the worker due for recycling (task count or memory)?

@@ -27,6 +27,9 @@ struct Producer<T> {
     /// queue empty, and a pusher reads the count while holding it, so either the sleeper
     /// sees the task or the pusher sees the sleeper.
     sleepers: usize,
+    /// An engine thread is polling for work (see `Queue::push`): a push then needs no
+    /// wake-up. Taken and given back under this lock, like `sleepers`.
+    lingering: bool,
 }
 
 pub(crate) struct Queue<T> {
@@ -47,7 +50,11 @@ impl<T> Queue<T> {
         let steal = ring.stealer();
         Queue {
             locked: AtomicBool::new(false),
-            producer: UnsafeCell::new(Producer { ring, sleepers: 0 }),
+            producer: UnsafeCell::new(Producer {
+                ring,
+                sleepers: 0,
+                lingering: false,
+            }),
             steal,
         }
     }
@@ -97,12 +104,35 @@ impl<T> Queue<T> {
     }
 
     /// Push `t`, then run `then(sleepers, queued)` still holding the producers' lock.
+    /// `sleepers` is 0 while an engine thread polls for work (it will find `t`; see
+    /// [`Queue::stop_lingering`] for the hand-over).
     #[inline]
     pub(crate) fn push<R>(&self, t: T, then: impl FnOnce(usize, usize) -> R) -> R {
         self.with(|p| {
             p.ring.push(t);
-            then(p.sleepers, p.ring.len())
+            let sleepers = if p.lingering { 0 } else { p.sleepers };
+            then(sleepers, p.ring.len())
         })
+    }
+
+    /// Become the one engine thread that polls for work; false if another one is.
+    pub(crate) fn start_lingering(&self) -> bool {
+        self.with(|p| !std::mem::replace(&mut p.lingering, true))
+    }
+
+    /// Stop polling. True if a sleeper must be woken now: pushes made while this thread
+    /// polled woke nobody, and some of them may still be queued (this thread takes one at
+    /// most).
+    pub(crate) fn stop_lingering(&self) -> bool {
+        self.with(|p| {
+            p.lingering = false;
+            p.sleepers > 0 && !p.ring.is_empty()
+        })
+    }
+
+    /// The number of queued tasks, read holding the producers' lock.
+    pub(crate) fn len_locked(&self) -> usize {
+        self.with(|p| p.ring.len())
     }
 
     /// Run `f(&mut sleepers, queue_is_empty)` holding the producers' lock.
