@@ -185,9 +185,9 @@ impl ProcessWorker {
         match f {
             CallFailure::Died(death) => self.died(death, ctx, name),
             CallFailure::TimedOut(death) => TaskError::TimedOut {
-                after: ctx
-                    .deadline
-                    .map_or(started.elapsed(), |d| d.saturating_duration_since(started)),
+                // The limit itself, as the engine's watchdog reports it (the deadline was
+                // set from it a moment before `started`).
+                after: ctx.time_limit.unwrap_or_else(|| started.elapsed()),
                 worker: ctx.worker,
                 pid: Some(death.pid),
                 task: task_name(ctx, name),

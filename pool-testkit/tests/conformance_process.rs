@@ -12,15 +12,11 @@ fn options() -> Options {
         .workers(2)
         .kill(true)
         .bound(Duration::from_secs(10))
-        .known_bug("spawn_with_idle_worker", BUG_IDLE_RACE)
 }
 
 fn run_with<C: Codec>(codec: C, transport: TransportKind) -> Report {
     let name = format!("ProcessPool<{}> over {transport:?}", codec.name());
-    let mut opts = options();
-    if transport == TransportKind::Shm {
-        opts = opts.known_bug("per_call_timeout", BUG_SHM_TIMEOUT);
-    }
+    let opts = options();
     conformance::run(&name, opts, move |workers| {
         ProcessPool::builder()
             .transport(transport)
@@ -35,17 +31,6 @@ fn check(report: Report) {
     println!("{report}");
     report.assert_passed();
 }
-
-/// /work/contract-changes.md, "BUG for pool-core" 10:22, 10:39 and 11:43: back-to-back
-/// submits while a worker is (about to be) idle do not all start — the second waits in the
-/// queue or is pipelined behind a busy worker. Remove once fixed.
-const BUG_IDLE_RACE: &str =
-    "pool-core: a task waits behind a busy worker while another worker is idle";
-
-/// /work/contract-changes.md, "BUG for pool-process (shm transport, minor)" 10:54: about one
-/// run in three, a timeout over shared memory reports `after` 99.9 ms for a 100 ms limit.
-const BUG_SHM_TIMEOUT: &str =
-    "pool-process shm: TimedOut.after is a measured 99.9 ms, not the limit";
 
 /// One test per codec × transport.
 macro_rules! matrix {

@@ -341,6 +341,7 @@ where
             task: core.id(),
             label,
             deadline,
+            time_limit: timeout,
             worker: env.worker_id(),
         };
         if let Some(d) = deadline {
@@ -393,6 +394,7 @@ where
             task: core.id(),
             label: entry.meta.and_then(|m| m.label),
             deadline: None,
+            time_limit: None,
             worker: env.worker_id(),
         };
         // The oldest in flight is what the worker runs: open the gate for it before its

@@ -140,6 +140,9 @@ pub struct RunContext {
     pub label: Option<Arc<str>>,
     /// When the task's time limit expires, if it has one.
     pub deadline: Option<Instant>,
+    /// The task's time limit, if it has one: what a `TimedOut` error reports as `after`
+    /// (the deadline was computed from it when the task started).
+    pub time_limit: Option<Duration>,
     /// The worker running it.
     pub worker: WorkerId,
 }
