@@ -931,6 +931,28 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_fork_server_falls_back_to_spawn() {
+        forkserver::testing::set_refused(Some("test: pretend another thread runs"));
+        let started = WorkerProcess::start(
+            &config_with(TransportKind::Pipe, StartMethod::ForkServer),
+            3,
+        );
+        forkserver::testing::set_refused(None);
+        let mut w = started.unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", w.pid())).unwrap();
+        let ppid: u32 = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(ppid, proc::own_pid(), "the worker must be spawned by us");
+        let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double);
+        assert_eq!(call_u64(&mut w, f, 21), Ok(42));
+        w.stop(Instant::now() + Duration::from_secs(5)).unwrap();
+    }
+
+    #[test]
     fn abort_is_reported_by_signal_name() {
         for method in [StartMethod::Spawn, StartMethod::ForkServer] {
             let mut w = WorkerProcess::start(&config_with(TransportKind::Pipe, method), 2).unwrap();

@@ -55,8 +55,15 @@ fn forked_workers_run_tasks_over_every_transport() {
         drop(pool);
         support::assert_gone(&pids, Duration::from_secs(2));
     }
-    // One server for all pools of the process.
+    // One server for all pools of the process, in a session of its own (a terminal's Ctrl-C
+    // to the parent's foreground group must not reach it).
     assert_eq!(support::fork_server_pid(), Some(server));
+    let stat = std::fs::read_to_string(format!("/proc/{server}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    assert_eq!(fields[2], server.to_string(), "process group");
+    assert_eq!(fields[3], server.to_string(), "session");
     guard.finish(&pids);
 }
 

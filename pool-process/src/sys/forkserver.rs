@@ -826,9 +826,19 @@ fn take_socket() -> io::Result<OwnedFd> {
     Ok(sock)
 }
 
-/// The server's own checks; `Some(reason)` refuses.
+/// The server's own checks and set-up; `Some(reason)` refuses.
 fn check_server(expected_parent: &OsStr) -> Option<String> {
     super::signals::ignore_sigpipe();
+    // SAFETY: restoring the default disposition installs no handler. An inherited SIG_IGN
+    // would make the kernel reap children at once, breaking the zombie-keeping invariant.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
+    // Its own session, like the workers: a terminal's Ctrl-C / Ctrl-Z / hang-up aimed at the
+    // parent's foreground group must not take the server (and with it every worker) down.
+    proc::become_group_leader();
+    // Hold no directory busy; each child changes to the directory its request names.
+    let _ = rustix::process::chdir("/");
     if let Err(e) =
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
     {
@@ -985,4 +995,44 @@ pub(crate) fn server_parent_is(server: u32, pool: u32) -> bool {
         .nth(1)
         .and_then(|p| p.parse::<u32>().ok())
         == Some(pool)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{CURRENT, PoisonError, Slot};
+
+    /// Makes the process's fork server "refused" (as if another constructor had started a
+    /// thread), or forgets that again.
+    pub(crate) fn set_refused(why: Option<&str>) {
+        *CURRENT.lock().unwrap_or_else(PoisonError::into_inner) = match why {
+            Some(w) => Slot::Refused(w.to_owned()),
+            None => Slot::Empty,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_counted() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv());
+        assert!(
+            thread_count().is_some_and(|n| n >= 2),
+            "{:?}",
+            thread_count()
+        );
+        drop(tx);
+        let _ = t.join();
+    }
+
+    #[test]
+    fn wait_statuses_convert() {
+        assert_eq!(ExitStatus::from_raw(3 << 8).code(), Some(3));
+        assert_eq!(ExitStatus::from_raw(libc::SIGKILL).signal(), Some(9));
+        assert!(!server_parent_is(u32::MAX, 1));
+        assert!(server_parent_is(proc::own_pid(), proc::parent_pid()));
+    }
 }
