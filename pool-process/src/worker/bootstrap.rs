@@ -37,6 +37,17 @@ fn run(value: OsString) -> ! {
     unsafe { std::env::remove_var(WORKER_ENV) };
     let code = match std::panic::catch_unwind(|| serve(&value.to_string_lossy())) {
         Ok(End::Clean) => 0,
+        Ok(End::ChannelClosed) => {
+            // Take what the tasks started with us. The parent-death signal does the same,
+            // but the channel's end of file can arrive first (the dead parent's descriptors
+            // close before the kernel signals its children, and a forked worker's signal
+            // waits for the fork server's death), and a worker exiting cleanly here would
+            // leave its process group behind. Only when it leads its own group (`setsid`).
+            if rustix::process::getpgrp() == rustix::process::getpid() {
+                let _ = rustix::process::kill_current_process_group(rustix::process::Signal::KILL);
+            }
+            0
+        }
         Ok(End::Failed(message)) => {
             eprintln!("pool-process worker {}: {message}", std::process::id());
             EXIT_START_FAILED

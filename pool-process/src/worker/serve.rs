@@ -17,8 +17,11 @@ use crate::wire::Put;
 
 /// How a worker's life ended, as an exit code.
 pub(crate) enum End {
-    /// Clean: STOP handled, or the parent closed the channel.
+    /// Clean: STOP handled.
     Clean,
+    /// The parent closed the channel: it is gone, or it dropped this worker (and kills its
+    /// process tree anyway).
+    ChannelClosed,
     /// The worker could not start or the handshake failed; the message goes to stderr.
     Failed(String),
 }
@@ -26,12 +29,19 @@ pub(crate) enum End {
 /// Runs a worker described by the environment value; returns how it ended.
 pub(crate) fn serve(env_value: &str) -> End {
     match serve_inner(env_value) {
-        Ok(()) => End::Clean,
+        Ok(Ended::Stopped) => End::Clean,
+        Ok(Ended::ChannelClosed) => End::ChannelClosed,
         Err(message) => End::Failed(message),
     }
 }
 
-fn serve_inner(env_value: &str) -> Result<(), String> {
+/// How `serve_inner` ended without an error.
+enum Ended {
+    Stopped,
+    ChannelClosed,
+}
+
+fn serve_inner(env_value: &str) -> Result<Ended, String> {
     signals::ignore_sigpipe();
     // Big task buffers stay in the heap between tasks (see sys/malloc.rs).
     malloc::tune_for_worker();
@@ -105,7 +115,7 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
 
     let setup = match transport.recv(None) {
         Ok(frame) => Setup::decode(frame).ok_or("malformed SETUP message")?,
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Ended::ChannelClosed),
         Err(e) => return Err(format!("reading SETUP: {e}")),
     };
     let mut out = Vec::with_capacity(4096);
@@ -131,7 +141,7 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
     ready.extend_from_slice(&out);
     send(&mut transport, &[&ready])?;
     if init_outcome != Outcome::Ok {
-        return Ok(());
+        return Ok(Ended::Stopped);
     }
 
     loop {
@@ -167,7 +177,9 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
                     frame.first()
                 ));
             }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Ok(Ended::ChannelClosed);
+            }
             Err(e) => return Err(format!("reading a request: {e}")),
         };
         send(&mut transport, &[&[REPLY, outcome as u8], &out])?;
@@ -183,7 +195,7 @@ fn serve_inner(env_value: &str) -> Result<(), String> {
         _ => Outcome::Ok,
     };
     let _ = transport.send(&[&[STOPPED, fin_outcome as u8], &out]);
-    Ok(())
+    Ok(Ended::Stopped)
 }
 
 /// The shared-memory channel of a worker forked by the fork server: its peer is the pool

@@ -175,7 +175,11 @@ pub fn assert_gone(pids: &[u32], within: Duration) {
         }
         assert!(
             Instant::now() < deadline,
-            "processes still alive after {within:?}: {left:?}"
+            "processes still alive after {within:?}: {left:?}\n{}",
+            left.iter()
+                .map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("")
         );
         std::thread::sleep(Duration::from_millis(5));
     }
