@@ -240,9 +240,15 @@ impl Forked {
 
     /// Kills the worker's process group and the worker (done by the server, which holds the
     /// unreaped child). Nothing to do once it has exited or the server is gone.
+    ///
+    /// The message is sent without holding the status lock (the reader thread takes it), and
+    /// may cross the child's exit: the server acts only on a child it has not reaped.
     pub(crate) fn kill(&self) {
-        let st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
-        if matches!(st.0, Status::Running) {
+        let running = matches!(
+            self.status.lock().unwrap_or_else(PoisonError::into_inner).0,
+            Status::Running
+        );
+        if running {
             let _ = self.server.send(&pid_message(KILL, self.pid), &[]);
         }
     }
