@@ -441,12 +441,25 @@ impl Server {
             }),
         });
         let reader = Arc::clone(&server);
+        let handed = Arc::new(Mutex::new(Some(child)));
+        let to_reader = Arc::clone(&handed);
         let spawned = std::thread::Builder::new()
             .name("pool-process-forkserver".into())
-            .spawn(move || reader.read_loop(child));
+            .spawn(move || {
+                let child = to_reader
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if let Some(child) = child {
+                    reader.read_loop(child);
+                }
+            });
         if let Err(e) = spawned {
-            // The thread (and the child handle it owned) is gone; the server exits on EOF
-            // once `server` is dropped, and the kernel re-parents it to be reaped.
+            // No reader: take the server down and reap it here.
+            let child = handed.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(mut child) = child {
+                return Err(fail_and_reap(&mut child, failed("reader thread", &e)));
+            }
             return Err(failed("reader thread", &e));
         }
         Ok(server)
@@ -517,8 +530,13 @@ impl Server {
         match rx.recv_deadline(deadline) {
             Ok(result) => result,
             Err(_) => {
-                // A late FORKED finds no waiter and releases the worker.
+                // A later FORKED finds no waiter and lets the worker go; one that came in
+                // between is let go here.
                 forget();
+                if let Ok(Ok(late)) = rx.try_recv() {
+                    late.kill();
+                    late.release_async();
+                }
                 Err("the fork server did not answer in time".to_owned())
             }
         }
