@@ -269,3 +269,52 @@ fn worker_program_pools_always_spawn() {
     drop(pool);
     guard.finish(&[pid]);
 }
+
+fn env_len(key: String) -> usize {
+    std::env::var(key).map_or(0, |v| v.len())
+}
+
+#[test]
+fn a_request_too_large_for_the_server_falls_back_to_spawn() {
+    let guard = support::start_for(
+        "fork_fallback",
+        Duration::from_secs(60),
+        StartMethod::ForkServer,
+    );
+    let server = support::fork_server_pid().expect("server");
+    // ~300 KB of environment: more than one datagram to the server can carry (the socket's
+    // send buffer), well within what exec accepts (each string below 128 KiB).
+    let keys: Vec<String> = (0..3).map(|i| format!("POOL_FS_TEST_BIG_{i}")).collect();
+    for k in &keys {
+        // SAFETY: tests of this binary run one at a time (the support guard), and no other
+        // thread of this test reads the environment now.
+        unsafe { std::env::set_var(k, "x".repeat(100_000)) };
+    }
+    let pool = forked_pool(TransportKind::Pipe, 1);
+    let (pid, parent) = pool.submit(pid_and_parent, ()).unwrap().result().unwrap();
+    let len = pool
+        .submit(env_len, keys[2].clone())
+        .unwrap()
+        .result()
+        .unwrap();
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    for k in &keys {
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(k) };
+    }
+    assert_eq!(
+        parent,
+        std::process::id(),
+        "the worker must have been spawned"
+    );
+    assert_eq!(len, 100_000);
+    // The server is still the same and still serves.
+    assert_eq!(support::fork_server_pid(), Some(server));
+    let pool = forked_pool(TransportKind::Pipe, 1);
+    let (pid2, parent2) = pool.submit(pid_and_parent, ()).unwrap().result().unwrap();
+    assert_eq!(parent2, server);
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    guard.finish(&[pid, pid2]);
+}
