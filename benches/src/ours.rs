@@ -6,11 +6,11 @@ use crate::measure::timed;
 use crate::refs::{Made, WORKERS};
 use crate::work::{byte_len, check_doubled, double, noop};
 use pool_core::Executor;
-use pool_process::{ProcessPool, TransportKind};
+use pool_process::{ProcessPool, StartMethod, TransportKind};
 use pool_thread::ThreadPool;
 use serde_bytes::ByteBuf;
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A process-pool variant: the default transport, or a named one.
 #[derive(Debug)]
@@ -271,22 +271,77 @@ pub fn process_bytes(v: &ProcessVariant, len: usize) -> Made {
 /// # Errors
 ///
 /// Never at set-up; each start reports its own failure.
-pub fn process_cold_start(v: &'static ProcessVariant) -> Made {
-    Ok(Box::new(move || {
-        let start = Instant::now();
-        let pool = process_builder(v)
-            .build()
-            .map_err(|e| format!("ProcessPool: {e}"))?;
-        let got = pool
-            .submit(noop, 7u64)
-            .map_err(|e| e.to_string())
-            .and_then(|f| f.result().map_err(|e| e.to_string()));
-        let d = start.elapsed();
-        drop(pool);
-        match got {
-            Ok(7) => Ok(d),
-            Ok(v) => Err(format!("got {v}, expected 7")),
-            Err(e) => Err(e),
+pub fn process_cold_start(v: &'static ProcessVariant, start: StartMethod) -> Made {
+    Ok(Box::new(move || cold_start_once(v, start)))
+}
+
+/// One cold start: build, first result, clock stopped; the pool is dropped afterwards.
+fn cold_start_once(v: &ProcessVariant, method: StartMethod) -> Result<Duration, String> {
+    let start = Instant::now();
+    let pool = process_builder(v)
+        .start_method(method)
+        .build()
+        .map_err(|e| format!("ProcessPool: {e}"))?;
+    let got = pool
+        .submit(noop, 7u64)
+        .map_err(|e| e.to_string())
+        .and_then(|f| f.result().map_err(|e| e.to_string()));
+    let d = start.elapsed();
+    drop(pool);
+    match got {
+        Ok(7) => Ok(d),
+        Ok(v) => Err(format!("got {v}, expected 7")),
+        Err(e) => Err(e),
+    }
+}
+
+/// Set in the child of `process.cold_start.first`.
+const FIRST_POOL_ENV: &str = "POOL_BENCH_FIRST_POOL";
+
+/// `process.cold_start.first`: the first pool of a fresh process — with the default start
+/// method that includes starting the process's fork server (an exec of this binary), which
+/// later pools of the same process reuse. Each sample runs this binary anew as a child that
+/// times its own first pool (`build()` to first result, as `process.cold_start`) and prints
+/// the nanoseconds; the child's own start is not counted.
+///
+/// # Errors
+///
+/// Never at set-up; each sample reports its own failure.
+pub fn process_cold_start_first() -> Made {
+    Ok(Box::new(|| {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let out = std::process::Command::new(exe)
+            .env(FIRST_POOL_ENV, "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run the first-pool child: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        match (out.status.success(), text.trim().parse::<u64>()) {
+            (true, Ok(nanos)) => Ok(Duration::from_nanos(nanos)),
+            _ => Err(format!(
+                "first-pool child failed ({}): {text} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )),
         }
     }))
+}
+
+/// In the child of [`process_cold_start_first`]: time the first pool, print the nanoseconds,
+/// exit. Otherwise returns at once. Call it first thing in `main`.
+pub fn run_first_pool_child_if_requested() {
+    if std::env::var_os(FIRST_POOL_ENV).is_none() {
+        return;
+    }
+    let code = match cold_start_once(&PROCESS_VARIANTS[0], StartMethod::default()) {
+        Ok(d) => {
+            println!("{}", d.as_nanos());
+            0
+        }
+        Err(e) => {
+            eprintln!("first pool: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
 }

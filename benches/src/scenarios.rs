@@ -8,6 +8,7 @@
 use crate::measure::Plan;
 use crate::ours;
 use crate::refs::{Made, process as rp, thread as rt};
+use pool_process::StartMethod;
 use std::time::Duration;
 
 /// Builds one subject.
@@ -197,12 +198,40 @@ fn process_scenarios(v: &'static ours::ProcessVariant) -> Vec<Scenario> {
         quick: Plan::new(2, 15, 3),
         full: Plan::new(5, 101, 5),
         bytes: None,
-        ours: Box::new(move || ours::process_cold_start(v)),
+        ours: Box::new(move || ours::process_cold_start(v, StartMethod::default())),
         refs: vec![
             reference("spawn-floor", rp::spawn_floor_cold_start),
             reference("procspawn", rp::procspawn_cold_start),
         ],
     });
+    if v.suffix.is_none() {
+        // The default start method reuses the process's fork server: the same figure with
+        // every worker exec'd, and the first pool of a process (the server's exec included).
+        out.push(Scenario {
+            id: "process.cold_start.spawn".to_string(),
+            what: "as process.cold_start, every worker exec'd (StartMethod::Spawn)",
+            quick: Plan::new(2, 15, 3),
+            full: Plan::new(5, 101, 5),
+            bytes: None,
+            ours: Box::new(move || ours::process_cold_start(v, StartMethod::Spawn)),
+            refs: vec![
+                reference("spawn-floor", rp::spawn_floor_cold_start),
+                reference("procspawn", rp::procspawn_cold_start),
+            ],
+        });
+        out.push(Scenario {
+            id: "process.cold_start.first".to_string(),
+            what: "as process.cold_start, for the first pool of a fresh process (fork server started)",
+            quick: Plan::new(1, 9, 1),
+            full: Plan::new(2, 41, 1),
+            bytes: None,
+            ours: Box::new(ours::process_cold_start_first),
+            refs: vec![
+                reference("spawn-floor", rp::spawn_floor_cold_start),
+                reference("procspawn", rp::procspawn_cold_start),
+            ],
+        });
+    }
     if v.suffix.is_some() {
         // Further transports are compared with the floors; procspawn once, on the default.
         for s in &mut out {

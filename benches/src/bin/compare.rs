@@ -66,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
 fn main() -> ExitCode {
     // A floor child serves and exits here; procspawn's children run their task in `init`.
     floor::run_child_if_requested();
+    benches::ours::run_first_pool_child_if_requested();
     procspawn::init();
 
     let args = match parse_args() {
