@@ -20,7 +20,8 @@ use crate::transport::{self, SocketListener, Transport, TransportKind};
 use crate::wire::Reader;
 use crate::worker::panics::PanicRecord;
 use crate::worker::protocol::{
-    HELLO, Hello, PROTOCOL_VERSION, READY, REPLY, STOP, STOPPED, Setup, WORKER_ENV, WorkerSpec,
+    HELLO, Hello, MAX_REQUEST_HEADER, PROTOCOL_VERSION, READY, REPLY, REPLY_HEADER, STOP, STOPPED,
+    Setup, WORKER_ENV, WorkerSpec, seq_of, stamp_seq,
 };
 
 /// How long a dead worker's stderr may take to reach end of file before it is quoted.
@@ -375,6 +376,11 @@ pub(crate) struct WorkerProcess {
     dead: Option<Death>,
     /// For a named-tasks pool: the worker's registry index of each declared name.
     named_map: Vec<u32>,
+    /// The sequence number of the next request (the first is 1).
+    next_seq: u64,
+    /// The sequence number of the oldest request not answered yet (replies come in request
+    /// order); equal to `next_seq` when none is in flight.
+    oldest: u64,
 }
 
 /// Finds each wanted name (with the pool's codec) in the worker's registry.
@@ -574,6 +580,8 @@ impl WorkerProcess {
             stderr_thread,
             dead: None,
             named_map: Vec::new(),
+            next_seq: 1,
+            oldest: 1,
         };
 
         // SETUP goes out at once, without waiting for HELLO (one round trip less at start):
@@ -722,18 +730,32 @@ impl WorkerProcess {
         self.recv_reply(deadline, on_reply)
     }
 
-    /// Sends one request (`parts` concatenated) without waiting for its reply. A failure
-    /// means the worker is gone; it is not buried here, so the replies it sent before
-    /// dying can still be read with `recv_reply`.
+    /// Sends one request (`parts` concatenated; `parts[0]` is a request header from
+    /// `protocol::task_header` or `named_header`) without waiting for its reply. The header
+    /// goes out with this worker's next sequence number. A failure means the worker is gone;
+    /// it is not buried here, so the replies it sent before dying can still be read with
+    /// `recv_reply`.
     pub(crate) fn send_request(&mut self, parts: &[&[u8]]) -> io::Result<()> {
         if self.dead.is_some() {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        self.transport.send(parts)
+        let mut buf = [0u8; MAX_REQUEST_HEADER];
+        let (header, body) = match parts {
+            [header, body] => (*header, *body),
+            [header] => (*header, &[][..]),
+            _ => return Err(io::ErrorKind::InvalidInput.into()),
+        };
+        let header =
+            stamp_seq(header, self.next_seq, &mut buf).ok_or(io::ErrorKind::InvalidInput)?;
+        self.transport.send(&[header, body])?;
+        self.next_seq += 1;
+        Ok(())
     }
 
     /// Waits for the next reply (replies come in request order) and hands its outcome and
-    /// payload to `on_reply`.
+    /// payload to `on_reply`. A reply whose sequence number is not the oldest request's is a
+    /// protocol violation: the worker is killed and the call fails (with a note saying so
+    /// in the death's stderr tail); the reply is never delivered.
     pub(crate) fn recv_reply<T>(
         &mut self,
         deadline: Option<Instant>,
@@ -742,37 +764,81 @@ impl WorkerProcess {
         if let Some(d) = &self.dead {
             return Err(CallFailure::Died(d.clone()));
         }
+        let expected = (self.oldest < self.next_seq).then_some(self.oldest);
         let got = match self.transport.recv(deadline) {
             Ok(frame) => match (
                 frame.first(),
-                frame.get(1).copied().and_then(Outcome::from_u8),
+                frame
+                    .get(REPLY_HEADER - 1)
+                    .copied()
+                    .and_then(Outcome::from_u8),
             ) {
-                (Some(&REPLY), Some(o)) => Ok(Some(on_reply(o, &frame[2..]))),
-                _ => Ok(None),
+                (Some(&REPLY), Some(o)) if Some(seq_of(frame)) == expected => {
+                    Ok(on_reply(o, &frame[REPLY_HEADER..]))
+                }
+                (Some(&REPLY), Some(_)) => Err(Err(format!(
+                    "replied with sequence number {} while {}; the reply was discarded",
+                    seq_of(frame),
+                    match expected {
+                        Some(e) => format!("the oldest task in flight has {e}"),
+                        None => "no task was in flight".to_owned(),
+                    }
+                ))),
+                (Some(&REPLY), None) => Err(Err("sent a malformed reply".to_owned())),
+                (kind, _) => Err(Err(format!(
+                    "sent {} where a task's reply was expected",
+                    match kind {
+                        Some(k) => format!("a message of kind {k:#04x}"),
+                        None => "an empty message".to_owned(),
+                    }
+                ))),
             },
-            Err(e) => Err(e.kind()),
+            Err(e) => Err(Ok(e)),
         };
         match got {
-            Ok(Some(value)) => Ok(value),
-            Ok(None) => Err(CallFailure::Died(self.bury())),
-            Err(io::ErrorKind::TimedOut) => Err(CallFailure::TimedOut(self.bury())),
-            Err(_) => Err(CallFailure::Died(self.bury())),
+            Ok(value) => {
+                self.oldest += 1;
+                Ok(value)
+            }
+            Err(Err(violation)) => Err(CallFailure::Died(self.bury_for(Some(&violation)))),
+            Err(Ok(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                Err(CallFailure::TimedOut(self.bury()))
+            }
+            Err(Ok(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                let violation = format!("sent a corrupt frame: {e}");
+                Err(CallFailure::Died(self.bury_for(Some(&violation))))
+            }
+            Err(Ok(_)) => Err(CallFailure::Died(self.bury())),
         }
     }
 
     /// Kills, reaps, and records the death (idempotent).
     pub(crate) fn bury(&mut self) -> Death {
+        self.bury_for(None)
+    }
+
+    /// Like [`bury`](Self::bury); `violation` (what the worker did wrong, if that is why it
+    /// is killed) becomes the last line of the death's stderr tail, with worker id and pid.
+    fn bury_for(&mut self, violation: Option<&str>) -> Death {
         if let Some(d) = &self.dead {
             return d.clone();
         }
         let exit = Exit::of(self.cell.reap());
         let mut stderr_tail = self.stderr.tail(STDERR_GRACE);
-        if self.cell.server_died() {
+        let mut note = |line: &str| {
             if !stderr_tail.is_empty() && !stderr_tail.ends_with('\n') {
                 stderr_tail.push('\n');
             }
-            stderr_tail
-                .push_str("pool-process: the fork server died; its workers were killed with it");
+            stderr_tail.push_str(line);
+        };
+        if self.cell.server_died() {
+            note("pool-process: the fork server died; its workers were killed with it");
+        }
+        if let Some(v) = violation {
+            note(&format!(
+                "pool-process: protocol violation: worker #{} (pid {}) {v}; it was killed",
+                self.id, self.cell.pid
+            ));
         }
         let death = Death {
             pid: self.cell.pid,

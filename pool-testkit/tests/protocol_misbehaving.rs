@@ -131,32 +131,66 @@ fn wrong_codec_name() {
     refused_at_start("wrong_codec", &["codec mismatch", "bogus-codec"]);
 }
 
-/// After a correct handshake the worker answers each task twice. The second answer is a
-/// result for a task that was never sent; it must not be taken for the next task's result.
-#[test]
-#[ignore = "finding: the protocol has no task ids, so a stale REPLY answers the next task \
-            (reported in /work/contract-changes.md as a pool-process protocol weakness)"]
-fn result_for_a_task_never_sent_after_the_handshake() {
-    let guard = harness::start("protocol::double_reply", Duration::from_secs(90));
-    let pool = pool("double_reply");
+/// After a correct handshake the worker answers each task, then sends one more reply.
+/// That reply must never be taken for the next task's result: its sequence number is not
+/// the next task's, so the parent kills the worker and fails the next task with an error
+/// naming the worker, its pid and both sequence numbers. The pool then carries on with a
+/// new worker.
+fn extra_reply_is_a_protocol_violation(mode: &str, stray_seq: u64) {
+    let guard = harness::start(&format!("protocol::{mode}"), Duration::from_secs(90));
+    let pool = pool(mode);
     let first = pool
         .submit(faults::ok, 5)
         .expect("submit")
         .result_timeout(BOUND);
-    assert!(matches!(first, Ok(Ok(5))), "{first:?}");
+    assert!(matches!(first, Ok(Ok(5))), "{mode}: {first:?}");
     let second = pool
         .submit(faults::ok, 6)
         .expect("submit")
         .result_timeout(BOUND);
     match second {
-        Ok(Ok(6)) => {}
-        Ok(Ok(777)) => panic!("the unsolicited reply (777) was taken as the result of ok(6)"),
-        // Detecting the stray reply and failing that worker is fine too.
-        Ok(Err(e)) => eprintln!("the stray reply was detected: {e}"),
-        Ok(Ok(v)) => panic!("ok(6) returned {v}"),
-        Err(f) => panic!("ok(6) unresolved: {:?}", f.state()),
+        Ok(Err(TaskError::WorkerDied(d))) => {
+            let text = d.to_string();
+            let pid = d.pid.expect("a process worker has a pid");
+            let wanted = format!(
+                "protocol violation: {} (pid {pid}) replied with sequence number {stray_seq} \
+                 while the oldest task in flight has 2",
+                d.worker
+            );
+            assert!(
+                text.contains(&wanted),
+                "{mode}: wanted {wanted:?} in: {text}"
+            );
+            assert!(
+                !leaks::alive(pid),
+                "{mode}: the violating worker {pid} still runs"
+            );
+        }
+        Ok(Ok(777)) => {
+            panic!("{mode}: the unsolicited reply (777) was taken as the result of ok(6)")
+        }
+        Ok(other) => panic!("{mode}: expected WorkerDied for a protocol violation, got {other:?}"),
+        Err(f) => panic!("{mode}: ok(6) unresolved: {:?}", f.state()),
     }
+    // A new worker serves the next task (it misbehaves only after answering).
+    let third = pool
+        .submit(faults::ok, 7)
+        .expect("submit")
+        .result_timeout(BOUND);
+    assert!(matches!(third, Ok(Ok(7))), "{mode}: {third:?}");
     pool.shutdown(Shutdown::Kill);
     drop(pool);
     guard.finish();
+}
+
+/// A result for a task never sent (sequence 0, which no request has), after the handshake.
+#[test]
+fn result_for_a_task_never_sent_after_the_handshake() {
+    extra_reply_is_a_protocol_violation("stray_reply", 0);
+}
+
+/// The same reply twice (sequence 1 again, where the second task has 2).
+#[test]
+fn duplicated_reply_after_the_handshake() {
+    extra_reply_is_a_protocol_violation("double_reply", 1);
 }

@@ -7,47 +7,96 @@ use crate::sys::exe::BuildIdentity;
 use crate::transfer::FnRef;
 use crate::wire::{Put, Reader};
 
-/// Bumped on any change to the messages below.
-pub(crate) const PROTOCOL_VERSION: u32 = 2;
+/// Bumped on any change to the messages below. 3: requests and replies carry a sequence
+/// number.
+pub(crate) const PROTOCOL_VERSION: u32 = 3;
 
 /// The environment variable that puts a process in worker mode.
 pub(crate) const WORKER_ENV: &str = "POOL_PROCESS_WORKER";
 
 /// Parent → worker: the codec probe and the hooks.
 pub(crate) const SETUP: u8 = 1;
-/// Parent → worker: run a task. Header: kind, `FnRef` (i64); then the encoded argument.
+/// Parent → worker: run a task. Header: kind, sequence (u64), `FnRef` (i64); then the
+/// encoded argument.
 pub(crate) const TASK: u8 = 2;
 /// Parent → worker: run the finalizer and exit.
 pub(crate) const STOP: u8 = 3;
-/// Parent → worker: run a named task. Header: kind, registry index (u32); then the argument.
+/// Parent → worker: run a named task. Header: kind, sequence (u64), registry index (u32);
+/// then the argument.
 pub(crate) const NAMED: u8 = 4;
 /// Worker → parent: identity, first thing after start.
 pub(crate) const HELLO: u8 = 0x81;
 /// Worker → parent: codec name and initializer outcome.
 pub(crate) const READY: u8 = 0x82;
-/// Worker → parent: a task's outcome byte, then its payload.
+/// Worker → parent: the request's sequence (u64), the task's outcome byte, then its payload.
 pub(crate) const REPLY: u8 = 0x83;
 /// Worker → parent: the finalizer's outcome byte, then its detail.
 pub(crate) const STOPPED: u8 = 0x84;
 
-/// Length of a task request's header.
-pub(crate) const TASK_HEADER: usize = 9;
-/// Length of a named task request's header.
-pub(crate) const NAMED_HEADER: usize = 5;
+/// Where a request's or a reply's sequence number sits: right after the kind byte. The
+/// parent numbers the requests to one worker 1, 2, 3, ...; the worker echoes the number in
+/// its reply, and the parent checks it against the oldest request still unanswered.
+const SEQ: std::ops::Range<usize> = 1..9;
 
-/// Builds a named task request header.
+/// Length of a task request's header.
+pub(crate) const TASK_HEADER: usize = 17;
+/// Length of a named task request's header.
+pub(crate) const NAMED_HEADER: usize = 13;
+/// Length of a reply's header (kind, sequence, outcome).
+pub(crate) const REPLY_HEADER: usize = 10;
+/// The longest request header.
+pub(crate) const MAX_REQUEST_HEADER: usize = TASK_HEADER;
+
+/// Builds a named task request header (sequence 0: [`stamp_seq`] sets it when it is sent).
 pub(crate) fn named_header(index: u32) -> [u8; NAMED_HEADER] {
     let mut h = [0u8; NAMED_HEADER];
     h[0] = NAMED;
-    h[1..].copy_from_slice(&index.to_le_bytes());
+    h[SEQ.end..].copy_from_slice(&index.to_le_bytes());
     h
 }
 
-/// Builds a task request header.
+/// Builds a task request header (sequence 0: [`stamp_seq`] sets it when it is sent).
 pub(crate) fn task_header(f: FnRef) -> [u8; TASK_HEADER] {
     let mut h = [0u8; TASK_HEADER];
     h[0] = TASK;
-    h[1..].copy_from_slice(&f.0.to_le_bytes());
+    h[SEQ.end..].copy_from_slice(&f.0.to_le_bytes());
+    h
+}
+
+/// Copies request header `header` (from [`task_header`] or [`named_header`]) into `buf` with
+/// sequence number `seq`; `None` if `header` is not a request header.
+pub(crate) fn stamp_seq<'a>(
+    header: &[u8],
+    seq: u64,
+    buf: &'a mut [u8; MAX_REQUEST_HEADER],
+) -> Option<&'a [u8]> {
+    let len = match header.first() {
+        Some(&TASK) => TASK_HEADER,
+        Some(&NAMED) => NAMED_HEADER,
+        _ => return None,
+    };
+    (header.len() == len).then_some(())?;
+    let out = &mut buf[..len];
+    out.copy_from_slice(header);
+    out[SEQ].copy_from_slice(&seq.to_le_bytes());
+    Some(out)
+}
+
+/// The sequence number of a request or reply frame (0 if the frame is too short to have
+/// one).
+pub(crate) fn seq_of(frame: &[u8]) -> u64 {
+    frame
+        .get(SEQ)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// Builds a reply header: kind, the request's sequence number, outcome byte.
+pub(crate) fn reply_header(seq: u64, outcome: u8) -> [u8; REPLY_HEADER] {
+    let mut h = [0u8; REPLY_HEADER];
+    h[0] = REPLY;
+    h[SEQ].copy_from_slice(&seq.to_le_bytes());
+    h[SEQ.end] = outcome;
     h
 }
 
@@ -262,5 +311,28 @@ mod tests {
         assert_eq!(back.init.unwrap().arg, vec![1, 2]);
         assert!(back.fin.is_none());
         assert!(Setup::decode(&[SETUP, 9, 9]).is_none());
+    }
+
+    #[test]
+    fn sequence_numbers_are_stamped_and_echoed() {
+        let mut buf = [0u8; MAX_REQUEST_HEADER];
+        let task = task_header(FnRef(-2));
+        let stamped = stamp_seq(&task, 0x0102_0304_0506_0708, &mut buf).unwrap();
+        assert_eq!(stamped.len(), TASK_HEADER);
+        assert_eq!(stamped[0], TASK);
+        assert_eq!(seq_of(stamped), 0x0102_0304_0506_0708);
+        assert_eq!(stamped[9..], (-2i64).to_le_bytes());
+        let named = named_header(7);
+        let stamped = stamp_seq(&named, 5, &mut buf).unwrap();
+        assert_eq!(
+            (stamped.len(), stamped[0], seq_of(stamped)),
+            (NAMED_HEADER, NAMED, 5)
+        );
+        assert_eq!(stamped[9..], 7u32.to_le_bytes());
+        assert!(stamp_seq(&[STOP], 1, &mut buf).is_none());
+        assert!(stamp_seq(&task[..5], 1, &mut buf).is_none());
+        let reply = reply_header(u64::MAX, 2);
+        assert_eq!((reply[0], seq_of(&reply), reply[9]), (REPLY, u64::MAX, 2));
+        assert_eq!(seq_of(&[REPLY, 1, 2]), 0);
     }
 }

@@ -5,8 +5,8 @@ use std::io;
 
 use super::panics;
 use super::protocol::{
-    HELLO, Hello, NAMED, NAMED_HEADER, PROTOCOL_VERSION, READY, REPLY, STOP, STOPPED, Setup, TASK,
-    TASK_HEADER, WorkerSpec,
+    HELLO, Hello, NAMED, NAMED_HEADER, PROTOCOL_VERSION, READY, STOP, STOPPED, Setup, TASK,
+    TASK_HEADER, WorkerSpec, reply_header, seq_of,
 };
 use crate::named;
 use crate::sys::exe::BuildIdentity;
@@ -146,29 +146,31 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
 
     loop {
         out.clear();
-        let outcome = match transport.recv(None) {
+        // Every request's sequence number goes back in its reply.
+        let (seq, outcome) = match transport.recv(None) {
             Ok(frame) if frame.len() >= TASK_HEADER && frame[0] == TASK && closures_ok => {
                 let mut offset = [0u8; 8];
-                offset.copy_from_slice(&frame[1..TASK_HEADER]);
+                offset.copy_from_slice(&frame[TASK_HEADER - 8..TASK_HEADER]);
                 // SAFETY: the reference was made by the parent that passed the identity
                 // checks above (same build).
                 let trampoline = unsafe { FnRef(i64::from_le_bytes(offset)).resolve() };
-                trampoline(&frame[TASK_HEADER..], &mut out)
+                (seq_of(frame), trampoline(&frame[TASK_HEADER..], &mut out))
             }
             Ok(frame) if frame.len() >= NAMED_HEADER && frame[0] == NAMED => {
                 let mut index = [0u8; 4];
-                index.copy_from_slice(&frame[1..NAMED_HEADER]);
-                match named::registry().get(u32::from_le_bytes(index) as usize) {
+                index.copy_from_slice(&frame[NAMED_HEADER - 4..NAMED_HEADER]);
+                let outcome = match named::registry().get(u32::from_le_bytes(index) as usize) {
                     Some(task) => (task.run)(&frame[NAMED_HEADER..], &mut out),
                     None => {
                         out.put_str("no such named task in this worker");
                         Outcome::Failed
                     }
-                }
+                };
+                (seq_of(frame), outcome)
             }
             Ok(frame) if frame.first() == Some(&TASK) => {
                 out.put_str("this worker cannot run functions sent by offset (not the same build)");
-                Outcome::Failed
+                (seq_of(frame), Outcome::Failed)
             }
             Ok(frame) if frame.first() == Some(&STOP) => break,
             Ok(frame) => {
@@ -182,7 +184,7 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
             }
             Err(e) => return Err(format!("reading a request: {e}")),
         };
-        send(&mut transport, &[&[REPLY, outcome as u8], &out])?;
+        send(&mut transport, &[&reply_header(seq, outcome as u8), &out])?;
     }
 
     out.clear();

@@ -13,9 +13,13 @@
 //! | `silent` | never says anything (a handshake that never comes) |
 //! | `malformed_hello` | a HELLO frame cut after its kind byte |
 //! | `wrong_version` | a well-formed HELLO with protocol version 999 |
-//! | `reply_first` | a REPLY (a result for a task never sent) instead of HELLO |
+//! | `reply_first` | a well-formed REPLY (a result for a task never sent, sequence 1) instead of HELLO |
 //! | `wrong_codec` | a correct HELLO, then READY naming the codec `bogus-codec` |
-//! | `double_reply` | a correct handshake; answers each task (echoing a msgpack `u64`) twice: the second is a result for a task never sent |
+//! | `double_reply` | a correct handshake; answers each task (echoing a msgpack `u64`) twice with the task's sequence number: the second is a duplicate |
+//! | `stray_reply` | a correct handshake; answers each task (echoing a msgpack `u64`), then sends a reply with sequence 0, which no request has: a result for a task never sent |
+//!
+//! Protocol version 3 (`pool-process/src/worker/protocol.rs`): a request is `kind, sequence
+//! u64, target, argument`, a reply `REPLY, sequence u64, outcome, payload`.
 //!
 //! It echoes the parent's identity and code-layout values from `POOL_PROCESS_WORKER`, so its
 //! HELLO passes the parent's same-build check where the mode wants it to.
@@ -28,7 +32,9 @@ const READY: u8 = 0x82;
 const REPLY: u8 = 0x83;
 const TASK: u8 = 2;
 const STOP: u8 = 3;
-const PROTOCOL_VERSION: u32 = 2;
+const PROTOCOL_VERSION: u32 = 3;
+/// Length of a TASK request's header: kind, sequence (u64), function reference (i64).
+const TASK_HEADER: usize = 17;
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
@@ -99,10 +105,20 @@ fn ready(codec: &str) -> Vec<u8> {
     r
 }
 
-fn reply_ok(payload: &[u8]) -> Vec<u8> {
-    let mut r = vec![REPLY, 0];
+/// A REPLY with outcome "ok" for request `seq`.
+fn reply_ok(seq: u64, payload: &[u8]) -> Vec<u8> {
+    let mut r = vec![REPLY];
+    r.extend_from_slice(&seq.to_le_bytes());
+    r.push(0);
     r.extend_from_slice(payload);
     r
+}
+
+/// The sequence number of a request.
+fn seq_of(request: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&request[1..9]);
+    u64::from_le_bytes(b)
 }
 
 fn pseudo_random(n: usize) -> Vec<u8> {
@@ -179,7 +195,7 @@ fn main() {
             wait_for_eof(&mut input)
         }
         "reply_first" => {
-            send(&mut out, &reply_ok(&[0x2a]));
+            send(&mut out, &reply_ok(1, &[0x2a]));
             wait_for_eof(&mut input)
         }
         "wrong_codec" => {
@@ -188,18 +204,20 @@ fn main() {
             send(&mut out, &ready("bogus-codec"));
             wait_for_eof(&mut input)
         }
-        "double_reply" => {
+        "double_reply" | "stray_reply" => {
             send(&mut out, &hello(PROTOCOL_VERSION, identity, anchor));
             let _setup = recv(&mut input);
             send(&mut out, &ready("msgpack"));
             loop {
                 let task = recv(&mut input);
                 match task.first() {
-                    Some(&TASK) if task.len() >= 9 => {
+                    Some(&TASK) if task.len() >= TASK_HEADER => {
+                        let seq = seq_of(&task);
                         // The argument is a msgpack u64; `faults::ok` returns it unchanged.
-                        send(&mut out, &reply_ok(&task[9..]));
+                        send(&mut out, &reply_ok(seq, &task[TASK_HEADER..]));
                         // 0xcd 0x03 0x09 is msgpack for 777: a reply nobody asked for.
-                        send(&mut out, &reply_ok(&[0xcd, 0x03, 0x09]));
+                        let stray_seq = if mode == "double_reply" { seq } else { 0 };
+                        send(&mut out, &reply_ok(stray_seq, &[0xcd, 0x03, 0x09]));
                     }
                     Some(&STOP) => std::process::exit(0),
                     _ => std::process::exit(3),
