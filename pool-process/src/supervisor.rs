@@ -454,6 +454,21 @@ pub(crate) fn describe_hook_failure(outcome: Outcome, detail: &[u8]) -> String {
     }
 }
 
+/// The start failure of a worker that sent a frame its transport refused (a header
+/// announcing more than the maximum, a corrupt shared-memory ring): kills and reaps it, and
+/// says what it sent (`fail` adds worker id, pid, exit and stderr tail).
+fn corrupt_frame(
+    w: &WorkerProcess,
+    fail: &impl Fn(&ChildCell, &StderrTail, &str) -> String,
+    e: &io::Error,
+) -> String {
+    fail(
+        &w.cell,
+        &w.stderr,
+        &format!("broke the protocol during the handshake: {e}; it was killed"),
+    )
+}
+
 impl WorkerProcess {
     /// Spawns worker `id` and runs the handshake (and the initializer) to completion.
     pub(crate) fn start(cfg: &StartConfig, id: u64) -> Result<Self, StartFailure> {
@@ -593,6 +608,9 @@ impl WorkerProcess {
         let hello = match w.transport.recv(Some(deadline)) {
             Ok(frame) if frame.first() == Some(&HELLO) => Hello::decode(frame),
             Ok(_) => None,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(StartFailure::Handshake(corrupt_frame(&w, &fail, &e)));
+            }
             Err(e) => {
                 let what = if e.kind() == io::ErrorKind::TimedOut {
                     "did not answer the handshake in time"
@@ -663,6 +681,9 @@ impl WorkerProcess {
                 codec.zip(outcome).map(|(c, o)| (c, o, detail))
             }
             Ok(_) => None,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(StartFailure::Handshake(corrupt_frame(&w, &fail, &e)));
+            }
             Err(e) => {
                 let what = match (e.kind() == io::ErrorKind::TimedOut, has_init) {
                     (true, true) => "did not finish its initializer in time",

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use pool_core::{Executor, Shutdown, TaskError};
 use pool_process::ProcessPool;
+use pool_process::transport::MAX_FRAME;
 use pool_testkit::faults;
 use pool_testkit::harness;
 use pool_testkit::leaks;
@@ -27,6 +28,16 @@ fn pool(mode: &str) -> ProcessPool {
 /// A worker that never completes a correct handshake: the submitted task fails with
 /// `Broken` (repeated start failures), whose text mentions `expect`.
 fn refused_at_start(mode: &str, expect: &[&str]) {
+    let text = broken_reason(mode);
+    assert!(
+        expect.iter().any(|e| text.contains(e)),
+        "{mode}: the reason does not say what went wrong (wanted one of {expect:?}): {text}"
+    );
+}
+
+/// Runs a task on a pool of `mode` workers, which never complete a correct handshake: the
+/// task fails with `Broken` (repeated start failures); returns the reason's text.
+fn broken_reason(mode: &str) -> String {
     let guard = harness::start(&format!("protocol::{mode}"), Duration::from_secs(90));
     let rss_before = leaks::rss_bytes().unwrap_or(0);
     let pool = pool(mode);
@@ -36,16 +47,10 @@ fn refused_at_start(mode: &str, expect: &[&str]) {
     let r = fut
         .result_timeout(BOUND)
         .unwrap_or_else(|f| panic!("{mode}: not resolved within {BOUND:?}: {:?}", f.state()));
-    match &r {
-        Err(TaskError::Broken(why)) => {
-            let text = why.to_string();
-            assert!(
-                expect.iter().any(|e| text.contains(e)),
-                "{mode}: the reason does not say what went wrong (wanted one of {expect:?}): {text}"
-            );
-        }
+    let text = match &r {
+        Err(TaskError::Broken(why)) => why.to_string(),
         other => panic!("{mode}: expected Broken after repeated start failures, got {other:?}"),
-    }
+    };
     let rss_after = leaks::rss_bytes().unwrap_or(0);
     assert!(
         rss_after < rss_before + (256 << 20),
@@ -56,6 +61,7 @@ fn refused_at_start(mode: &str, expect: &[&str]) {
     pool.shutdown(Shutdown::Kill);
     drop(pool);
     guard.finish();
+    text
 }
 
 #[test]
@@ -66,34 +72,41 @@ fn garbage_bytes() {
     );
 }
 
-// The parent refuses these without allocating, but today it words the cause as "exited
-// before the handshake" (reported in /work/contract-changes.md, 10:45).
-#[test]
-fn header_claiming_u32_max() {
-    refused_at_start(
-        "huge_header",
-        &[
-            "frame",
-            "too large",
-            "exceed",
-            "limit",
-            "before the handshake",
-        ],
+/// The parent refuses an oversized frame header without allocating, and says so: the
+/// announced length, the maximum, and which worker (id and pid) sent it.
+fn refused_for_announcing(mode: &str, announced: u64) {
+    let text = broken_reason(mode);
+    let what = format!(
+        " broke the protocol during the handshake: a frame header announced {announced} bytes, \
+         over the maximum of {MAX_FRAME} bytes"
+    );
+    let Some(at) = text.find(&what) else {
+        panic!("{mode}: wanted {what:?} in: {text}");
+    };
+    // `worker #<id> (pid <pid>)` right before it.
+    let who = &text[..at];
+    let who = &who[who
+        .rfind("worker #")
+        .unwrap_or_else(|| panic!("{mode}: no worker id: {text}"))..];
+    let ok = who
+        .strip_prefix("worker #")
+        .and_then(|r| r.split_once(" (pid "))
+        .and_then(|(id, r)| Some((id, r.strip_suffix(')')?)))
+        .is_some_and(|(id, pid)| id.parse::<u64>().is_ok() && pid.parse::<u32>().is_ok());
+    assert!(
+        ok,
+        "{mode}: not `worker #<id> (pid <pid>)`: {who:?} in: {text}"
     );
 }
 
 #[test]
+fn header_claiming_u32_max() {
+    refused_for_announcing("huge_header", u64::from(u32::MAX));
+}
+
+#[test]
 fn header_past_the_frame_limit() {
-    refused_at_start(
-        "over_max",
-        &[
-            "frame",
-            "too large",
-            "exceed",
-            "limit",
-            "before the handshake",
-        ],
-    );
+    refused_for_announcing("over_max", (1 << 30) + 1);
 }
 
 #[test]

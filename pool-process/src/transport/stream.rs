@@ -78,6 +78,13 @@ impl Transport for StreamTransport {
                 Err(io::ErrorKind::UnexpectedEof.into())
             }
             Err(FrameError::Io(e)) => Err(e),
+            // The peer's fault, not a setting to raise: say what it announced.
+            Err(FrameError::TooLarge { claimed, max }) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a frame header announced {claimed} bytes, over the maximum of {max} bytes"
+                ),
+            )),
             Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
         }
     }
@@ -129,6 +136,14 @@ mod tests {
     fn a_lying_length_is_invalid_data() {
         let (mut a, b) = pair();
         fdio::write_all_vectored(b.tx.as_fd(), &[&u32::MAX.to_le_bytes()]).unwrap();
-        assert_eq!(a.recv(None).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let err = a.recv(None).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "a frame header announced {} bytes, over the maximum of {MAX_FRAME} bytes",
+                u32::MAX
+            )
+        );
     }
 }
