@@ -65,6 +65,23 @@ struct Inner<C: Codec> {
     codec: C,
 }
 
+/// How long dropping the last handle waits for the pool's workers to stop.
+const DROP_GRACE: Duration = Duration::from_millis(200);
+
+/// The last handle is gone. Queued tasks are cancelled and idle workers are asked to stop;
+/// the drop waits up to [`DROP_GRACE`] for every worker to be stopped and reaped, so a
+/// program that exits right after dropping its pool leaves no worker behind. It never waits
+/// longer: a worker still running a task is left to finish it (its future still resolves),
+/// then stops — as without this wait; `shutdown(Shutdown::Kill)` is the way to kill it. A
+/// pool already shut down returns at once.
+impl<C: Codec> Drop for Inner<C> {
+    fn drop(&mut self) {
+        self.shut_down.store(true, Ordering::SeqCst);
+        self.engine
+            .shutdown(Shutdown::CancelPending, Some(DROP_GRACE));
+    }
+}
+
 impl<C: Codec> Clone for ProcessPool<C> {
     fn clone(&self) -> Self {
         Self {

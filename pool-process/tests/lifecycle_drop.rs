@@ -1,5 +1,6 @@
-//! Dropping a pool never blocks, not even on a running task: queued tasks are cancelled, the
-//! running one finishes in the background and its worker then exits — none is left behind.
+//! Dropping a pool never waits for a running task (only, briefly, for idle workers to stop:
+//! `lifecycle_drop_reaps.rs`): queued tasks are cancelled, the running one finishes in the
+//! background and its worker then exits — none is left behind.
 
 mod support;
 
