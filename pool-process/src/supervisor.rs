@@ -786,6 +786,11 @@ impl WorkerProcess {
             return Err(CallFailure::Died(d.clone()));
         }
         let expected = (self.oldest < self.next_seq).then_some(self.oldest);
+        /// What came instead of the reply.
+        enum Wrong {
+            Violation(String),
+            Io(io::Error),
+        }
         let got = match self.transport.recv(deadline) {
             Ok(frame) => match (
                 frame.first(),
@@ -797,7 +802,7 @@ impl WorkerProcess {
                 (Some(&REPLY), Some(o)) if Some(seq_of(frame)) == expected => {
                     Ok(on_reply(o, &frame[REPLY_HEADER..]))
                 }
-                (Some(&REPLY), Some(_)) => Err(Err(format!(
+                (Some(&REPLY), Some(_)) => Err(Wrong::Violation(format!(
                     "replied with sequence number {} while {}; the reply was discarded",
                     seq_of(frame),
                     match expected {
@@ -805,8 +810,8 @@ impl WorkerProcess {
                         None => "no task was in flight".to_owned(),
                     }
                 ))),
-                (Some(&REPLY), None) => Err(Err("sent a malformed reply".to_owned())),
-                (kind, _) => Err(Err(format!(
+                (Some(&REPLY), None) => Err(Wrong::Violation("sent a malformed reply".to_owned())),
+                (kind, _) => Err(Wrong::Violation(format!(
                     "sent {} where a task's reply was expected",
                     match kind {
                         Some(k) => format!("a message of kind {k:#04x}"),
@@ -814,22 +819,22 @@ impl WorkerProcess {
                     }
                 ))),
             },
-            Err(e) => Err(Ok(e)),
+            Err(e) => Err(Wrong::Io(e)),
         };
         match got {
             Ok(value) => {
                 self.oldest += 1;
                 Ok(value)
             }
-            Err(Err(violation)) => Err(CallFailure::Died(self.bury_for(Some(&violation)))),
-            Err(Ok(e)) if e.kind() == io::ErrorKind::TimedOut => {
+            Err(Wrong::Violation(v)) => Err(CallFailure::Died(self.bury_for(Some(&v)))),
+            Err(Wrong::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
                 Err(CallFailure::TimedOut(self.bury()))
             }
-            Err(Ok(e)) if e.kind() == io::ErrorKind::InvalidData => {
-                let violation = format!("sent a corrupt frame: {e}");
-                Err(CallFailure::Died(self.bury_for(Some(&violation))))
+            Err(Wrong::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                let v = format!("sent a corrupt frame: {e}");
+                Err(CallFailure::Died(self.bury_for(Some(&v))))
             }
-            Err(Ok(_)) => Err(CallFailure::Died(self.bury())),
+            Err(Wrong::Io(_)) => Err(CallFailure::Died(self.bury())),
         }
     }
 
@@ -1015,6 +1020,38 @@ mod tests {
             w.stop(Instant::now() + Duration::from_secs(5)).unwrap();
             assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
         }
+    }
+
+    #[test]
+    fn pipelined_requests_are_numbered_and_answered_in_order() {
+        let mut w =
+            WorkerProcess::start(&config_with(TransportKind::Pipe, StartMethod::Spawn), 4).unwrap();
+        let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double);
+        let codec = DefaultCodec::default();
+        let deadline = Some(Instant::now() + Duration::from_secs(20));
+        for round in 0..3u64 {
+            for i in 0..5u64 {
+                let mut arg = Vec::new();
+                codec.encode(&(round * 10 + i), &mut arg).unwrap();
+                w.send_request(&[&task_header(f), &arg]).unwrap();
+            }
+            assert_eq!((w.oldest, w.next_seq), (round * 5 + 1, round * 5 + 6));
+            for i in 0..5u64 {
+                let got = w.recv_reply(deadline, |o, bytes| (o, codec.decode::<u64>(bytes)));
+                let Ok((Outcome::Ok, Ok(v))) = got else {
+                    panic!("round {round} task {i}: no reply");
+                };
+                assert_eq!(v, 2 * (round * 10 + i));
+            }
+            assert_eq!(w.oldest, w.next_seq);
+        }
+        // Not a request header: refused, nothing sent.
+        assert_eq!(
+            w.send_request(&[&[STOP]]).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(w.next_seq, 16);
+        w.stop(Instant::now() + Duration::from_secs(5)).unwrap();
     }
 
     #[test]
