@@ -207,3 +207,42 @@ fn result_for_a_task_never_sent_after_the_handshake() {
 fn duplicated_reply_after_the_handshake() {
     extra_reply_is_a_protocol_violation("double_reply", 1);
 }
+
+/// After a correct handshake the worker answers a task with a frame header claiming
+/// `u32::MAX` bytes: the task fails with `WorkerDied` saying what the worker sent (no
+/// allocation of the claimed length), and the pool carries on with a new worker.
+#[test]
+fn oversized_reply_frame() {
+    let guard = harness::start("protocol::huge_reply", Duration::from_secs(90));
+    let rss_before = leaks::rss_bytes().unwrap_or(0);
+    let pool = pool("huge_reply");
+    for x in [5, 6] {
+        let r = pool
+            .submit(faults::ok, x)
+            .expect("submit")
+            .result_timeout(BOUND);
+        match r {
+            Ok(Err(TaskError::WorkerDied(d))) => {
+                let text = d.to_string();
+                let pid = d.pid.expect("a process worker has a pid");
+                let wanted = format!(
+                    "protocol violation: {} (pid {pid}) sent a corrupt frame: a frame header \
+                     announced {} bytes, over the maximum of {MAX_FRAME} bytes",
+                    d.worker,
+                    u32::MAX
+                );
+                assert!(text.contains(&wanted), "wanted {wanted:?} in: {text}");
+                assert!(!leaks::alive(pid), "the violating worker {pid} still runs");
+            }
+            other => panic!("ok({x}): expected WorkerDied for an oversized reply, got {other:?}"),
+        }
+    }
+    let rss_after = leaks::rss_bytes().unwrap_or(0);
+    assert!(
+        rss_after < rss_before + (256 << 20),
+        "the parent grew from {rss_before} to {rss_after} bytes (a claimed length was allocated?)"
+    );
+    pool.shutdown(Shutdown::Kill);
+    drop(pool);
+    guard.finish();
+}

@@ -16,6 +16,7 @@
 //! | `reply_first` | a well-formed REPLY (a result for a task never sent, sequence 1) instead of HELLO |
 //! | `wrong_codec` | a correct HELLO, then READY naming the codec `bogus-codec` |
 //! | `double_reply` | a correct handshake; answers each task (echoing a msgpack `u64`) twice with the task's sequence number: the second is a duplicate |
+//! | `huge_reply` | a correct handshake; answers the first task with a frame header claiming `u32::MAX` bytes, then waits |
 //! | `stray_reply` | a correct handshake; answers each task (echoing a msgpack `u64`), then sends a reply with sequence 0, which no request has: a result for a task never sent |
 //!
 //! Protocol version 3 (`pool-process/src/worker/protocol.rs`): a request is `kind, sequence
@@ -202,6 +203,15 @@ fn main() {
             send(&mut out, &hello(PROTOCOL_VERSION, identity, anchor));
             let _setup = recv(&mut input);
             send(&mut out, &ready("bogus-codec"));
+            wait_for_eof(&mut input)
+        }
+        "huge_reply" => {
+            send(&mut out, &hello(PROTOCOL_VERSION, identity, anchor));
+            let _setup = recv(&mut input);
+            send(&mut out, &ready("msgpack"));
+            let _task = recv(&mut input);
+            let _ = out.write_all(&[0xff, 0xff, 0xff, 0xff, REPLY, 1, 0, 0]);
+            let _ = out.flush();
             wait_for_eof(&mut input)
         }
         "double_reply" | "stray_reply" => {
