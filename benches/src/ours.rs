@@ -177,21 +177,33 @@ fn process_pool(v: &ProcessVariant) -> Result<ProcessPool, String> {
     Ok(pool)
 }
 
-/// `process.roundtrip`: `pool.submit(noop, x)` then `future.result()`.
+/// How a round trip is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoundTrip {
+    /// `pool.apply(noop, x)`: the blocking call (the caller borrows an idle worker).
+    Apply,
+    /// `pool.submit(noop, x)` then `future.result()`: through the pool's engine thread.
+    Submit,
+}
+
+/// `process.roundtrip`: `pool.apply(noop, x)`; `process.roundtrip.submit`:
+/// `pool.submit(noop, x)` then `future.result()`.
 ///
 /// # Errors
 ///
 /// The pool could not be built.
-pub fn process_roundtrip(v: &ProcessVariant) -> Made {
+pub fn process_roundtrip(v: &ProcessVariant, how: RoundTrip) -> Made {
     let pool = process_pool(v)?;
     let mut i = 0u64;
     Ok(Box::new(move || {
         i += 1;
         let x = i;
-        let (d, got) = timed(|| {
-            pool.submit(noop, x)
+        let (d, got) = timed(|| match how {
+            RoundTrip::Apply => pool.apply(noop, x).map_err(|e| e.to_string()),
+            RoundTrip::Submit => pool
+                .submit(noop, x)
                 .map_err(|e| e.to_string())
-                .and_then(|f| f.result().map_err(|e| e.to_string()))
+                .and_then(|f| f.result().map_err(|e| e.to_string())),
         });
         match got {
             Ok(v) if v == x => Ok(d),

@@ -142,11 +142,25 @@ fn process_scenarios(v: &'static ours::ProcessVariant) -> Vec<Scenario> {
     let mut out = vec![
         Scenario {
             id: id("process.roundtrip"),
-            what: "one no-op task (u64 in, u64 out) submitted and awaited, one after the other",
+            what: "one no-op task (u64 in, u64 out) run and awaited, one after the other: \
+                   `pool.apply(noop, x)`",
             quick: Plan::new(100, 2_000, 250),
             full: Plan::new(500, 20_000, 1_000),
             bytes: None,
-            ours: Box::new(move || ours::process_roundtrip(v)),
+            ours: Box::new(move || ours::process_roundtrip(v, ours::RoundTrip::Apply)),
+            refs: vec![
+                reference("pipe-floor", rp::pipe_roundtrip),
+                reference("procspawn", rp::procspawn_roundtrip),
+            ],
+        },
+        Scenario {
+            id: format!("{}.submit", id("process.roundtrip")),
+            what: "the same round trip as `pool.submit(noop, x)?.result()`, through the \
+                   pool's engine thread",
+            quick: Plan::new(100, 2_000, 250),
+            full: Plan::new(500, 20_000, 1_000),
+            bytes: None,
+            ours: Box::new(move || ours::process_roundtrip(v, ours::RoundTrip::Submit)),
             refs: vec![
                 reference("pipe-floor", rp::pipe_roundtrip),
                 reference("procspawn", rp::procspawn_roundtrip),

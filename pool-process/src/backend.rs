@@ -16,6 +16,7 @@ use crate::buffers::BufPool;
 use crate::supervisor::{CallFailure, Death, Exit, StartConfig, StartFailure, WorkerProcess};
 use crate::sys::signals::signal_name;
 use crate::transfer::{FnRef, Outcome};
+use crate::transport;
 use crate::wire::Reader;
 use crate::worker::panics::PanicRecord;
 use crate::worker::protocol::{NAMED_HEADER, TASK_HEADER, named_header, task_header};
@@ -240,6 +241,16 @@ impl Worker for ProcessWorker {
 
     fn killer(&self) -> Option<Killer> {
         Some(Killer::new(self.process.killer()))
+    }
+
+    fn lent(&mut self, lent: bool) {
+        // The borrowing caller polls for the reply as the worker polls for its requests.
+        let spin = if lent {
+            transport::WORKER_SPIN
+        } else {
+            Duration::ZERO
+        };
+        self.process.set_spin(spin);
     }
 
     fn alive(&mut self) -> bool {

@@ -724,6 +724,11 @@ impl WorkerProcess {
         self.named_map.get(declared as usize).copied()
     }
 
+    /// How long a receive without deadline polls before it blocks (`Transport::set_spin`).
+    pub(crate) fn set_spin(&mut self, spin: Duration) {
+        self.transport.set_spin(spin);
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.cell.pid
     }

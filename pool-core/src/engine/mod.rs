@@ -5,6 +5,7 @@
 //! threads, the queue, the sleep/wake protocol and the life of a worker slot.
 
 mod job;
+mod lend;
 mod pool;
 mod queue;
 mod watchdog;
@@ -55,6 +56,15 @@ pub trait Worker: Send + 'static {
     /// Can another thread kill this worker while `run` blocks? (processes: yes; threads: no)
     fn killer(&self) -> Option<Killer> {
         None
+    }
+
+    /// The engine lends this worker to a caller thread for one task ([`Engine::call`]) with
+    /// `true`, and takes it back with `false`. The caller has nothing else to do while it
+    /// waits for the reply, unlike the engine's thread, which shares the CPU with every
+    /// other: a process worker may poll for the reply a little before it blocks then.
+    /// Default: nothing.
+    fn lent(&mut self, lent: bool) {
+        let _ = lent;
     }
 
     /// Is the worker still usable? Asked after a task failed.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::{Backoff, CachePadded};
 
 use super::job::{self, Begin, Flight, InputJob, Job, Meta, Ran, Resume, Runnable};
+use super::lend::Spot;
 use super::queue::Queue;
 use super::watchdog::{Watch, Watchdog};
 use super::{
@@ -88,6 +89,7 @@ pub(crate) struct Rare {
     drained: AtomicU64,
     inline_done: AtomicU64,
     inline_failed: AtomicU64,
+    lent: AtomicU64,
     pub(crate) callback_panics: Arc<AtomicU64>,
 }
 
@@ -133,6 +135,9 @@ impl SlotShared {
 /// What a job sees of the slot running it.
 pub(crate) struct SlotEnv<'a> {
     slot: &'a Arc<SlotShared>,
+    /// Where task outcomes are counted: the slot's own counters, or a borrower's scratch
+    /// counters for a run on a lent worker (see `Shared::call_job`).
+    counters: &'a Counters,
     pid: Option<u32>,
     /// Why the worker died, noted by the job that saw it (for the `worker died` event).
     death: std::cell::RefCell<Option<String>>,
@@ -144,7 +149,7 @@ pub(crate) struct SlotEnv<'a> {
 impl SlotEnv<'_> {
     #[inline]
     pub(crate) fn counters(&self) -> &Counters {
-        &self.slot.counters
+        self.counters
     }
     #[inline]
     pub(crate) fn task_timeout(&self) -> Option<Duration> {
@@ -208,6 +213,11 @@ impl SlotEnv<'_> {
     #[cold]
     pub(crate) fn note_death(&self, e: &TaskError) {
         *self.death.borrow_mut() = Some(e.to_string());
+    }
+
+    #[cold]
+    fn note_death_text(&self, why: String) {
+        *self.death.borrow_mut() = Some(why);
     }
 
     fn take_death(&self) -> Option<String> {
@@ -303,6 +313,9 @@ struct Control {
 
 type JobRef<W> = Arc<dyn Job<W>>;
 
+/// A borrowed worker and the spot it goes back to.
+type Borrowed<W> = (Arc<Spot<W>>, W);
+
 struct Shared<B: Backend> {
     backend: B,
     cfg: EngineConfig,
@@ -328,6 +341,19 @@ struct Shared<B: Backend> {
     start_failures_in_a_row: AtomicU32,
     memory_warned: AtomicBool,
     watchdog: Watchdog,
+    /// Whether idle pipelining workers are lent to callers (`Engine::call`): not when a
+    /// recycling limit is set (a lent run would have to count against it).
+    lends: bool,
+    /// The parking spots of the pipelining slots (see `engine/lend.rs`).
+    spots: Mutex<Vec<Arc<Spot<B::Worker>>>>,
+}
+
+/// Why `find_job` came back without a job.
+enum Gone {
+    /// The slot left the `workers` count (idle timeout, resize, shutdown) and must exit.
+    Left,
+    /// A caller borrowed the slot's parked worker and saw it die: the slot must handle it.
+    News,
 }
 
 /// Why a slot's loop ended.
@@ -440,6 +466,8 @@ impl<B: Backend> Engine<B> {
             next_worker: AtomicU64::new(1),
             start_failures_in_a_row: AtomicU32::new(0),
             memory_warned: AtomicBool::new(false),
+            lends: config.max_tasks_per_worker.is_none() && config.max_memory_per_worker.is_none(),
+            spots: Mutex::new(Vec::new()),
             cfg: config,
         });
         panic::install_hook();
@@ -483,6 +511,25 @@ impl<B: Backend> Engine<B> {
         opts: SubmitOptions,
     ) -> Result<Future<R::Output>, SubmitError<R>> {
         self.shared().submit_job(job, opts)
+    }
+
+    /// Run one input and wait for its value: `submit(..)` then `result()`, except that when
+    /// a pipelining worker (a process) is idle, the calling thread borrows it and talks to
+    /// it directly — no engine thread between the caller and the worker (see
+    /// `engine/README.md`, "Lending"). Timeouts, kills, death reports and statistics are
+    /// those of a queued task.
+    ///
+    /// # Errors
+    ///
+    /// The task's failure, or the refusal a submit would give as the error its future
+    /// would carry ([`SubmitError::to_task_error`]).
+    pub fn call<T: Send + 'static>(
+        &self,
+        input: B::Input,
+        opts: SubmitOptions,
+        convert: impl FnOnce(B::Output) -> Result<T, TaskError> + Send + 'static,
+    ) -> Result<T, TaskError> {
+        self.shared().call_job(InputJob { input, convert }, opts)
     }
 
     /// Shut down (see [`Shutdown`]) and wait for the workers to exit, at most `deadline` if
@@ -692,6 +739,88 @@ impl<B: Backend> Shared<B> {
     }
 
     /// Reserve a worker and start its thread, if below `max_workers` and open.
+    /// See [`Engine::call`].
+    fn call_job<R: Runnable<B::Worker>>(
+        self: &Arc<Self>,
+        job: R,
+        opts: SubmitOptions,
+    ) -> Result<R::Output, TaskError> {
+        if self.lends
+            && self.bound.is_none()
+            && self.status.load(Ordering::Acquire) == OPEN
+            && let Some((spot, worker)) = self.borrow()
+        {
+            return self.run_lent(&spot, worker, job, opts);
+        }
+        match self.submit_job(job, opts) {
+            Ok(f) => f.result(),
+            Err(e) => Err(e.to_task_error()),
+        }
+    }
+
+    /// A parked (idle) worker nobody else holds, with its spot.
+    fn borrow(&self) -> Option<Borrowed<B::Worker>> {
+        let spots = lock(&self.spots);
+        spots
+            .iter()
+            .find_map(|s| s.borrow().map(|w| (Arc::clone(s), w)))
+    }
+
+    /// Run `job` on a borrowed worker from the calling thread, as its slot would, then give
+    /// the worker back. The job never enters the queue: this thread is its only holder.
+    fn run_lent<R: Runnable<B::Worker>>(
+        self: &Arc<Self>,
+        spot: &Spot<B::Worker>,
+        mut worker: B::Worker,
+        job: R,
+        opts: SubmitOptions,
+    ) -> Result<R::Output, TaskError> {
+        // Counted as submitted, and (below) as run by the caller, like `CallerRuns`.
+        self.queue.locked(|_, _| bump(&self.submitted));
+        let meta = (opts.timeout.is_some() || opts.label.is_some()).then(|| {
+            Box::new(Meta {
+                label: opts.label.map(Arc::from),
+                timeout: opts.timeout,
+            })
+        });
+        let cell = job::new_cell::<B::Worker, R>(
+            job,
+            meta,
+            next_task_id(),
+            self.cfg.record_timing || opts.timing,
+        );
+        let fut = job::future_of(&cell);
+        let scratch = Counters::default();
+        let env = SlotEnv {
+            slot: &spot.slot,
+            counters: &scratch,
+            pid: spot.pid,
+            death: std::cell::RefCell::new(None),
+            task_timeout: self.cfg.task_timeout,
+            watchdog: &self.watchdog,
+            killing: &self.killing,
+        };
+        self.rare.lent.fetch_add(1, Ordering::Relaxed);
+        worker.lent(true);
+        let ran = Job::run(cell, &mut worker, &env);
+        worker.lent(false);
+        match ran {
+            Ran::Ok => self.rare.inline_done.fetch_add(1, Ordering::Relaxed),
+            Ran::Err => self.rare.inline_failed.fetch_add(1, Ordering::Relaxed),
+            // Resolved by the watchdog or a kill, and counted there.
+            Ran::Lost | Ran::Skipped => 0,
+        };
+        let death = (matches!(ran, Ran::Err | Ran::Lost) && !worker.alive()).then(|| {
+            env.take_death()
+                .unwrap_or_else(|| "it died running a task for a caller".to_owned())
+        });
+        if spot.give_back(worker, death) {
+            // Its slot may be asleep: it handles the death (replacement, BreakPool) now.
+            self.wake_all_sleepers();
+        }
+        fut.result()
+    }
+
     fn try_spawn(self: &Arc<Self>) -> bool {
         // Counted as starting before it counts as a worker: `all_busy` never sees the pool
         // full while the new worker is neither starting nor idle.
@@ -863,8 +992,9 @@ impl<B: Backend> Shared<B> {
         })
     }
 
-    /// Find the next job, or decide to leave. `Err(())` means the slot left the `workers`
-    /// count and must exit.
+    /// Find the next job, or decide to leave. `Err(Gone::Left)` means the slot left the
+    /// `workers` count and must exit; `Err(Gone::News)` that `news` was raised (the slot is
+    /// no longer counted idle).
     /// `linger`: how long to keep polling (yielding the CPU) before sleeping, once idle.
     /// A pipelining slot (`linger` > 0) counts itself idle at once: other slots pipeline
     /// only while none is idle.
@@ -873,12 +1003,19 @@ impl<B: Backend> Shared<B> {
         self: &Arc<Self>,
         linger: Duration,
         counted: bool,
-    ) -> Result<JobRef<B::Worker>, ()> {
+        news: Option<&AtomicBool>,
+    ) -> Result<JobRef<B::Worker>, Gone> {
         if counted {
-            let r = self.search(linger);
-            if r.is_ok() {
-                self.idle.fetch_sub(1, Ordering::SeqCst);
-                self.spawn_if_short();
+            let r = self.search(linger, news);
+            match r {
+                Ok(_) => {
+                    self.idle.fetch_sub(1, Ordering::SeqCst);
+                    self.spawn_if_short();
+                }
+                Err(Gone::News) => {
+                    self.idle.fetch_sub(1, Ordering::SeqCst);
+                }
+                Err(Gone::Left) => {}
             }
             return r;
         }
@@ -898,11 +1035,17 @@ impl<B: Backend> Shared<B> {
             }
         }
         self.idle.fetch_add(1, Ordering::SeqCst);
-        let r = self.search(linger);
-        if r.is_ok() {
-            // (On `Err` the slot left, `idle` included, in `try_leave`.)
-            self.idle.fetch_sub(1, Ordering::SeqCst);
-            self.spawn_if_short();
+        let r = self.search(linger, news);
+        match r {
+            Ok(_) => {
+                self.idle.fetch_sub(1, Ordering::SeqCst);
+                self.spawn_if_short();
+            }
+            Err(Gone::News) => {
+                self.idle.fetch_sub(1, Ordering::SeqCst);
+            }
+            // The slot left, `idle` included, in `try_leave`.
+            Err(Gone::Left) => {}
         }
         r
     }
@@ -922,7 +1065,12 @@ impl<B: Backend> Shared<B> {
         }
     }
 
-    fn search(&self, linger: Duration) -> Result<JobRef<B::Worker>, ()> {
+    fn search(
+        &self,
+        linger: Duration,
+        news: Option<&AtomicBool>,
+    ) -> Result<JobRef<B::Worker>, Gone> {
+        let raised = || news.is_some_and(|n| n.load(Ordering::Acquire));
         let backoff = Backoff::new();
         // Only one idle slot at a time polls: on a small machine every other one would take
         // a context switch from the threads doing the work each time it yields, and a push
@@ -935,6 +1083,9 @@ impl<B: Backend> Shared<B> {
             if let Some(j) = self.pop() {
                 return Ok(j);
             }
+            if raised() {
+                return Err(Gone::News);
+            }
             let st = self.status.load(Ordering::Acquire);
             if st != OPEN {
                 if st != WAIT {
@@ -942,14 +1093,14 @@ impl<B: Backend> Shared<B> {
                     self.drain(self.closed_error());
                 }
                 if self.try_leave(0) {
-                    return Err(());
+                    return Err(Gone::Left);
                 }
                 continue;
             }
             if self.workers.load(Ordering::Relaxed) > self.max_workers.load(Ordering::Relaxed)
                 && self.try_leave(self.max_workers.load(Ordering::Relaxed))
             {
-                return Err(());
+                return Err(Gone::Left);
             }
             if !backoff.is_completed() {
                 backoff.snooze();
@@ -968,6 +1119,11 @@ impl<B: Backend> Shared<B> {
             // registered cannot notify before we wait.
             let since = *idle_since.get_or_insert_with(Instant::now);
             let g = lock(&self.sleep_mx);
+            // Raised before its raiser takes `sleep_mx` to wake sleepers: seen here, or the
+            // wake-up comes after this thread waits.
+            if raised() {
+                continue;
+            }
             let asleep = self.queue.locked(|sleepers, empty| {
                 if empty && self.status.load(Ordering::SeqCst) == OPEN {
                     *sleepers += 1;
@@ -996,7 +1152,7 @@ impl<B: Backend> Shared<B> {
                 if self.try_leave(self.cfg.min_workers) {
                     self.rare.idle_exits.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(target: "pool", pool = %self.cfg.name, "idle worker exits");
-                    return Err(());
+                    return Err(Gone::Left);
                 }
                 idle_since = None;
             }
@@ -1042,6 +1198,7 @@ impl<B: Backend> Shared<B> {
         }
         let env = SlotEnv {
             slot: &slot,
+            counters: &slot.counters,
             pid: worker.pid(),
             death: std::cell::RefCell::new(None),
             task_timeout: self.cfg.task_timeout,
@@ -1050,7 +1207,18 @@ impl<B: Backend> Shared<B> {
         };
         let k = worker.max_in_flight();
         let exit = if k > 1 {
-            self.pipelined(&mut worker, &env, &slot, k, pre_idle)
+            // Where the idle worker waits, lendable to callers (`Engine::call`).
+            let spot = self.lends.then(|| {
+                let spot = Arc::new(Spot::new(Arc::clone(&slot), worker.pid()));
+                lock(&self.spots).push(Arc::clone(&spot));
+                spot
+            });
+            let (exit, w) = self.pipelined(worker, &env, &slot, k, pre_idle, spot.as_deref());
+            worker = w;
+            if let Some(spot) = &spot {
+                lock(&self.spots).retain(|s| !Arc::ptr_eq(s, spot));
+            }
+            exit
         } else {
             self.one_by_one(&mut worker, &env, &slot)
         };
@@ -1112,7 +1280,7 @@ impl<B: Backend> Shared<B> {
     ) -> Exit {
         let mut tasks = 0u64;
         loop {
-            let Ok(job) = self.find_job(Duration::ZERO, false) else {
+            let Ok(job) = self.find_job(Duration::ZERO, false, None) else {
                 return Exit::Left;
             };
             bump(&slot.counters.taken);
@@ -1135,12 +1303,13 @@ impl<B: Backend> Shared<B> {
     /// The slot's loop for pipelining workers: up to `k` tasks in flight (see README.md).
     fn pipelined(
         self: &Arc<Self>,
-        worker: &mut B::Worker,
+        mut worker: B::Worker,
         env: &SlotEnv<'_>,
         slot: &Arc<SlotShared>,
         k: usize,
         counted_idle: bool,
-    ) -> Exit {
+        spot: Option<&Spot<B::Worker>>,
+    ) -> (Exit, B::Worker) {
         let mut flights: std::collections::VecDeque<Box<dyn Flight<B::Worker>>> =
             std::collections::VecDeque::with_capacity(k);
         // Dequeued but not pipelinable: runs once the flights have landed.
@@ -1164,7 +1333,7 @@ impl<B: Backend> Shared<B> {
                     if let Some(j) = held.take() {
                         self.requeue(slot, j);
                     }
-                    return Exit::Recycle;
+                    return (Exit::Recycle, worker);
                 }
                 if gone {
                     // A send found it gone, after the replies it wrote had come: it died
@@ -1172,16 +1341,52 @@ impl<B: Backend> Shared<B> {
                     if let Some(j) = held.take() {
                         self.requeue(slot, j);
                     }
-                    return Exit::Died {
-                        counted: !self.killing.load(Ordering::Relaxed),
-                    };
+                    return (
+                        Exit::Died {
+                            counted: !self.killing.load(Ordering::Relaxed),
+                        },
+                        worker,
+                    );
                 }
                 let job = match held.take() {
                     Some(j) => j,
                     None => {
                         let since = Instant::now();
-                        let Ok(j) = self.find_job(LINGER, std::mem::take(&mut idle)) else {
-                            return Exit::Left;
+                        let counted = std::mem::take(&mut idle);
+                        // Idle: the worker waits in the spot, where a caller may borrow it
+                        // (`Shared::call_job`); taken back as soon as there is news.
+                        let (found, lent_death);
+                        (worker, found, lent_death) = match spot {
+                            Some(spot) => {
+                                spot.park(worker);
+                                let found = self.find_job(LINGER, counted, Some(&spot.news));
+                                let (w, death) = spot.unpark();
+                                (w, found, death)
+                            }
+                            None => (worker, self.find_job(LINGER, counted, None), None),
+                        };
+                        if let Some(why) = lent_death {
+                            // It died running a task for a caller (who got that task's
+                            // error); handled as any death between tasks.
+                            env.note_death_text(why);
+                            return match found {
+                                Err(Gone::Left) => (Exit::Left, worker),
+                                Ok(j) => {
+                                    self.requeue(slot, j);
+                                    let counted = !self.killing.load(Ordering::Relaxed);
+                                    (Exit::Died { counted }, worker)
+                                }
+                                Err(Gone::News) => {
+                                    let counted = !self.killing.load(Ordering::Relaxed);
+                                    (Exit::Died { counted }, worker)
+                                }
+                            };
+                        }
+                        let j = match found {
+                            Ok(j) => j,
+                            Err(Gone::Left) => return (Exit::Left, worker),
+                            // News without a death: nothing to do but look again.
+                            Err(Gone::News) => continue,
                         };
                         bump(&slot.counters.taken);
                         // After a real sleep (`find_job` returns at once when a task is
@@ -1193,13 +1398,13 @@ impl<B: Backend> Shared<B> {
                                 "the worker died while idle",
                             )));
                             self.requeue(slot, j);
-                            return Exit::Died { counted: true };
+                            return (Exit::Died { counted: true }, worker);
                         }
                         j
                     }
                 };
-                let ran = if job.pipelinable(worker, env) {
-                    match job.begin(worker, env, true) {
+                let ran = if job.pipelinable(&worker, env) {
+                    match job.begin(&mut worker, env, true) {
                         Begin::Skipped => Ran::Skipped,
                         Begin::Sent(f) => {
                             head_since = Instant::now();
@@ -1208,24 +1413,27 @@ impl<B: Backend> Shared<B> {
                         }
                         // Nothing else was in flight: fails as `run` would.
                         Begin::NotDelivered(f, e) => {
-                            let ran = f.finish(Err(e), worker, env);
+                            let ran = f.finish(Err(e), &mut worker, env);
                             env.set_gate(None);
                             ran
                         }
                     }
                 } else {
-                    job.run(worker, env)
+                    job.run(&mut worker, env)
                 };
                 if ran == Ran::Skipped {
                     continue;
                 }
                 tasks += 1;
                 if matches!(ran, Ran::Err | Ran::Lost) && !worker.alive() {
-                    return Exit::Died {
-                        counted: ran == Ran::Err && !self.killing.load(Ordering::Relaxed),
-                    };
+                    return (
+                        Exit::Died {
+                            counted: ran == Ran::Err && !self.killing.load(Ordering::Relaxed),
+                        },
+                        worker,
+                    );
                 }
-                recycle = self.recycle_due(tasks, worker, slot, env);
+                recycle = self.recycle_due(tasks, &mut worker, slot, env);
                 continue;
             }
             // Something is in flight: send more while there is room and work is queued.
@@ -1240,8 +1448,8 @@ impl<B: Backend> Shared<B> {
                 && let Some(job) = self.pop()
             {
                 bump(&slot.counters.taken);
-                if job.pipelinable(worker, env) {
-                    match job.begin(worker, env, false) {
+                if job.pipelinable(&worker, env) {
+                    match job.begin(&mut worker, env, false) {
                         Begin::Skipped => {}
                         Begin::Sent(f) => flights.push_back(f),
                         Begin::NotDelivered(f, e) => {
@@ -1278,7 +1486,7 @@ impl<B: Backend> Shared<B> {
             if idle {
                 self.idle.fetch_add(1, Ordering::SeqCst);
             }
-            let ran = f.finish(reply, worker, env);
+            let ran = f.finish(reply, &mut worker, env);
             tasks += 1;
             if matches!(ran, Ran::Err | Ran::Lost) && !worker.alive() {
                 if std::mem::take(&mut idle) {
@@ -1291,12 +1499,15 @@ impl<B: Backend> Shared<B> {
                 if let Some(j) = held.take() {
                     self.requeue(slot, j);
                 }
-                return Exit::Died {
-                    counted: ran == Ran::Err && !self.killing.load(Ordering::Relaxed),
-                };
+                return (
+                    Exit::Died {
+                        counted: ran == Ran::Err && !self.killing.load(Ordering::Relaxed),
+                    },
+                    worker,
+                );
             }
             if !recycle {
-                recycle = self.recycle_due(tasks, worker, slot, env);
+                recycle = self.recycle_due(tasks, &mut worker, slot, env);
             }
             if recycle && std::mem::take(&mut idle) {
                 self.idle.fetch_sub(1, Ordering::SeqCst);
@@ -1491,6 +1702,7 @@ impl<B: Backend> Shared<B> {
             idle_exits: ld(&r.idle_exits),
             start_failures: ld(&r.start_failures),
             callback_panics: ld(&r.callback_panics),
+            lent: ld(&r.lent),
             executor_id: 0,
         }
     }

@@ -73,6 +73,9 @@ pub struct Stats {
     pub start_failures: u64,
     /// `on_done` callbacks that panicked on this pool's threads (contained).
     pub callback_panics: u64,
+    /// Tasks a calling thread ran on a borrowed idle worker (`ProcessPool::apply`); also
+    /// counted in `submitted` and `completed` or `failed`.
+    pub lent: u64,
     /// Which executor (see [`Executor::executor_id`]).
     pub executor_id: u64,
 }

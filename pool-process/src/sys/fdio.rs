@@ -63,6 +63,16 @@ pub(crate) fn write_all_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Res
     Ok(())
 }
 
+/// Whether `fd` is readable (or at end of file / in error) right now.
+pub(crate) fn readable_now(fd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0))
+}
+
 /// Waits until `fd` is readable or `deadline` passes (`ErrorKind::TimedOut`).
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant) -> io::Result<()> {
     wait_for(fd, PollFlags::IN, Some(deadline))

@@ -12,7 +12,7 @@ pub mod shm;
 mod stream;
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub(crate) use local_socket::{SocketListener, connect_worker};
 pub(crate) use pipe::{
@@ -42,7 +42,21 @@ pub trait Transport: Send + 'static {
     /// `UnexpectedEof` when the peer closed its end, `TimedOut` past `deadline`,
     /// `InvalidData` for a corrupt length prefix.
     fn recv(&mut self, deadline: Option<Instant>) -> io::Result<&[u8]>;
+
+    /// How long a receive without deadline polls (yielding the CPU) before it blocks:
+    /// polling saves a wake-up when the answer comes within that time, at the price of CPU
+    /// time shared with whatever else runs. The default ignores it (the transport keeps
+    /// its own policy).
+    fn set_spin(&mut self, spin: Duration) {
+        let _ = spin;
+    }
 }
+
+/// How long a worker polls for its next request before it blocks (stream transports; the
+/// shared-memory transport has its own, see `shm/wake.rs`). Long enough to catch a caller's
+/// next request in a round-trip loop without a wake-up, short enough to cost nothing
+/// measurable when the pool goes idle.
+pub(crate) const WORKER_SPIN: Duration = Duration::from_micros(20);
 
 /// Which built-in transport a pool uses for its workers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -4,7 +4,7 @@
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pool_codec::{FrameError, FrameReader, HEADER_LEN};
 
@@ -15,14 +15,24 @@ use crate::sys::fdio;
 struct DeadlineFd {
     fd: OwnedFd,
     deadline: Option<Instant>,
+    /// Without a deadline, poll this long before the blocking read (see
+    /// `Transport::set_spin`).
+    spin: Duration,
 }
 
 impl Read for DeadlineFd {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // Without a deadline: one blocking read (measured faster here than any poll or
-        // yield-spin scheme when workers keep both cores busy).
+        // Without a deadline: one blocking read, after a short poll if `spin` is set (the
+        // engine's slot threads do not poll: with workers keeping both cores busy a blocking
+        // read measured faster than any poll or yield-spin scheme; a worker waiting for its
+        // next request and a caller waiting on a borrowed worker do).
         if let Some(deadline) = self.deadline {
             fdio::wait_readable(self.fd.as_fd(), deadline)?;
+        } else if !self.spin.is_zero() {
+            let start = Instant::now();
+            while !fdio::readable_now(self.fd.as_fd()) && start.elapsed() < self.spin {
+                rustix::thread::sched_yield();
+            }
         }
         fdio::read(self.fd.as_fd(), buf)
     }
@@ -42,6 +52,7 @@ impl StreamTransport {
                 DeadlineFd {
                     fd: rx,
                     deadline: None,
+                    spin: Duration::ZERO,
                 },
                 MAX_FRAME,
             ),
@@ -68,6 +79,10 @@ impl Transport for StreamTransport {
             fdio::write_all_vectored(self.tx.as_fd(), &[rest])?;
         }
         Ok(())
+    }
+
+    fn set_spin(&mut self, spin: Duration) {
+        self.reader.get_mut().spin = spin;
     }
 
     fn recv(&mut self, deadline: Option<Instant>) -> io::Result<&[u8]> {

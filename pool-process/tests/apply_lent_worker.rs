@@ -1,0 +1,216 @@
+//! `ProcessPool::apply`: the caller borrows an idle worker and talks to it directly. The
+//! results, failures, timeouts, death handling and statistics must be those of a queued task,
+//! under concurrency and mixed with `submit`; no worker outlives a test.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pool_core::{Executor, ExitReason, OnWorkerDeath, Shutdown, TaskError};
+use pool_process::{ProcessPool, TransportKind};
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn boom(x: u64) -> u64 {
+    panic!("boom {x}")
+}
+
+fn abort_now(_: ()) -> u64 {
+    std::process::abort()
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// Every worker pid the pool has now (one task per worker, run at once).
+fn pids(pool: &ProcessPool, workers: usize) -> Vec<u32> {
+    let futs: Vec<_> = (0..workers)
+        .map(|_| pool.submit(support::worker_pid, ()).unwrap())
+        .collect();
+    futs.into_iter().map(|f| f.result().unwrap()).collect()
+}
+
+#[test]
+fn apply_returns_values_and_failures_over_every_transport() {
+    let guard = support::start("apply values", Duration::from_secs(60));
+    let mut seen = Vec::new();
+    for kind in support::TRANSPORTS {
+        let pool = support::pool_over(kind, 2);
+        for x in 0..200u64 {
+            assert_eq!(pool.apply(square, x).unwrap(), x * x, "{kind:?}");
+        }
+        match pool.apply(boom, 7) {
+            Err(TaskError::Panicked(p)) => assert!(p.message.contains("boom 7"), "{p:?}"),
+            other => panic!("{kind:?}: expected a panic, got {other:?}"),
+        }
+        // The worker survives a panic and serves the next call.
+        assert_eq!(pool.apply(square, 9).unwrap(), 81);
+        let s = pool.stats();
+        assert_eq!(s.submitted, 202, "{kind:?}: {s:?}");
+        assert_eq!(s.completed, 201, "{kind:?}: {s:?}");
+        assert_eq!(s.failed, 1, "{kind:?}: {s:?}");
+        assert_eq!(s.pending, 0, "{kind:?}: {s:?}");
+        // Only the first call found no idle worker (none had started).
+        assert!(s.lent >= 200, "{kind:?}: calls did not borrow a worker: {s:?}");
+        seen.extend(pids(&pool, 2));
+        pool.shutdown(Shutdown::Wait);
+    }
+    guard.finish(&seen);
+}
+
+#[test]
+fn a_crash_during_apply_names_the_signal_and_the_worker_is_replaced() {
+    let guard = support::start("apply crash", Duration::from_secs(60));
+    let pool = support::pool_over(TransportKind::Pipe, 1);
+    let before = pids(&pool, 1);
+    match pool.apply(abort_now, ()) {
+        Err(TaskError::WorkerDied(d)) => {
+            assert_eq!(d.pid, Some(before[0]), "{d:?}");
+            assert!(
+                matches!(&d.exit, ExitReason::Signal { name, .. } if name == "SIGABRT"),
+                "{d:?}"
+            );
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    assert_eq!(pool.stats().lent, 1, "the call did not borrow the idle worker");
+    // The death is handled by the worker's slot at once: counted and replaced.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool.stats().died < 1 || pool.stats().replaced < 1 {
+        assert!(Instant::now() < deadline, "death not handled: {:?}", pool.stats());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(pool.apply(square, 12).unwrap(), 144);
+    let after = pids(&pool, 1);
+    assert_ne!(after, before);
+    pool.shutdown(Shutdown::Wait);
+    let mut all = before;
+    all.extend(after);
+    guard.finish(&all);
+}
+
+#[test]
+fn a_crash_during_apply_breaks_a_break_pool_pool() {
+    let guard = support::start("apply break", Duration::from_secs(60));
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .on_worker_death(OnWorkerDeath::BreakPool)
+        .build()
+        .unwrap();
+    let before = pids(&pool, 1);
+    assert!(matches!(
+        pool.apply(abort_now, ()),
+        Err(TaskError::WorkerDied(_))
+    ));
+    assert_eq!(pool.stats().lent, 1, "the call did not borrow the idle worker");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool.is_broken().is_none() {
+        assert!(Instant::now() < deadline, "not broken: {:?}", pool.stats());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(matches!(pool.apply(square, 2), Err(TaskError::Broken(_))));
+    pool.shutdown(Shutdown::Wait);
+    guard.finish(&before);
+}
+
+#[test]
+fn a_timeout_during_apply_kills_and_reports_the_limit() {
+    let guard = support::start("apply timeout", Duration::from_secs(60));
+    let limit = Duration::from_millis(200);
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .task_timeout(limit)
+        .build()
+        .unwrap();
+    let before = pids(&pool, 1);
+    let started = Instant::now();
+    match pool.apply(sleep_ms, 30_000) {
+        Err(TaskError::TimedOut { after, pid, .. }) => {
+            assert_eq!(after, limit);
+            assert_eq!(pid, Some(before[0]));
+        }
+        other => panic!("expected TimedOut, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(pool.stats().lent, 1, "the call did not borrow the idle worker");
+    assert_eq!(pool.apply(square, 3).unwrap(), 9);
+    assert_eq!(pool.stats().timed_out, 1);
+    let after = pids(&pool, 1);
+    pool.shutdown(Shutdown::Wait);
+    let mut all = before;
+    all.extend(after);
+    guard.finish(&all);
+}
+
+#[test]
+fn many_threads_apply_and_submit_at_once() {
+    let guard = support::start("apply concurrent", Duration::from_secs(120));
+    for kind in support::TRANSPORTS {
+        let pool = Arc::new(support::pool_over(kind, 2));
+        let threads: Vec<_> = (0..6u64)
+            .map(|t| {
+                let pool = Arc::clone(&pool);
+                std::thread::spawn(move || {
+                    for i in 0..150u64 {
+                        let x = t * 1000 + i;
+                        if i % 3 == 0 {
+                            let f = pool.submit(square, x).unwrap();
+                            assert_eq!(f.result().unwrap(), x * x);
+                        } else {
+                            assert_eq!(pool.apply(square, x).unwrap(), x * x);
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Slow queued tasks alongside: apply must not take a worker from under them.
+        let slow: Vec<_> = (0..20u64)
+            .map(|i| pool.submit(support::slow_double, i).unwrap())
+            .collect();
+        for t in threads {
+            t.join().expect("a thread failed");
+        }
+        for (i, f) in slow.into_iter().enumerate() {
+            assert_eq!(f.result().unwrap(), 2 * i as u64);
+        }
+        let s = pool.stats();
+        assert_eq!(s.submitted, 6 * 150 + 20, "{kind:?}: {s:?}");
+        assert_eq!(s.completed, 6 * 150 + 20, "{kind:?}: {s:?}");
+        assert_eq!(s.pending, 0, "{kind:?}: {s:?}");
+        assert!(s.lent > 0, "{kind:?}: no call borrowed a worker: {s:?}");
+        let seen = pids(&pool, 2);
+        pool.shutdown(Shutdown::Wait);
+        drop(pool);
+        support::assert_gone(&seen, Duration::from_secs(5));
+    }
+    guard.finish(&[]);
+}
+
+#[test]
+fn apply_falls_back_to_the_queue_with_recycling_and_after_shutdown_refuses() {
+    let guard = support::start("apply fallback", Duration::from_secs(60));
+    // A recycling limit disables lending: calls go through the queue and count against it.
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .max_tasks_per_worker(5)
+        .build()
+        .unwrap();
+    let mut seen = Vec::new();
+    for x in 0..12u64 {
+        assert_eq!(pool.apply(square, x).unwrap(), x * x);
+        seen.push(pool.apply(support::worker_pid, ()).unwrap());
+    }
+    seen.sort_unstable();
+    seen.dedup();
+    assert!(seen.len() >= 4, "24 tasks at 5 per worker need 5 workers: {seen:?}");
+    assert!(pool.stats().recycled >= 4, "{:?}", pool.stats());
+    assert_eq!(pool.stats().lent, 0, "{:?}", pool.stats());
+    pool.shutdown(Shutdown::Wait);
+    assert!(matches!(pool.apply(square, 1), Err(TaskError::Shutdown)));
+    guard.finish(&seen);
+}
