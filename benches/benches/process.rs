@@ -5,7 +5,7 @@
 //! `cargo bench -p benches --bench process`
 
 use benches::criterion_glue::total;
-use benches::ours::{self, PROCESS_VARIANTS};
+use benches::ours::{self, PROCESS_VARIANTS, RoundTrip};
 use benches::refs::{Made, process as rp};
 use criterion::Criterion;
 use std::time::Duration;
@@ -30,10 +30,11 @@ fn main() {
     benches::floor::run_child_if_requested();
     let mut c = Criterion::default().configure_from_args();
     let pipes = &PROCESS_VARIANTS[0];
-    let mut roundtrips = vec![("ours".to_string(), ours::process_roundtrip(pipes))];
+    let mut roundtrips = Vec::new();
     for v in PROCESS_VARIANTS {
-        if let Some(suffix) = v.suffix {
-            roundtrips.push((format!("ours-{suffix}"), ours::process_roundtrip(v)));
+        let name = v.suffix.map_or("ours".to_string(), |s| format!("ours-{s}"));
+        for (how, tag) in [(RoundTrip::Apply, ""), (RoundTrip::Submit, "-submit")] {
+            roundtrips.push((format!("{name}{tag}"), ours::process_roundtrip(v, how)));
         }
     }
     roundtrips.push(("pipe-floor".to_string(), rp::pipe_roundtrip()));
