@@ -56,7 +56,10 @@ fn apply_returns_values_and_failures_over_every_transport() {
         assert_eq!(s.failed, 1, "{kind:?}: {s:?}");
         assert_eq!(s.pending, 0, "{kind:?}: {s:?}");
         // Only the first call found no idle worker (none had started).
-        assert!(s.lent >= 200, "{kind:?}: calls did not borrow a worker: {s:?}");
+        assert!(
+            s.lent >= 200,
+            "{kind:?}: calls did not borrow a worker: {s:?}"
+        );
         seen.extend(pids(&pool, 2));
         pool.shutdown(Shutdown::Wait);
     }
@@ -78,11 +81,19 @@ fn a_crash_during_apply_names_the_signal_and_the_worker_is_replaced() {
         }
         other => panic!("expected WorkerDied, got {other:?}"),
     }
-    assert_eq!(pool.stats().lent, 1, "the call did not borrow the idle worker");
+    assert_eq!(
+        pool.stats().lent,
+        1,
+        "the call did not borrow the idle worker"
+    );
     // The death is handled by the worker's slot at once: counted and replaced.
     let deadline = Instant::now() + Duration::from_secs(10);
     while pool.stats().died < 1 || pool.stats().replaced < 1 {
-        assert!(Instant::now() < deadline, "death not handled: {:?}", pool.stats());
+        assert!(
+            Instant::now() < deadline,
+            "death not handled: {:?}",
+            pool.stats()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(pool.apply(square, 12).unwrap(), 144);
@@ -107,7 +118,11 @@ fn a_crash_during_apply_breaks_a_break_pool_pool() {
         pool.apply(abort_now, ()),
         Err(TaskError::WorkerDied(_))
     ));
-    assert_eq!(pool.stats().lent, 1, "the call did not borrow the idle worker");
+    assert_eq!(
+        pool.stats().lent,
+        1,
+        "the call did not borrow the idle worker"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while pool.is_broken().is_none() {
         assert!(Instant::now() < deadline, "not broken: {:?}", pool.stats());
@@ -137,7 +152,11 @@ fn a_timeout_during_apply_kills_and_reports_the_limit() {
         other => panic!("expected TimedOut, got {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(pool.stats().lent, 1, "the call did not borrow the idle worker");
+    assert_eq!(
+        pool.stats().lent,
+        1,
+        "the call did not borrow the idle worker"
+    );
     assert_eq!(pool.apply(square, 3).unwrap(), 9);
     assert_eq!(pool.stats().timed_out, 1);
     let after = pids(&pool, 1);
@@ -207,7 +226,10 @@ fn apply_falls_back_to_the_queue_with_recycling_and_after_shutdown_refuses() {
     }
     seen.sort_unstable();
     seen.dedup();
-    assert!(seen.len() >= 4, "24 tasks at 5 per worker need 5 workers: {seen:?}");
+    assert!(
+        seen.len() >= 4,
+        "24 tasks at 5 per worker need 5 workers: {seen:?}"
+    );
     assert!(pool.stats().recycled >= 4, "{:?}", pool.stats());
     assert_eq!(pool.stats().lent, 0, "{:?}", pool.stats());
     pool.shutdown(Shutdown::Wait);
