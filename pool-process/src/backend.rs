@@ -19,7 +19,7 @@ use crate::transfer::{FnRef, Outcome};
 use crate::transport;
 use crate::wire::Reader;
 use crate::worker::panics::PanicRecord;
-use crate::worker::protocol::{NAMED_HEADER, TASK_HEADER, named_header, task_header};
+use crate::worker::protocol::{NAMED_HEADER, POLL, TASK_HEADER, named_header, task_header};
 
 /// An encoded task: which function to run and its encoded argument.
 pub struct EncodedTask {
@@ -51,6 +51,15 @@ impl Header {
             Header::Named(h) => h,
         }
     }
+
+    /// Marks the request as awaited by a polling caller (`protocol::POLL`).
+    fn polled(mut self) -> Self {
+        match &mut self {
+            Header::Fn(h) => h[0] |= POLL,
+            Header::Named(h) => h[0] |= POLL,
+        }
+        self
+    }
 }
 
 /// A task's encoded result, as the worker sent it.
@@ -76,6 +85,7 @@ impl<C: Codec> Backend for ProcessBackend<C> {
                 process,
                 bufs: Arc::clone(&self.bufs),
                 in_flight: VecDeque::with_capacity(MAX_IN_FLIGHT),
+                lent: false,
             }),
             Err(StartFailure::Spawn(m)) => Err(StartError::Spawn(m)),
             Err(StartFailure::Handshake(m)) => Err(StartError::Handshake(m)),
@@ -105,6 +115,8 @@ pub struct ProcessWorker {
     bufs: Arc<BufPool>,
     /// Tasks sent and not yet answered, oldest first: name and send time.
     in_flight: VecDeque<(&'static str, Instant)>,
+    /// Lent to a caller thread (`Worker::lent`): its requests carry `protocol::POLL`.
+    lent: bool,
 }
 
 fn exit_reason(exit: &Exit) -> ExitReason {
@@ -218,6 +230,7 @@ impl Worker for ProcessWorker {
             let death = self.process.bury();
             return Err(self.died(death, ctx, input.name));
         };
+        let header = if self.lent { header.polled() } else { header };
         let bufs = &self.bufs;
         // The engine's watchdog enforces the deadline (and reports the limit exactly); the
         // transport's own deadline, a little later, is only a safety net.
@@ -244,7 +257,9 @@ impl Worker for ProcessWorker {
     }
 
     fn lent(&mut self, lent: bool) {
-        // The borrowing caller polls for the reply as the worker polls for its requests.
+        // The borrowing caller polls for the reply, and its requests ask the worker to poll
+        // for the next one (`protocol::POLL`): neither side sleeps in a loop of calls.
+        self.lent = lent;
         let spin = if lent {
             transport::WORKER_SPIN
         } else {

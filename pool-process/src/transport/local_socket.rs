@@ -139,7 +139,6 @@ pub(crate) fn connect_worker(spec: &str) -> io::Result<StreamTransport> {
     let fd = OwnedFd::from(stream);
     let mut transport = StreamTransport::new(fd.try_clone()?, fd);
     transport.send(&[&token])?;
-    transport.set_spin(super::WORKER_SPIN);
     Ok(transport)
 }
 

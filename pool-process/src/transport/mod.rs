@@ -52,10 +52,11 @@ pub trait Transport: Send + 'static {
     }
 }
 
-/// How long a worker polls for its next request before it blocks (stream transports; the
-/// shared-memory transport has its own, see `shm/wake.rs`). Long enough to catch a caller's
-/// next request in a round-trip loop without a wake-up, short enough to cost nothing
-/// measurable when the pool goes idle.
+/// How long a worker polls for its next request after answering a polling caller's request
+/// (`protocol::POLL`), and how long that caller polls for the reply, before either blocks
+/// (stream transports; the shared-memory transport always polls this long, see
+/// `shm/wake.rs`). Long enough to catch the next request of a loop of calls without a
+/// wake-up, short enough to cost nothing measurable when the loop ends.
 pub(crate) const WORKER_SPIN: Duration = Duration::from_micros(20);
 
 /// Which built-in transport a pool uses for its workers.

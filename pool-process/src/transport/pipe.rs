@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{ChildStdin, ChildStdout};
 
-use super::{StreamTransport, Transport};
+use super::StreamTransport;
 use crate::sys::fdio;
 
 /// Parent side: the transport over a freshly spawned child's stdin/stdout pipes.
@@ -24,9 +24,7 @@ pub(crate) fn parent_side(stdin: ChildStdin, stdout: ChildStdout) -> StreamTrans
 /// Worker side: takes fds 0/1 as the channel and neutralises them for user code.
 pub(crate) fn worker_side() -> io::Result<StreamTransport> {
     let (from_parent, to_parent) = fdio::take_stdio_channel()?;
-    let mut transport = StreamTransport::new(from_parent, to_parent);
-    transport.set_spin(super::WORKER_SPIN);
-    Ok(transport)
+    Ok(StreamTransport::new(from_parent, to_parent))
 }
 
 /// Worker side of the shared-memory transport: the memory file arrives as fd 0; it is moved

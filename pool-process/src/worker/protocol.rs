@@ -8,8 +8,8 @@ use crate::transfer::FnRef;
 use crate::wire::{Put, Reader};
 
 /// Bumped on any change to the messages below. 3: requests and replies carry a sequence
-/// number.
-pub(crate) const PROTOCOL_VERSION: u32 = 3;
+/// number. 4: the [`POLL`] flag on requests.
+pub(crate) const PROTOCOL_VERSION: u32 = 4;
 
 /// The environment variable that puts a process in worker mode.
 pub(crate) const WORKER_ENV: &str = "POOL_PROCESS_WORKER";
@@ -24,6 +24,19 @@ pub(crate) const STOP: u8 = 3;
 /// Parent → worker: run a named task. Header: kind, sequence (u64), registry index (u32);
 /// then the argument.
 pub(crate) const NAMED: u8 = 4;
+/// Flag on a request's kind byte (`TASK | POLL`, `NAMED | POLL`): a caller waits for this
+/// reply polling (`ProcessPool::apply` on a borrowed worker). After answering it, the worker
+/// polls for its next request a little before it blocks, as the caller polls for the reply:
+/// in a loop of such calls neither side sleeps. Without the flag the worker blocks at once
+/// (the engine's threads share the CPU with everything else; a polling worker measured
+/// slower there).
+pub(crate) const POLL: u8 = 0x40;
+
+/// A request's kind without the [`POLL`] flag, and whether the flag was set.
+pub(crate) fn request_kind(kind: u8) -> (u8, bool) {
+    (kind & !POLL, kind & POLL != 0)
+}
+
 /// Worker → parent: identity, first thing after start.
 pub(crate) const HELLO: u8 = 0x81;
 /// Worker → parent: codec name and initializer outcome.
@@ -70,9 +83,9 @@ pub(crate) fn stamp_seq<'a>(
     seq: u64,
     buf: &'a mut [u8; MAX_REQUEST_HEADER],
 ) -> Option<&'a [u8]> {
-    let len = match header.first() {
-        Some(&TASK) => TASK_HEADER,
-        Some(&NAMED) => NAMED_HEADER,
+    let len = match header.first().map(|&k| request_kind(k).0) {
+        Some(TASK) => TASK_HEADER,
+        Some(NAMED) => NAMED_HEADER,
         _ => return None,
     };
     (header.len() == len).then_some(())?;

@@ -2,11 +2,12 @@
 
 use std::ffi::CString;
 use std::io;
+use std::time::Duration;
 
 use super::panics;
 use super::protocol::{
     HELLO, Hello, NAMED, NAMED_HEADER, PROTOCOL_VERSION, READY, STOP, STOPPED, Setup, TASK,
-    TASK_HEADER, WorkerSpec, reply_header, seq_of,
+    TASK_HEADER, WorkerSpec, reply_header, request_kind, seq_of,
 };
 use crate::named;
 use crate::sys::exe::BuildIdentity;
@@ -146,9 +147,18 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
 
     loop {
         out.clear();
-        // Every request's sequence number goes back in its reply.
-        let (seq, outcome) = match transport.recv(None) {
-            Ok(frame) if frame.len() >= TASK_HEADER && frame[0] == TASK && closures_ok => {
+        let frame = match transport.recv(None) {
+            Ok(frame) => frame,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Ok(Ended::ChannelClosed);
+            }
+            Err(e) => return Err(format!("reading a request: {e}")),
+        };
+        // Every request's sequence number goes back in its reply; a request whose caller
+        // polls for the reply (`POLL`) makes the worker poll for the next one.
+        let (kind, poll) = frame.first().map_or((0, false), |&k| request_kind(k));
+        let (seq, outcome) = match kind {
+            TASK if frame.len() >= TASK_HEADER && closures_ok => {
                 let mut offset = [0u8; 8];
                 offset.copy_from_slice(&frame[TASK_HEADER - 8..TASK_HEADER]);
                 // SAFETY: the reference was made by the parent that passed the identity
@@ -156,7 +166,7 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
                 let trampoline = unsafe { FnRef(i64::from_le_bytes(offset)).resolve() };
                 (seq_of(frame), trampoline(&frame[TASK_HEADER..], &mut out))
             }
-            Ok(frame) if frame.len() >= NAMED_HEADER && frame[0] == NAMED => {
+            NAMED if frame.len() >= NAMED_HEADER => {
                 let mut index = [0u8; 4];
                 index.copy_from_slice(&frame[NAMED_HEADER - 4..NAMED_HEADER]);
                 let outcome = match named::registry().get(u32::from_le_bytes(index) as usize) {
@@ -168,23 +178,24 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
                 };
                 (seq_of(frame), outcome)
             }
-            Ok(frame) if frame.first() == Some(&TASK) => {
+            TASK => {
                 out.put_str("this worker cannot run functions sent by offset (not the same build)");
                 (seq_of(frame), Outcome::Failed)
             }
-            Ok(frame) if frame.first() == Some(&STOP) => break,
-            Ok(frame) => {
+            STOP => break,
+            _ => {
                 return Err(format!(
                     "unexpected message kind {:?} from the parent",
                     frame.first()
                 ));
             }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Ok(Ended::ChannelClosed);
-            }
-            Err(e) => return Err(format!("reading a request: {e}")),
         };
         send(&mut transport, &[&reply_header(seq, outcome as u8), &out])?;
+        transport.set_spin(if poll {
+            transport::WORKER_SPIN
+        } else {
+            Duration::ZERO
+        });
     }
 
     out.clear();

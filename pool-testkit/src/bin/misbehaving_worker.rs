@@ -19,7 +19,7 @@
 //! | `huge_reply` | a correct handshake; answers the first task with a frame header claiming `u32::MAX` bytes, then waits |
 //! | `stray_reply` | a correct handshake; answers each task (echoing a msgpack `u64`), then sends a reply with sequence 0, which no request has: a result for a task never sent |
 //!
-//! Protocol version 3 (`pool-process/src/worker/protocol.rs`): a request is `kind, sequence
+//! Protocol version 4 (`pool-process/src/worker/protocol.rs`): a request is `kind, sequence
 //! u64, target, argument`, a reply `REPLY, sequence u64, outcome, payload`.
 //!
 //! It echoes the parent's identity and code-layout values from `POOL_PROCESS_WORKER`, so its
@@ -33,7 +33,7 @@ const READY: u8 = 0x82;
 const REPLY: u8 = 0x83;
 const TASK: u8 = 2;
 const STOP: u8 = 3;
-const PROTOCOL_VERSION: u32 = 3;
+const PROTOCOL_VERSION: u32 = 4;
 /// Length of a TASK request's header: kind, sequence (u64), function reference (i64).
 const TASK_HEADER: usize = 17;
 
