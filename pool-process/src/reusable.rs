@@ -65,12 +65,16 @@ pub fn reusable<C: Codec>(config: ProcessPoolBuilder<C>) -> Result<ProcessPool<C
         return Ok(pool.clone());
     }
     let pool = config.build()?;
-    map.insert(
+    let replaced = map.insert(
         TypeId::of::<C>(),
         Entry {
             fingerprint,
             pool: Box::new(pool.clone()),
         },
     );
+    // Dropping the replaced pool may wait for its idle workers (up to the drop bound): not
+    // while other callers wait for the lock.
+    drop(guard);
+    drop(replaced);
     Ok(pool)
 }
