@@ -1006,18 +1006,7 @@ impl<B: Backend> Shared<B> {
         news: Option<&AtomicBool>,
     ) -> Result<JobRef<B::Worker>, Gone> {
         if counted {
-            let r = self.search(linger, news);
-            match r {
-                Ok(_) => {
-                    self.idle.fetch_sub(1, Ordering::SeqCst);
-                    self.spawn_if_short();
-                }
-                Err(Gone::News) => {
-                    self.idle.fetch_sub(1, Ordering::SeqCst);
-                }
-                Err(Gone::Left) => {}
-            }
-            return r;
+            return self.search_idle(linger, news);
         }
         if let Some(j) = self.pop() {
             return Ok(j);
@@ -1035,6 +1024,17 @@ impl<B: Backend> Shared<B> {
             }
         }
         self.idle.fetch_add(1, Ordering::SeqCst);
+        self.search_idle(linger, news)
+    }
+
+    /// `search`, for a slot counted in `idle`: it leaves the count with a job (and starts
+    /// a worker if tasks still outnumber idle ones) or with news; a slot that left the pool
+    /// left the count too, in `try_leave`.
+    fn search_idle(
+        self: &Arc<Self>,
+        linger: Duration,
+        news: Option<&AtomicBool>,
+    ) -> Result<JobRef<B::Worker>, Gone> {
         let r = self.search(linger, news);
         match r {
             Ok(_) => {
@@ -1044,7 +1044,6 @@ impl<B: Backend> Shared<B> {
             Err(Gone::News) => {
                 self.idle.fetch_sub(1, Ordering::SeqCst);
             }
-            // The slot left, `idle` included, in `try_leave`.
             Err(Gone::Left) => {}
         }
         r
