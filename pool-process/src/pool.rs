@@ -803,6 +803,11 @@ where
     A: Serialize + DeserializeOwned + Send + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
+    /// [`ProcessPool::apply`]: on a borrowed idle worker when there is one.
+    fn apply(&self, task: Call<F, A>) -> Result<R, TaskError> {
+        ProcessPool::apply(self, task.f, task.arg)
+    }
+
     fn submit_with(
         &self,
         task: Call<F, A>,

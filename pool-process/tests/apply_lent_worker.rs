@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pool_core::{Executor, ExitReason, OnWorkerDeath, Shutdown, TaskError};
+use pool_core::{Call, Executor, ExitReason, OnWorkerDeath, Shutdown, Submit, TaskError};
 use pool_process::{ProcessPool, TransportKind};
 
 fn square(x: u64) -> u64 {
@@ -72,8 +72,12 @@ fn apply_returns_values_and_failures_over_every_transport() {
             Err(TaskError::Panicked(p)) => assert!(p.message.contains("boom 7"), "{p:?}"),
             other => panic!("{kind:?}: expected a panic, got {other:?}"),
         }
-        // The worker survives a panic and serves the next call.
-        assert_eq!(pool.apply(square, 9).unwrap(), 81);
+        // The worker survives a panic and serves the next call — through the `Submit`
+        // trait too, which generic code sees (same borrowed-worker path).
+        assert_eq!(
+            Submit::apply(&pool, Call { f: square, arg: 9 }).unwrap(),
+            81
+        );
         let s = pool.stats();
         assert_eq!(s.submitted, warm + 202, "{kind:?}: {s:?}");
         assert_eq!(s.completed, warm + 201, "{kind:?}: {s:?}");

@@ -111,6 +111,27 @@ impl ThreadPool {
         self.submit_with(f, SubmitOptions::default())
     }
 
+    /// Run `f` on the pool and wait for its value (`submit(f)?.result()` in one call).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = pool_thread::ThreadPool::builder().max_workers(2).build()?;
+    /// assert_eq!(pool.apply(|| 6 * 7)?, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The task's failure, or a refused submit as the error its future would have carried.
+    pub fn apply<F, R>(&self, f: F) -> Result<R, TaskError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        Submit::apply(self, f)
+    }
+
     /// Run `f` on the pool with options (timeout, label, timing).
     ///
     /// # Errors

@@ -255,4 +255,19 @@ pub trait Submit<T: Task>: Executor {
         task: T,
         opts: SubmitOptions,
     ) -> Result<Future<T::Output>, SubmitError<T>>;
+
+    /// Run `task` and wait for its value: [`Submit::submit`] and [`Future::result`] in one
+    /// call (`multiprocessing.Pool.apply`). A backend may run it more directly: a process
+    /// pool lends an idle worker to the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// The task's failure, or a refused submit as the error its future would have carried
+    /// ([`SubmitError::to_task_error`]).
+    fn apply(&self, task: T) -> Result<T::Output, TaskError> {
+        match self.submit(task) {
+            Ok(f) => f.result(),
+            Err(e) => Err(e.to_task_error()),
+        }
+    }
 }
