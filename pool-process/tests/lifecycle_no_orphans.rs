@@ -106,3 +106,61 @@ fn orphan_check(test_name: &str, method: StartMethod, expected_pids: usize) {
     drop(lines);
     guard.finish(&pids);
 }
+
+const EXIT_MODE: &str = "POOL_PROCESS_TEST_EXIT_PARENT";
+
+/// A program that ends normally (here: the test harness returning from `main`) leaves no
+/// fork server behind — not even a zombie waiting for `init` to reap it: the exiting
+/// process kills and reaps its server itself. (Its workers die by their parent-death signal.)
+#[test]
+fn a_normal_exit_reaps_the_fork_server() {
+    if std::env::var_os(EXIT_MODE).is_some() {
+        let pool = ProcessPool::builder()
+            .max_workers(1)
+            .start_method(StartMethod::ForkServer)
+            .build()
+            .unwrap();
+        let worker = pool
+            .submit(support::worker_pid, ())
+            .unwrap()
+            .result()
+            .unwrap();
+        let server = support::fork_server_pid().expect("the fork server runs");
+        println!("PIDS {worker} {server}");
+        // Neither shut down nor dropped: the process just ends.
+        std::mem::forget(pool);
+        return;
+    }
+    let guard = support::start("exit reaps the server", Duration::from_secs(60));
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "a_normal_exit_reaps_the_fork_server",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(EXIT_MODE, "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    // The child has been waited for: everything it did at exit is done.
+    let exists = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {text}");
+    let pids: Vec<u32> = text
+        .split("PIDS ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .expect("the child reported its pids")
+        .split(' ')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let server = pids[1];
+    assert!(
+        !exists(server),
+        "the fork server {server} outlived its program's exit: {:?}",
+        std::fs::read_to_string(format!("/proc/{server}/stat"))
+    );
+    support::assert_gone(&pids[..1], Duration::from_secs(1));
+    guard.finish(&pids);
+}

@@ -357,6 +357,7 @@ pub(crate) fn server(deadline: Instant) -> Result<Arc<Server>, Unavailable> {
     match Server::start(deadline) {
         Ok(s) => {
             *slot = Slot::Running(Arc::clone(&s));
+            reap_at_exit();
             Ok(s)
         }
         Err(Unavailable::Refused(why)) => {
@@ -368,6 +369,41 @@ pub(crate) fn server(deadline: Instant) -> Result<Arc<Server>, Unavailable> {
             Err(e)
         }
     }
+}
+
+/// Makes the process's exit take its fork server down and reap it (once per process).
+///
+/// The server dies with the process anyway (its parent-death signal), but then it is
+/// re-parented and left to `init` to reap: a `pool-fs` zombie of `init` can be seen for a
+/// moment after the program ended (1.8 s on this machine's init). Killed and reaped by the
+/// exiting process itself, nothing of it is left when the program is gone.
+fn reap_at_exit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `atexit` registers a plain `extern "C"` function without arguments; it runs
+        // at most once, at `exit`, on the exiting thread, and neither panics nor unwinds.
+        let _ = unsafe { libc::atexit(kill_and_reap_server) };
+    });
+}
+
+/// The `atexit` hook of [`reap_at_exit`]: kill the server this process started and wait for
+/// it. No blocking lock (another thread may hold it at exit), no allocation, no panic.
+extern "C" fn kill_and_reap_server() {
+    let pid = match CURRENT.try_lock() {
+        Ok(slot) => match &*slot {
+            Slot::Running(s) if s.owner == proc::own_pid() => s.pid,
+            _ => return,
+        },
+        Err(_) => return,
+    };
+    let Some(pid) = Pid::from_raw(pid as i32) else {
+        return;
+    };
+    // The server's parent is this process (it reaps it here, or its reader thread already
+    // did: then the pid is no longer ours and `waitpid` says so, harmlessly). Its workers,
+    // if any pool was left running, die by their own parent-death signal.
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
 }
 
 /// The running server's pid and the descriptor of the parent's end of its socket.
