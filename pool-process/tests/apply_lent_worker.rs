@@ -264,3 +264,68 @@ fn apply_falls_back_to_the_queue_with_recycling_and_after_shutdown_refuses() {
     assert!(matches!(pool.apply(square, 1), Err(TaskError::Shutdown)));
     guard.finish(&seen);
 }
+
+/// What `mixed` does with its argument: 0 a value, 1 a panic, 2 an abort (the worker dies).
+fn mixed(x: u64) -> u64 {
+    match x % 10 {
+        7 => panic!("seven"),
+        9 => std::process::abort(),
+        _ => x * 3,
+    }
+}
+
+#[test]
+fn concurrent_calls_with_panics_and_crashes_each_get_their_own_outcome() {
+    let guard = support::start("apply faults", Duration::from_secs(120));
+    for kind in support::TRANSPORTS {
+        let pool = Arc::new(support::pool_over(kind, 2));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let pool = Arc::clone(&pool);
+                std::thread::spawn(move || {
+                    for i in 0..40u64 {
+                        let x = t * 100 + i;
+                        // Every fourth call goes through the queue instead.
+                        let got = if i % 4 == 0 {
+                            pool.submit(mixed, x).unwrap().result()
+                        } else {
+                            pool.apply(mixed, x)
+                        };
+                        match (x % 10, got) {
+                            (7, Err(TaskError::Panicked(p))) => {
+                                assert!(p.message.contains("seven"), "{p:?}")
+                            }
+                            (9, Err(TaskError::WorkerDied(d))) => assert!(
+                                matches!(&d.exit, ExitReason::Signal { name, .. } if name == "SIGABRT"),
+                                "{d:?}"
+                            ),
+                            (r, Ok(v)) if r != 7 && r != 9 => assert_eq!(v, x * 3),
+                            (_, other) => panic!("{kind:?}: mixed({x}) gave {other:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a caller saw a wrong outcome");
+        }
+        // 4 × 40 calls, 16 of them crashes: every death counted and replaced.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = pool.stats();
+            if s.died == 16 && s.replaced == 16 && s.completed + s.failed == 160 {
+                assert_eq!(s.failed, 32, "{kind:?}: {s:?}");
+                assert!(s.lent > 0, "{kind:?}: {s:?}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{kind:?}: {s:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(pool.apply(square, 4).unwrap(), 16);
+        let seen = pids(&pool, 2);
+        pool.shutdown(Shutdown::Wait);
+        drop(pool);
+        support::assert_gone(&seen, Duration::from_secs(5));
+    }
+    guard.finish(&[]);
+}
