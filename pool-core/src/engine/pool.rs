@@ -650,20 +650,7 @@ impl<B: Backend> Shared<B> {
                 return Err(self.refuse(st, job));
             }
         }
-        let meta = if opts.timeout.is_some() || opts.label.is_some() {
-            Some(Box::new(Meta {
-                label: opts.label.map(Arc::from),
-                timeout: opts.timeout,
-            }))
-        } else {
-            None
-        };
-        let cell = job::new_cell::<B::Worker, R>(
-            job,
-            meta,
-            next_task_id(),
-            self.cfg.record_timing || opts.timing,
-        );
+        let cell = self.cell_of(job, opts);
         let fut = job::future_of(&cell);
         let (sleepers, queued, stranded) = self.queue.push(cell, |sleepers, queued| {
             // Under the producers' lock, which `try_leave` also holds: a push after the
@@ -688,6 +675,27 @@ impl<B: Backend> Shared<B> {
             self.drain(self.closed_error());
         }
         Ok(fut)
+    }
+
+    /// The task's cell (job, future and options in one allocation), with a new task id.
+    #[inline]
+    fn cell_of<R: Runnable<B::Worker>>(
+        &self,
+        job: R,
+        opts: SubmitOptions,
+    ) -> Arc<job::Cell<R, B::Worker>> {
+        let meta = (opts.timeout.is_some() || opts.label.is_some()).then(|| {
+            Box::new(Meta {
+                label: opts.label.map(Arc::from),
+                timeout: opts.timeout,
+            })
+        });
+        job::new_cell::<B::Worker, R>(
+            job,
+            meta,
+            next_task_id(),
+            self.cfg.record_timing || opts.timing,
+        )
     }
 
     /// A task that ran on the submitting thread (`CallerRuns`): an already resolved future.
@@ -777,18 +785,7 @@ impl<B: Backend> Shared<B> {
     ) -> Result<R::Output, TaskError> {
         // Counted as submitted, and (below) as run by the caller, like `CallerRuns`.
         self.queue.locked(|_, _| bump(&self.submitted));
-        let meta = (opts.timeout.is_some() || opts.label.is_some()).then(|| {
-            Box::new(Meta {
-                label: opts.label.map(Arc::from),
-                timeout: opts.timeout,
-            })
-        });
-        let cell = job::new_cell::<B::Worker, R>(
-            job,
-            meta,
-            next_task_id(),
-            self.cfg.record_timing || opts.timing,
-        );
+        let cell = self.cell_of(job, opts);
         let fut = job::future_of(&cell);
         let scratch = Counters::default();
         let env = SlotEnv {
