@@ -3,6 +3,21 @@
 //! xorshift64\*: the same seed gives the same sequence on every machine and in every
 //! release, so a printed seed (`POOL_SOAK_SEED`, `POOL_FUZZ_SEED`) replays a run exactly.
 
+/// The seed named by environment variable `var` (to replay a printed run), else a fresh
+/// odd one from the clock.
+pub fn seed_from_env(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7)
+                | 1
+        })
+}
+
 /// A xorshift64\* generator. The state must not be zero.
 ///
 /// # Examples

@@ -31,16 +31,7 @@ fn budget() -> Duration {
 }
 
 fn seed() -> u64 {
-    std::env::var("POOL_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-                | 1
-        })
+    pool_testkit::rng::seed_from_env("POOL_FUZZ_SEED")
 }
 
 fn payload(rng: &mut Rng) -> Payload {

@@ -115,16 +115,7 @@ fn soak_with_one_percent_faults() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5_000);
-    let seed: u64 = std::env::var("POOL_SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-                | 1
-        });
+    let seed = pool_testkit::rng::seed_from_env("POOL_SOAK_SEED");
     eprintln!("soak: {n} tasks, seed {seed} (POOL_SOAK_SEED={seed} replays it)");
     let limit = Duration::from_secs(120) + Duration::from_millis(n);
     let guard = harness::start("soak", limit);
