@@ -533,26 +533,42 @@ impl<C: Codec> ProcessPool<C> {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let refused = |kind: SubmitErrorKind| SubmitError::<()>::new(kind, None).to_task_error();
-        if self.inner.named.is_some() {
-            let kind = self.refusal(type_name::<F>(), CLOSURES_IN_NAMED_POOL.to_owned());
-            return Err(refused(kind));
-        }
-        let target = Target::Fn(transfer::task_ref::<F, A, R, C>(&f));
-        let raw_result = bytes::is_raw::<R>();
         let mut arg = arg;
-        let body = match bytes::take(&mut arg) {
-            Some(raw) => raw,
-            None => self.encode(&arg).map_err(refused)?,
-        };
+        let (target, body, _) = self
+            .call_request::<F, A, R>(&f, &mut arg)
+            .map_err(|kind| SubmitError::<()>::new(kind, None).to_task_error())?;
         let (task, opts, convert) = self.prepare::<R>(
             target,
             short_name::<F>(),
             body,
             SubmitOptions::default(),
-            raw_result,
+            bytes::is_raw::<R>(),
         );
         self.inner.engine.call(task, opts, convert)
+    }
+
+    /// The request for `f(arg)`: its target, its body, and whether the body is the caller's
+    /// own bytes (the bytes fast path: `arg` was taken, `bytes::restore` puts it back) rather
+    /// than the encoded argument (a buffer of the free list). `Err` when the pool refuses
+    /// functions (named tasks only) or `arg` cannot be encoded; `arg` is then untouched.
+    fn call_request<F, A, R>(
+        &self,
+        f: &F,
+        arg: &mut A,
+    ) -> Result<(Target, Vec<u8>, bool), SubmitErrorKind>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        if self.inner.named.is_some() {
+            return Err(self.refusal(type_name::<F>(), CLOSURES_IN_NAMED_POOL.to_owned()));
+        }
+        let target = Target::Fn(transfer::task_ref::<F, A, R, C>(f));
+        match bytes::take(arg) {
+            Some(raw) => Ok((target, raw, true)),
+            None => Ok((target, self.encode(arg)?, false)),
+        }
     }
 
     /// Applies `f` to every item in worker processes, in order, lazily, in automatically
@@ -813,31 +829,22 @@ where
         task: Call<F, A>,
         opts: SubmitOptions,
     ) -> Result<Future<R>, SubmitError<Call<F, A>>> {
-        if self.inner.named.is_some() {
-            let kind = self.refusal(type_name::<F>(), CLOSURES_IN_NAMED_POOL.to_owned());
-            return Err(SubmitError::new(kind, Some(task)));
-        }
-        let f = Target::Fn(transfer::task_ref::<F, A, R, C>(&task.f));
-        let raw_result = bytes::is_raw::<R>();
         let mut task = task;
-        if let Some(raw) = bytes::take(&mut task.arg) {
-            // The bytes fast path: the caller's buffer is the request body.
-            return self
-                .dispatch(f, short_name::<F>(), raw, opts, raw_result)
-                .map_err(|(kind, raw)| {
-                    bytes::restore(&mut task.arg, raw);
-                    SubmitError::new(kind, Some(task))
-                });
-        }
-        match self.encode(&task.arg) {
-            Ok(bytes) => self
-                .dispatch(f, short_name::<F>(), bytes, opts, raw_result)
-                .map_err(|(kind, bytes)| {
-                    self.inner.bufs.put(bytes);
-                    SubmitError::new(kind, Some(task))
-                }),
-            Err(kind) => Err(SubmitError::new(kind, Some(task))),
-        }
+        let (target, body, callers_bytes) =
+            match self.call_request::<F, A, R>(&task.f, &mut task.arg) {
+                Ok(request) => request,
+                Err(kind) => return Err(SubmitError::new(kind, Some(task))),
+            };
+        self.dispatch(target, short_name::<F>(), body, opts, bytes::is_raw::<R>())
+            .map_err(|(kind, body)| {
+                // Refused: the caller's bytes go back into the task, a buffer to the list.
+                if callers_bytes {
+                    bytes::restore(&mut task.arg, body);
+                } else {
+                    self.inner.bufs.put(body);
+                }
+                SubmitError::new(kind, Some(task))
+            })
     }
 }
 
