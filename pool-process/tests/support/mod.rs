@@ -90,6 +90,35 @@ pub fn fork_server_pid() -> Option<u32> {
         })
 }
 
+/// The live (not zombie) workers of this process's pools: the processes named `pool-w<id>`
+/// whose parent is this process or its fork server, sorted.
+pub fn worker_pids() -> Vec<u32> {
+    let me = std::process::id();
+    let server = fork_server_pid();
+    let mut found: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                    let open = stat.find('(')?;
+                    let close = stat.rfind(')')?;
+                    let mut rest = stat[close + 1..].split_whitespace();
+                    let state = rest.next()?;
+                    let ppid: u32 = rest.next()?.parse().ok()?;
+                    (stat[open + 1..close].starts_with("pool-w")
+                        && (ppid == me || Some(ppid) == server)
+                        && state != "Z"
+                        && state != "X")
+                        .then(|| stat[..open].trim().parse().ok())
+                        .flatten()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_unstable();
+    found
+}
+
 /// The parent pid of `pid` (from `/proc/<pid>/stat`).
 pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
