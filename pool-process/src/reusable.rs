@@ -22,13 +22,34 @@ static REUSABLE: Mutex<Option<HashMap<TypeId, Entry>>> = Mutex::new(None);
 ///
 /// - the **same** pool (same `executor_id`) while it is healthy, not shut down, and `config`
 ///   is the same as last time;
-/// - the same pool **resized** when only `max_workers` changed (shrinking lets running tasks
-///   finish; it never kills them);
+/// - the same pool **resized** when only `max_workers` changed (see below);
 /// - a **new** pool, with the next `executor_id`, when the previous one is broken, was shut
 ///   down, or `config` differs in anything else. The previous pool is released: it shuts
 ///   down once no other handle uses it.
 ///
 /// Safe to call from many threads at once: they all get the same pool.
+///
+/// # Resizing
+///
+/// A resize is [`ProcessPool::resize`], and what it promises is this:
+///
+/// - **Growing** takes effect at once: queued tasks get new workers now, up to the new
+///   size; later tasks start workers on demand, as usual.
+/// - **Shrinking** kills, interrupts, restarts and starts no worker. The workers that stay
+///   keep their processes (same pids, same state left by the initializer or by earlier
+///   tasks); no task is failed or re-run because of it.
+/// - A worker above the new size leaves when it next looks for work **and finds none
+///   queued**: idle workers are woken and leave at once; a busy one first finishes what it
+///   was sent, and while tasks are queued it keeps taking them, so with a backlog the pool
+///   runs at its old size until the queue is empty.
+/// - **Which workers leave is not specified**: whichever idle ones notice first, not
+///   necessarily the newest, the oldest, or the ones that did not run the last task. Code
+///   must not count on a particular worker (or its process-local state) staying.
+/// - [`Stats::workers`](pool_core::Stats::workers) drops as soon as a worker has left; its
+///   process is then stopped as at shutdown (finalizer included) and exits shortly after.
+///
+/// So after a resize down to `n` and once the pool is idle, exactly `n` workers remain (or
+/// fewer, if fewer were running), each one of the workers that ran before the resize.
 ///
 /// # Errors
 ///
