@@ -5,9 +5,18 @@
 //! When the worker dies, the supervisor waits a short, bounded time for the pipe's end of
 //! file (the worker's whole process group was killed, so nobody else holds it) and quotes the
 //! last [`TAIL_LINES`] lines in the `WorkerDied` error.
+//!
+//! The quote starts where the dying task began, so an earlier task's output is never shown as
+//! the dying one's: the supervisor marks the stream when the worker starts a task
+//! ([`StderrTail::mark_task_start`]). The mark counts the bytes drained so far plus those
+//! still waiting in the pipe (`FIONREAD`): when a request goes to an idle worker, everything
+//! it wrote before is one or the other. (A task sent behind others — pipelining — is marked
+//! when the reply before it arrives, at the bytes drained by then: its first lines may then
+//! be preceded by the previous task's last ones, never the other way round.)
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,6 +29,10 @@ pub(crate) const TAIL_LINES: usize = 20;
 #[derive(Default)]
 struct State {
     ring: VecDeque<u8>,
+    /// Bytes drained since the start (the ring holds the last of them).
+    total: u64,
+    /// Where the current task's output starts, in the same count as `total`.
+    task_start: Option<u64>,
     closed: bool,
 }
 
@@ -28,16 +41,21 @@ struct State {
 pub(crate) struct StderrTail {
     state: Mutex<State>,
     closed: Condvar,
+    /// The pipe's read end (a duplicate), to count what is written but not drained yet.
+    pipe: Option<OwnedFd>,
 }
 
 impl StderrTail {
     /// Starts draining `source` on a new thread.
     pub(crate) fn spawn(
-        source: impl Read + Send + 'static,
+        source: impl Read + AsFd + Send + 'static,
         worker: u64,
         forward: bool,
     ) -> std::io::Result<(Arc<Self>, JoinHandle<()>)> {
-        let tail = Arc::new(Self::default());
+        let tail = Arc::new(Self {
+            pipe: source.as_fd().try_clone_to_owned().ok(),
+            ..Self::default()
+        });
         let t = Arc::clone(&tail);
         let handle = std::thread::Builder::new()
             .name(format!("pool-w{worker}-stderr"))
@@ -67,10 +85,23 @@ impl StderrTail {
 
     fn push(&self, bytes: &[u8]) {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.total += bytes.len() as u64;
         let bytes = &bytes[bytes.len().saturating_sub(TAIL_BYTES)..];
         let over = (st.ring.len() + bytes.len()).saturating_sub(TAIL_BYTES);
         st.ring.drain(..over);
         st.ring.extend(bytes);
+    }
+
+    /// The worker starts a task now: the death report quotes only what comes after. With
+    /// `idle` (the request went to a worker with nothing in flight, so all it wrote before is
+    /// drained or in the pipe) the bytes still in the pipe count as before the task.
+    pub(crate) fn mark_task_start(&self, idle: bool) {
+        let pending = match (&self.pipe, idle) {
+            (Some(fd), true) => rustix::io::ioctl_fionread(fd).unwrap_or(0),
+            _ => 0,
+        };
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.task_start = Some(st.total + pending);
     }
 
     /// The last lines, after waiting up to `wait` for the stream to close.
@@ -88,7 +119,12 @@ impl StderrTail {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        let bytes: Vec<u8> = st.ring.iter().copied().collect();
+        // The ring holds bytes `total - ring.len() .. total`; skip those before the task.
+        let ring_start = st.total - st.ring.len() as u64;
+        let skip = st.task_start.map_or(0, |m| {
+            m.saturating_sub(ring_start).min(st.ring.len() as u64) as usize
+        });
+        let bytes: Vec<u8> = st.ring.iter().skip(skip).copied().collect();
         drop(st);
         let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = text.trim_end_matches('\n').lines().collect();
@@ -108,19 +144,46 @@ impl StderrTail {
 mod tests {
     use super::*;
 
+    /// A pipe holding `bytes` (less than a pipe's 64 KiB), its writing end closed.
+    fn piped(bytes: &[u8]) -> std::io::PipeReader {
+        let (r, mut w) = std::io::pipe().unwrap();
+        w.write_all(bytes).unwrap();
+        r
+    }
+
     #[test]
     fn keeps_last_lines_and_bytes() {
         let text: String = (0..100).map(|i| format!("line {i}\n")).collect();
-        let (tail, handle) =
-            StderrTail::spawn(std::io::Cursor::new(text.into_bytes()), 0, false).unwrap();
+        let (tail, handle) = StderrTail::spawn(piped(text.as_bytes()), 0, false).unwrap();
         handle.join().unwrap();
         let t = tail.tail(Duration::from_secs(1));
         assert!(tail.is_closed());
         assert_eq!(t.lines().count(), TAIL_LINES);
         assert!(t.ends_with("line 99"));
         let big = vec![b'x'; 3 * TAIL_BYTES];
-        let (tail, handle) = StderrTail::spawn(std::io::Cursor::new(big), 1, false).unwrap();
+        let (tail, handle) = StderrTail::spawn(piped(&big), 1, false).unwrap();
         handle.join().unwrap();
         assert_eq!(tail.tail(Duration::ZERO).len(), TAIL_BYTES);
+    }
+
+    #[test]
+    fn the_quote_starts_at_the_task() {
+        let (r, mut w) = std::io::pipe().unwrap();
+        let (tail, handle) = StderrTail::spawn(r, 2, false).unwrap();
+        w.write_all(b"earlier task\n").unwrap();
+        // Marked while the earlier output may still sit in the pipe: it counts as before.
+        tail.mark_task_start(true);
+        w.write_all(b"dying task\n").unwrap();
+        drop(w);
+        handle.join().unwrap();
+        assert_eq!(tail.tail(Duration::ZERO), "dying task");
+        // Nothing after the mark: an empty quote.
+        let (r, mut w) = std::io::pipe().unwrap();
+        let (tail, handle) = StderrTail::spawn(r, 3, false).unwrap();
+        w.write_all(b"earlier task\n").unwrap();
+        tail.mark_task_start(true);
+        drop(w);
+        handle.join().unwrap();
+        assert_eq!(tail.tail(Duration::ZERO), "");
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::stderr_tail::StderrTail;
 use crate::sys::exe::{SelfExe, self_exe};
+use crate::sys::pidfd::ProcessWatch;
 use crate::sys::{forkserver, proc, signals, spawn};
 use crate::transfer::{self, Outcome};
 use crate::transport::shm::{ShmOptions, ShmTransport};
@@ -26,6 +27,12 @@ use crate::worker::protocol::{
 
 /// How long a dead worker's stderr may take to reach end of file before it is quoted.
 const STDERR_GRACE: Duration = Duration::from_millis(200);
+
+/// How long a kill waits to see the worker and the rest of its process group dead. SIGKILL
+/// cannot be caught, so this is only reached by a process stuck in the kernel (an
+/// uninterruptible wait on a dead network file system, say); the kill is then logged and
+/// the caller goes on.
+const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Everything needed to start a worker; shared by all starts of one pool.
 pub(crate) struct StartConfig {
@@ -134,16 +141,42 @@ enum Proc {
 struct ChildCell {
     pid: u32,
     child: Mutex<(Proc, Option<ExitStatus>)>,
+    /// The worker's pidfd, opened while it could not have been reaped: tells a killer when
+    /// the worker is dead without reaping it (the supervisor reaps).
+    watch: Option<ProcessWatch>,
 }
 
 impl ChildCell {
+    fn new(pid: u32, proc: Proc) -> Self {
+        Self {
+            pid,
+            // Unreaped (our child, or kept by the fork server until released): the pid
+            // cannot name another process yet.
+            watch: ProcessWatch::open(pid).ok(),
+            child: Mutex::new((proc, None)),
+        }
+    }
+
+    /// Kills the worker's process tree and returns once the worker and every other member
+    /// of its process group are dead (bounded by [`KILL_WAIT`]), so whoever resolves a
+    /// future after a kill knows the task no longer runs.
     fn kill(&self) {
-        let st = self.child.lock().unwrap_or_else(PoisonError::into_inner);
-        if st.1.is_none() {
+        {
+            let st = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+            if st.1.is_some() {
+                return; // reaped: `reap` waited for the tree already
+            }
             match &st.0 {
                 Proc::Spawned(_) => proc::kill_tree(self.pid),
                 Proc::Forked(f) => f.kill(),
             }
+        }
+        let until = Instant::now() + KILL_WAIT;
+        let dead = self.watch.as_ref().is_none_or(|w| w.wait_exit(until))
+            && proc::wait_group_gone(self.pid, until);
+        if !dead {
+            tracing::warn!(target: "pool", pid = self.pid, waited = ?KILL_WAIT,
+                "a killed worker (or a process of its group) is still not dead");
         }
     }
 
@@ -163,6 +196,12 @@ impl ChildCell {
                     Some(status)
                 }
             };
+            // SIGKILL is not instant: wait (boundedly) until the rest of its group — forked
+            // grandchildren — is dead too, so a death report never precedes their end.
+            if !proc::wait_group_gone(self.pid, Instant::now() + KILL_WAIT) {
+                tracing::warn!(target: "pool", pid = self.pid, waited = ?KILL_WAIT,
+                    "a process of a dead worker's group is still not dead");
+            }
         }
         st.1
     }
@@ -245,10 +284,7 @@ fn launch_spawn(
     let pipes = child.stdin.take().zip(child.stdout.take());
     let stderr = child.stderr.take().map(OwnedFd::from);
     Ok(Launched {
-        cell: Arc::new(ChildCell {
-            pid,
-            child: Mutex::new((Proc::Spawned(child), None)),
-        }),
+        cell: Arc::new(ChildCell::new(pid, Proc::Spawned(child))),
         pipes,
         stderr,
     })
@@ -355,10 +391,7 @@ fn launch_forked(
     drop(err_w);
     match result {
         Ok(forked) => Ok(Launched {
-            cell: Arc::new(ChildCell {
-                pid: forked.pid(),
-                child: Mutex::new((Proc::Forked(forked), None)),
-            }),
+            cell: Arc::new(ChildCell::new(forked.pid(), Proc::Forked(forked))),
             pipes,
             stderr: Some(err_r),
         }),
@@ -571,7 +604,10 @@ impl WorkerProcess {
                     cell.try_reap()
                         .map(|s| format!("worker exited: {}", Exit::of(Some(s))))
                 };
-                match l.accept(deadline, gone) {
+                match l.accept(deadline, gone).and_then(|mut t| {
+                    t.watch_process(pid)?;
+                    Ok(t)
+                }) {
                     Ok(t) => Box::new(t),
                     Err(e) => {
                         return Err(StartFailure::Spawn(fail(
@@ -582,7 +618,17 @@ impl WorkerProcess {
                     }
                 }
             }
-            (None, Some(i), Some(o)) => Box::new(transport::pipe_parent_side(i, o)),
+            (None, Some(i), Some(o)) => {
+                let mut t = transport::pipe_parent_side(i, o);
+                if let Err(e) = t.watch_process(pid) {
+                    return Err(StartFailure::Spawn(fail(
+                        &cell,
+                        &stderr,
+                        &format!("cannot be watched (pidfd): {e}"),
+                    )));
+                }
+                Box::new(t)
+            }
             _ => {
                 return Err(StartFailure::Spawn(fail(&cell, &stderr, "has no pipes")));
             }
@@ -773,6 +819,10 @@ impl WorkerProcess {
         };
         let header =
             stamp_seq(header, self.next_seq, &mut buf).ok_or(io::ErrorKind::InvalidInput)?;
+        if self.oldest == self.next_seq {
+            // The worker is idle and starts this task at once.
+            self.stderr.mark_task_start(true);
+        }
         self.transport.send(&[header, body])?;
         self.next_seq += 1;
         Ok(())
@@ -829,6 +879,10 @@ impl WorkerProcess {
         match got {
             Ok(value) => {
                 self.oldest += 1;
+                if self.oldest < self.next_seq {
+                    // The worker goes on with the next request in flight.
+                    self.stderr.mark_task_start(false);
+                }
                 Ok(value)
             }
             Err(Wrong::Violation(v)) => Err(CallFailure::Died(self.bury_for(Some(&v)))),
@@ -900,6 +954,7 @@ impl WorkerProcess {
             return Ok(());
         }
         let mut result = Ok(());
+        self.stderr.mark_task_start(true);
         if self.transport.send(&[&[STOP]]).is_ok() {
             match self.transport.recv(Some(deadline)) {
                 Ok(frame) if frame.first() == Some(&STOPPED) => {

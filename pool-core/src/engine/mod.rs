@@ -179,7 +179,12 @@ impl RunContext {
 pub struct Killer(pub(crate) Arc<dyn Fn() + Send + Sync>);
 
 impl Killer {
-    /// A killer that runs `f`. `f` must be quick and must not block.
+    /// A killer that runs `f`. `f` kills the worker and returns once it is dead (bounded:
+    /// a few seconds at most), because the engine resolves the killed task (`TimedOut`,
+    /// `Cancelled`) only after `f` returns — a caller who sees the error must be able to
+    /// rely on the task no longer running. It runs on the thread that kills (the watchdog,
+    /// a caller of `Future::kill`, `shutdown`) and must not wait for the worker's own engine
+    /// thread.
     pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
         Killer(Arc::new(f))
     }

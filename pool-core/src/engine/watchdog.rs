@@ -1,5 +1,5 @@
 //! The watchdog: one lazily started thread per engine that resolves tasks running past their
-//! deadline as `TimedOut` and, when the backend can, kills their worker.
+//! deadline as `TimedOut` and, when the backend can, kills their worker first.
 //!
 //! A kill goes through the worker slot's *gate* (a mutex holding the id of the task the slot
 //! is running): the watchdog kills only while the gate still shows the timed-out task, and
@@ -71,10 +71,8 @@ impl Watchdog {
                 .spawn(move || run(rx, rare, name));
             if spawned.is_err() {
                 // Without a watchdog the task simply has no time limit; say so once.
-                eprintln!(
-                    "pool {}: could not start the watchdog thread; task timeouts are not enforced",
-                    self.name
-                );
+                tracing::error!(target: "pool", pool = %self.name,
+                    "could not start the watchdog thread; task timeouts are not enforced");
                 return;
             }
             *g = Some(tx);
@@ -123,12 +121,19 @@ fn fire(w: Watch, rare: &Rare, pool: &str) {
         pid: w.pid,
         task: w.task.clone(),
     };
-    if !w.cell.resolve_running(err, &|| rare.timed_out()) {
+    // Kill, then resolve: the kill runs after this thread has won the right to resolve (so
+    // a result arriving meanwhile cannot complete the task, and no worker is killed for a task
+    // that finished) and before waiters wake. A backend's killer returns once the worker is
+    // dead, so a caller that sees `TimedOut` never races the task it reacts to.
+    let kill = || {
+        rare.timed_out();
+        if let Some(slot) = &w.slot {
+            slot.kill_if_running(w.cell.id());
+        }
+    };
+    if !w.cell.resolve_running(err, &kill) {
         return;
     }
     tracing::warn!(target: "pool", pool, task = %w.task, worker = w.worker.0, pid = w.pid,
         after = ?w.after, "task timed out");
-    if let Some(slot) = w.slot {
-        slot.kill_if_running(w.cell.id());
-    }
 }

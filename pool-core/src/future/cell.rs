@@ -459,7 +459,8 @@ impl<T> Core<T> {
         }
     }
 
-    /// Kill a running task through its killer: resolves Cancelled, then kills.
+    /// Kill a running task through its killer: claims the right to resolve, kills (a
+    /// backend's killer returns once the worker is dead), then publishes `Cancelled`.
     pub(crate) fn kill(&self) -> bool {
         let killer = {
             let (mut g, done) = self.register();
@@ -471,14 +472,7 @@ impl<T> Core<T> {
                 None => return false,
             }
         };
-        if self
-            .complete(Err(TaskError::Cancelled), FROM_RUNNING)
-            .is_err()
-        {
-            return false;
-        }
-        killer.kill();
-        true
+        self.complete_counted(Err(TaskError::Cancelled), FROM_RUNNING, || killer.kill())
     }
 }
 

@@ -3,7 +3,10 @@
 //!
 //! Mechanism: plain `read`/`writev` on blocking descriptors. A receive with a deadline first
 //! `poll`s the descriptor for the remaining time, so a blocking read never outlives the
-//! deadline; without one the read blocks directly (one system call on the hot path). Pipes
+//! deadline; without one the read blocks directly (one system call on the hot path). The
+//! parent's side of a channel to a worker also polls the worker's pidfd beside the data
+//! descriptor, and writes to it non-blocking, so a dead worker ends every wait even while a
+//! forked grandchild still holds the other ends open. Pipes
 //! are enlarged with `fcntl(F_SETPIPE_SZ)` so large payloads move in big chunks. A pipe
 //! worker finds its control channel on fds 0 and 1; it moves them to fresh close-on-exec
 //! descriptors and points fd 0 at `/dev/null` and fd 1 at stderr, so a task that prints to
@@ -23,8 +26,15 @@ pub(crate) fn enlarge_pipe(fd: BorrowedFd<'_>) {
     let _ = rustix::pipe::fcntl_setpipe_size(fd, PIPE_SIZE);
 }
 
-/// Writes all of `parts`, in order, with as few `writev` calls as the OS allows.
-pub(crate) fn write_all_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
+/// Writes all of `parts`, in order, with as few `writev` calls as the OS allows. When `fd`
+/// is non-blocking and full, waits until it takes more — or, with `peer` (a pidfd), until
+/// that process exits: then `BrokenPipe`, though another process may still hold the reading
+/// end open.
+pub(crate) fn write_all_vectored(
+    fd: BorrowedFd<'_>,
+    parts: &[&[u8]],
+    peer: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let mut index = 0;
     let mut offset = 0;
     while index < parts.len() {
@@ -38,8 +48,11 @@ pub(crate) fn write_all_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Res
             Ok(w) => w,
             Err(rustix::io::Errno::INTR) => continue,
             Err(rustix::io::Errno::AGAIN) => {
-                // A non-blocking socket (shared with the receive side) is full.
-                wait_for(fd, PollFlags::OUT, None)?;
+                // A non-blocking descriptor is full (a socket shared with the receive side,
+                // or a pipe to a watched process).
+                if !wait_for(fd, PollFlags::OUT, None, peer)? {
+                    return Err(io::ErrorKind::BrokenPipe.into());
+                }
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -65,21 +78,34 @@ pub(crate) fn write_all_vectored(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Res
 
 /// Whether `fd` is readable (or at end of file / in error) right now.
 pub(crate) fn readable_now(fd: BorrowedFd<'_>) -> bool {
-    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
-    let zero = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0))
+    ready_now(fd, PollFlags::IN)
 }
 
 /// Waits until `fd` is readable or `deadline` passes (`ErrorKind::TimedOut`).
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant) -> io::Result<()> {
-    wait_for(fd, PollFlags::IN, Some(deadline))
+    wait_for(fd, PollFlags::IN, Some(deadline), None).map(|_| ())
 }
 
-/// Waits until `fd` has `events`, or `deadline` passes (`ErrorKind::TimedOut`).
-fn wait_for(fd: BorrowedFd<'_>, events: PollFlags, deadline: Option<Instant>) -> io::Result<()> {
+/// Waits until `fd` is readable, `deadline` (if any) passes (`ErrorKind::TimedOut`), or the
+/// process behind the pidfd `peer` exits. False when the process exited and `fd` still has
+/// nothing to read: whatever the process wrote before it died is read first.
+pub(crate) fn wait_readable_or_exit(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    peer: BorrowedFd<'_>,
+) -> io::Result<bool> {
+    wait_for(fd, PollFlags::IN, deadline, Some(peer))
+}
+
+/// Waits until `fd` has `events`, `deadline` passes (`ErrorKind::TimedOut`), or the process
+/// behind the pidfd `peer` exits. True when `fd` is ready; false when the process exited and
+/// `fd` is (re-checked after the exit was seen) still not ready.
+fn wait_for(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    deadline: Option<Instant>,
+    peer: Option<BorrowedFd<'_>>,
+) -> io::Result<bool> {
     loop {
         let timeout = match deadline {
             Some(deadline) => {
@@ -94,13 +120,37 @@ fn wait_for(fd: BorrowedFd<'_>, events: PollFlags, deadline: Option<Instant>) ->
             }
             None => None,
         };
-        let mut fds = [PollFd::from_borrowed_fd(fd, events)];
-        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+        let mut fds = [
+            PollFd::from_borrowed_fd(fd, events),
+            PollFd::from_borrowed_fd(peer.unwrap_or(fd), PollFlags::IN),
+        ];
+        let n = if peer.is_some() { 2 } else { 1 };
+        match rustix::event::poll(&mut fds[..n], timeout.as_ref()) {
             Ok(0) | Err(rustix::io::Errno::INTR) => continue,
-            Ok(_) => return Ok(()),
+            Ok(_) if !fds[0].revents().is_empty() => return Ok(true),
+            // The process exited. Anything it wrote or read before dying is visible by now,
+            // so a second look at `fd` decides (the first look may predate its last write).
+            Ok(_) => return Ok(ready_now(fd, events)),
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Whether `fd` has `events` (or is at end of file / in error) right now.
+fn ready_now(fd: BorrowedFd<'_>, events: PollFlags) -> bool {
+    let mut fds = [PollFd::from_borrowed_fd(fd, events)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0))
+}
+
+/// Makes `fd` non-blocking (its open file description: every descriptor sharing it).
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
 }
 
 /// Reads once into `buf`; 0 at end of file. Retries on EINTR.

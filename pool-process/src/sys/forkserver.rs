@@ -788,6 +788,10 @@ pub(crate) fn serve_forever(expected_parent: &OsStr, on_child: fn(OsString) -> !
                 .flatten()
             });
             if let Some(st) = status {
+                // The worker is gone but its zombie is kept (`WNOWAIT`), so its group id
+                // cannot have been reused: take down whatever it left in its group (a forked
+                // grandchild holding its pipes open would otherwise outlive it).
+                proc::kill_tree(c.pid);
                 c.pidfd = None;
                 c.exited = true;
                 let mut m = vec![EXITED];

@@ -8,7 +8,8 @@
 //! not been reaped this holds; for the parent, the caller checks `getppid()` *after* opening.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags};
@@ -48,6 +49,25 @@ impl ProcessWatch {
         }
     }
 
+    /// Waits until the process has exited or `deadline` passes; true if it exited (errors
+    /// count as "exited", as in [`ProcessWatch::exited`]).
+    pub(crate) fn wait_exit(&self, deadline: Instant) -> bool {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let timeout = Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+            match rustix::event::poll(&mut fds, Some(&timeout)) {
+                Ok(0) if left.is_zero() => return false,
+                Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+                Ok(_) => return true,
+                Err(_) => return true,
+            }
+        }
+    }
+
     /// Has the process exited? (Errors count as "exited": the answer must not keep a waiter
     /// waiting on a process that cannot be observed.)
     pub(crate) fn exited(&self) -> bool {
@@ -64,5 +84,13 @@ impl ProcessWatch {
                 Err(_) => return true,
             }
         }
+    }
+}
+
+impl AsFd for ProcessWatch {
+    /// The pidfd: readable (`POLLIN`) once the process has exited, to be polled beside other
+    /// descriptors.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }

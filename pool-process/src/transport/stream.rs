@@ -10,6 +10,7 @@ use pool_codec::{FrameError, FrameReader, HEADER_LEN};
 
 use super::{MAX_FRAME, Transport};
 use crate::sys::fdio;
+use crate::sys::pidfd::ProcessWatch;
 
 /// A descriptor whose reads wait at most until `deadline`.
 struct DeadlineFd {
@@ -18,10 +19,15 @@ struct DeadlineFd {
     /// Without a deadline, poll this long before the blocking read (see
     /// `Transport::set_spin`).
     spin: Duration,
+    /// The process at the other end (parent side): every wait also ends when it exits.
+    peer: Option<ProcessWatch>,
 }
 
 impl Read for DeadlineFd {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(peer) = &self.peer {
+            return self.read_watched(buf, peer.as_fd());
+        }
         // Without a deadline: one blocking read, after a short poll if `spin` is set (the
         // engine's slot threads do not poll: with workers keeping both cores busy a blocking
         // read measured faster than any poll or yield-spin scheme; a worker waiting for its
@@ -29,12 +35,37 @@ impl Read for DeadlineFd {
         if let Some(deadline) = self.deadline {
             fdio::wait_readable(self.fd.as_fd(), deadline)?;
         } else if !self.spin.is_zero() {
-            let start = Instant::now();
-            while !fdio::readable_now(self.fd.as_fd()) && start.elapsed() < self.spin {
-                rustix::thread::sched_yield();
-            }
+            self.spin_for_data();
         }
         fdio::read(self.fd.as_fd(), buf)
+    }
+}
+
+impl DeadlineFd {
+    fn spin_for_data(&self) {
+        let start = Instant::now();
+        while !fdio::readable_now(self.fd.as_fd()) && start.elapsed() < self.spin {
+            rustix::thread::sched_yield();
+        }
+    }
+
+    /// A read that also ends when the peer process exits: end of file then, once what it
+    /// wrote before dying is read — even while another process (a grandchild that inherited
+    /// the worker's descriptors) keeps the writing end open.
+    fn read_watched(&self, buf: &mut [u8], peer: std::os::fd::BorrowedFd<'_>) -> io::Result<usize> {
+        if self.deadline.is_none() && !self.spin.is_zero() {
+            self.spin_for_data();
+        }
+        loop {
+            if !fdio::wait_readable_or_exit(self.fd.as_fd(), self.deadline, peer)? {
+                return Ok(0);
+            }
+            match fdio::read(self.fd.as_fd(), buf) {
+                // A socket shared with a non-blocking send side: poll again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
     }
 }
 
@@ -53,11 +84,23 @@ impl StreamTransport {
                     fd: rx,
                     deadline: None,
                     spin: Duration::ZERO,
+                    peer: None,
                 },
                 MAX_FRAME,
             ),
             tx,
         }
+    }
+
+    /// Parent side: watch the worker process `pid` (an unreaped child, or one the fork server
+    /// keeps unreaped), so a receive or a send blocked on a full channel ends when it exits —
+    /// not only when every holder of the other ends is gone. Sends become non-blocking
+    /// writes that wait by polling.
+    pub(crate) fn watch_process(&mut self, pid: u32) -> io::Result<()> {
+        let watch = ProcessWatch::open(pid)?;
+        fdio::set_nonblocking(self.tx.as_fd())?;
+        self.reader.get_mut().peer = Some(watch);
+        Ok(())
     }
 }
 
@@ -74,9 +117,10 @@ impl Transport for StreamTransport {
         let mut all: [&[u8]; 4] = [&header, &[], &[], &[]];
         let n = parts.len().min(3);
         all[1..=n].copy_from_slice(&parts[..n]);
-        fdio::write_all_vectored(self.tx.as_fd(), &all[..=n])?;
+        let peer = self.reader.get_ref().peer.as_ref().map(AsFd::as_fd);
+        fdio::write_all_vectored(self.tx.as_fd(), &all[..=n], peer)?;
         for rest in parts.iter().skip(3) {
-            fdio::write_all_vectored(self.tx.as_fd(), &[rest])?;
+            fdio::write_all_vectored(self.tx.as_fd(), &[rest], peer)?;
         }
         Ok(())
     }
@@ -150,7 +194,7 @@ mod tests {
     #[test]
     fn a_lying_length_is_invalid_data() {
         let (mut a, b) = pair();
-        fdio::write_all_vectored(b.tx.as_fd(), &[&u32::MAX.to_le_bytes()]).unwrap();
+        fdio::write_all_vectored(b.tx.as_fd(), &[&u32::MAX.to_le_bytes()], None).unwrap();
         let err = a.recv(None).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert_eq!(
