@@ -48,6 +48,9 @@
 mod backend;
 mod buffers;
 mod bytes;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod named;
 mod pool;
 mod reusable;

@@ -231,6 +231,41 @@ impl Setup {
     }
 }
 
+/// The READY message as the parent reads it: the worker's codec name, then its
+/// initializer's outcome byte and detail (the rest of the frame). The worker writes it in
+/// `serve.rs`; the parent parses it in `supervisor.rs` with the same steps as
+/// [`Ready::decode`], which the fuzz target `handshake` runs on hostile bytes.
+#[cfg(any(test, feature = "fuzzing"))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ready<'a> {
+    pub(crate) codec: String,
+    pub(crate) outcome: crate::transfer::Outcome,
+    pub(crate) detail: &'a [u8],
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl<'a> Ready<'a> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = vec![READY];
+        out.put_str(&self.codec);
+        out.put_u8(self.outcome as u8);
+        out.extend_from_slice(self.detail);
+        out
+    }
+
+    pub(crate) fn decode(frame: &'a [u8]) -> Option<Self> {
+        let mut r = Reader(frame);
+        (r.u8()? == READY).then_some(())?;
+        let codec = r.str()?;
+        let outcome = r.u8().and_then(crate::transfer::Outcome::from_u8)?;
+        Some(Self {
+            codec,
+            outcome,
+            detail: r.rest(),
+        })
+    }
+}
+
 /// The HELLO message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Hello {
@@ -324,6 +359,26 @@ mod tests {
         assert_eq!(back.init.unwrap().arg, vec![1, 2]);
         assert!(back.fin.is_none());
         assert!(Setup::decode(&[SETUP, 9, 9]).is_none());
+    }
+
+    #[test]
+    fn ready_round_trips_and_refuses_garbage() {
+        use crate::transfer::Outcome;
+        // As `serve.rs` writes it: kind, the probe's codec name, the outcome byte, detail.
+        let mut wire = vec![READY];
+        wire.put_str("msgpack");
+        wire.put_u8(Outcome::Failed as u8);
+        wire.put_str("no database");
+        let ready = Ready::decode(&wire).unwrap();
+        assert_eq!(ready.codec, "msgpack");
+        assert_eq!(ready.outcome, Outcome::Failed);
+        assert_eq!(Reader(ready.detail).str().as_deref(), Some("no database"));
+        assert_eq!(ready.encode(), wire);
+        assert!(Ready::decode(&wire[..wire.len() - ready.detail.len() - 1]).is_none());
+        let mut unknown = wire.clone();
+        unknown[1 + 4 + 7] = 9;
+        assert!(Ready::decode(&unknown).is_none(), "unknown outcome byte");
+        assert!(Ready::decode(&[HELLO]).is_none());
     }
 
     #[test]
