@@ -81,10 +81,32 @@ pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, PanicInfo> {
     catch_unwind(AssertUnwindSafe(f)).map_err(panic_info)
 }
 
-/// Run a user callback; a panic is contained and counted.
+/// Report a panic of user code that the pool contained: the thread it ran on (a pool
+/// thread, or a caller inside a pool call) carried on. `what` says which code it was.
+#[cold]
+#[inline(never)]
+pub(crate) fn report_contained(what: &str, p: &PanicInfo) {
+    let thread = std::thread::current();
+    tracing::warn!(target: "pool", thread = thread.name().unwrap_or("<unnamed>"), what,
+        panic = %p.message, location = p.location.as_deref().unwrap_or("<unknown>"),
+        "user code panicked; contained");
+}
+
+/// Drop `v`, containing (and reporting) a panic of its `Drop`: for values of user types the
+/// pool drops on its own threads (a cancelled task, a result nobody takes).
+#[inline]
+pub(crate) fn drop_contained<T>(what: &str, v: T) {
+    if std::mem::needs_drop::<T>()
+        && let Err(p) = catch(move || drop(v))
+    {
+        report_contained(what, &p);
+    }
+}
+
+/// Run a user callback; a panic is contained, counted and reported.
 pub(crate) fn run_callback(f: impl FnOnce()) {
-    if catch_unwind(AssertUnwindSafe(f)).is_err() {
-        LAST.with(|l| l.borrow_mut().take());
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        report_contained("an on_done callback", &panic_info(p));
         CALLBACK_PANICS.fetch_add(1, Ordering::Relaxed);
         let _ = CALLBACK_COUNTER.try_with(|c| {
             if let Some(c) = &*c.borrow() {

@@ -8,7 +8,15 @@ use super::pool::{Counters, SlotEnv};
 use super::{RunContext, Worker};
 use crate::error::{TaskError, TaskId};
 use crate::future::cell::{Core, FROM_PENDING, FROM_RUNNING, HasCore, WithPayload};
-use crate::panic::catch;
+use crate::panic::{catch, drop_contained, report_contained};
+
+// User code the engine drops on its own threads (a cancelled or drained task's closure, a
+// result nobody will take, a late result) may panic in `Drop`. Every such drop goes through
+// `drop_contained`, so the panic is reported and the thread carries on: unwinding out of a
+// job would kill its slot thread with its worker still counted, and the pool would hang.
+const CANCELLED_TASK: &str = "dropping a cancelled task";
+const DRAINED_TASK: &str = "dropping a task the pool will not run";
+const FINISHED_TASK: &str = "dropping a finished task (its result, if nobody took it)";
 
 /// Something the engine can run on a worker: the engine's unit of work.
 ///
@@ -195,7 +203,9 @@ impl<R: Runnable<W>, W: Worker> Flight<W> for FlightOf<R, W> {
             Ok(r) => r,
             Err(p) => Err(TaskError::Panicked(p)),
         };
-        resolve(&cell.core, r, env)
+        let ran = resolve(&cell.core, r, env);
+        drop_contained(FINISHED_TASK, cell);
+        ran
     }
 
     fn run_again(self: Box<Self>, worker: &mut W, env: &SlotEnv<'_>) -> Ran {
@@ -203,10 +213,11 @@ impl<R: Runnable<W>, W: Worker> Flight<W> for FlightOf<R, W> {
         let core: &Core<R::Output> = &cell.core;
         if core.is_terminal() {
             // Resolved while waiting (killed): nothing to run.
-            drop(job);
+            drop_contained(CANCELLED_TASK, job);
             if core.state() == crate::future::cell::CANCELLED {
                 env.counters().cancelled();
             }
+            drop_contained(FINISHED_TASK, cell);
             return Ran::Skipped;
         }
         ctx.worker = env.worker_id();
@@ -218,11 +229,17 @@ impl<R: Runnable<W>, W: Worker> Flight<W> for FlightOf<R, W> {
             Err(p) => Err(TaskError::Panicked(p)),
         };
         env.task_finished();
-        resolve(core, r, env)
+        let ran = resolve(core, r, env);
+        drop_contained(FINISHED_TASK, cell);
+        ran
     }
 
     fn fail(self: Box<Self>, e: TaskError) -> bool {
-        self.cell.core.complete(Err(e), FROM_RUNNING).is_ok()
+        let FlightOf { cell, job, .. } = *self;
+        let won = cell.core.complete(Err(e), FROM_RUNNING).is_ok();
+        drop_contained(DRAINED_TASK, job);
+        drop_contained(FINISHED_TASK, cell);
+        won
     }
 }
 
@@ -275,15 +292,31 @@ fn resolve<T: Send>(core: &Core<T>, r: Result<T, TaskError>, env: &SlotEnv<'_>) 
     let cancelled = matches!(r, Err(TaskError::Cancelled));
     // Count before resolving, so a caller that saw the result sees the count.
     let counters: &Counters = env.counters();
-    match core.complete_counted(r, FROM_RUNNING, || {
-        if ok {
-            counters.completed()
-        } else if cancelled {
-            counters.cancelled()
+    let mut won = false;
+    let claimed = catch(|| {
+        core.complete_counted(r, FROM_RUNNING, || {
+            won = true;
+            if ok {
+                counters.completed()
+            } else if cancelled {
+                counters.cancelled()
+            } else {
+                counters.failed()
+            }
+        })
+    });
+    // User code runs here in two ways: a result that lost the claim (it came too late) is
+    // dropped, and a waiting `.await`er's waker is woken.
+    let claimed = claimed.unwrap_or_else(|p| {
+        let what = if won {
+            "waking the task's waiter"
         } else {
-            counters.failed()
-        }
-    }) {
+            "dropping a result that came after its task was resolved"
+        };
+        report_contained(what, &p);
+        won
+    });
+    match claimed {
         true if ok => Ran::Ok,
         true => Ran::Err,
         false => {
@@ -313,6 +346,26 @@ impl<T: Send, P: Send> Resolve for WithPayload<T, P> {
     }
 }
 
+/// The watchdog's reference to a timed task's cell. The watchdog keeps it until the deadline,
+/// after the task may have finished and its future been dropped: its release may then drop
+/// the task's result on the watchdog's thread, so it is released with `drop_contained`.
+struct Watched<T: Send, P: Send>(Option<Arc<WithPayload<T, P>>>);
+
+impl<T: Send, P: Send> Resolve for Watched<T, P> {
+    fn resolve_running(&self, e: TaskError, count: &dyn Fn()) -> bool {
+        self.0.as_ref().is_some_and(|c| c.resolve_running(e, count))
+    }
+    fn id(&self) -> TaskId {
+        self.0.as_ref().map_or(TaskId(0), |c| Resolve::id(&**c))
+    }
+}
+
+impl<T: Send, P: Send> Drop for Watched<T, P> {
+    fn drop(&mut self) {
+        drop_contained(FINISHED_TASK, self.0.take());
+    }
+}
+
 pub(crate) type Cell<R, W> = WithPayload<<R as Runnable<W>>::Output, Entry<R>>;
 
 impl<W, R> Job<W> for Cell<R, W>
@@ -324,12 +377,14 @@ where
     fn run(self: Arc<Self>, worker: &mut W, env: &SlotEnv<'_>) -> Ran {
         // SAFETY: this thread dequeued the job; the queue hands each entry out once.
         let Some(entry) = (unsafe { self.take_payload() }) else {
+            drop_contained(FINISHED_TASK, self);
             return Ran::Skipped;
         };
         let core: &Core<R::Output> = &self.core;
         if !core.start() {
-            drop(entry);
+            drop_contained(CANCELLED_TASK, entry);
             env.counters().cancelled();
+            drop_contained(FINISHED_TASK, self);
             return Ran::Skipped;
         }
         let (label, timeout) = match entry.meta {
@@ -345,7 +400,8 @@ where
             worker: env.worker_id(),
         };
         if let Some(d) = deadline {
-            env.watch(self.clone(), d, timeout.unwrap_or_default(), &ctx);
+            let watched = Watched(Some(self.clone()));
+            env.watch(Arc::new(watched), d, timeout.unwrap_or_default(), &ctx);
         }
         if let Some(k) = env.task_killer(core.id()) {
             core.set_killer(k);
@@ -356,13 +412,17 @@ where
             Err(p) => Err(TaskError::Panicked(p)),
         };
         env.task_finished();
-        resolve(core, r, env)
+        let ran = resolve(core, r, env);
+        drop_contained(FINISHED_TASK, self);
+        ran
     }
 
     fn fail(self: Arc<Self>, e: TaskError) -> bool {
         // SAFETY: this thread dequeued the job; the queue hands each entry out once.
-        drop(unsafe { self.take_payload() });
-        self.core.complete(Err(e), FROM_PENDING).is_ok()
+        drop_contained(DRAINED_TASK, unsafe { self.take_payload() });
+        let won = self.core.complete(Err(e), FROM_PENDING).is_ok();
+        drop_contained(FINISHED_TASK, self);
+        won
     }
 
     #[inline]
@@ -381,12 +441,14 @@ where
     fn begin(self: Arc<Self>, worker: &mut W, env: &SlotEnv<'_>, head: bool) -> Begin<W> {
         // SAFETY: this thread dequeued the job; the queue hands each entry out once.
         let Some(entry) = (unsafe { self.take_payload() }) else {
+            drop_contained(FINISHED_TASK, self);
             return Begin::Skipped;
         };
         let core: &Core<R::Output> = &self.core;
         if !core.start() {
-            drop(entry);
+            drop_contained(CANCELLED_TASK, entry);
             env.counters().cancelled();
+            drop_contained(FINISHED_TASK, self);
             return Begin::Skipped;
         }
         // Pipelinable: no time limit.
