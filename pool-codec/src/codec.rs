@@ -22,6 +22,12 @@ use serde::{Deserialize, Serialize};
 /// [`CodecError::encode`] / [`CodecError::decode`] so the error names the codec, the
 /// direction and the type.
 ///
+/// A value's own `Serialize` or `Deserialize` implementation may panic; that is not the
+/// codec's to handle. The process pool catches such a panic wherever it encodes or decodes
+/// (in the caller, on its own threads, in a worker) and reports it as one more encode or
+/// decode failure whose message names the panic: a caller's `submit` is refused, a task
+/// fails, and no thread or worker dies.
+///
 /// ```
 /// use pool_codec::{Codec, CodecError};
 /// use serde::{Deserialize, Serialize};

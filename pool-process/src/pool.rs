@@ -191,12 +191,11 @@ where
     C: Codec,
 {
     let mut bytes = Vec::new();
-    codec.encode(arg, &mut bytes).map_err(|e| {
+    encode_caught(codec, arg, &mut bytes).map_err(|message| {
         format!(
-            "cannot encode the hook argument of type {} with codec {}: {}",
+            "cannot encode the hook argument of type {} with codec {}: {message}",
             type_name::<A>(),
             codec.name(),
-            e.message()
         )
     })?;
     Ok(HookCall {
@@ -534,9 +533,11 @@ impl<C: Codec> ProcessPool<C> {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let mut arg = arg;
-        let (target, body, _) = self
-            .call_request::<F, A, R>(&f, &mut arg)
-            .map_err(|kind| SubmitError::<()>::new(kind, None).to_task_error())?;
+        let request = self.call_request::<F, A, R>(&f, &mut arg);
+        // Encoded (or refused, and then not handed back): the argument is done with.
+        drop_argument(arg);
+        let (target, body, _) =
+            request.map_err(|kind| SubmitError::<()>::new(kind, None).to_task_error())?;
         let (task, opts, convert) = self.prepare::<R>(
             target,
             short_name::<F>(),
@@ -659,13 +660,18 @@ impl<C: Codec> ProcessPool<C> {
             );
             return Err(SubmitError::new(err, Some(arg)));
         };
-        self.send(
+        match self.send(
             Target::Named(index as u32),
             "named task",
             &arg,
             SubmitOptions::default().label(name),
-        )
-        .map_err(|kind| SubmitError::new(kind, Some(arg)))
+        ) {
+            Ok(future) => {
+                drop_argument(arg);
+                Ok(future)
+            }
+            Err(kind) => Err(SubmitError::new(kind, Some(arg))),
+        }
     }
 
     fn refusal(&self, type_name: &str, message: String) -> SubmitErrorKind {
@@ -696,19 +702,20 @@ impl<C: Codec> ProcessPool<C> {
             })
     }
 
-    /// Encodes an argument into a buffer from the free list.
+    /// Encodes an argument into a buffer from the free list. A `Serialize` that panics is
+    /// refused like one that fails.
     fn encode<T: Serialize + ?Sized>(&self, arg: &T) -> Result<Vec<u8>, SubmitErrorKind> {
         let inner = &self.inner;
         let mut bytes = inner.bufs.take();
-        match inner.codec.encode(arg, &mut bytes) {
+        match encode_caught(&inner.codec, arg, &mut bytes) {
             Ok(()) => Ok(bytes),
-            Err(e) => {
+            Err(message) => {
                 inner.bufs.put(bytes);
                 Err(SubmitErrorKind::Encode(TaskError::Encode(CodecFailure {
                     side: Side::Parent,
                     type_name: type_name::<T>().to_owned(),
                     codec: inner.codec.name().to_owned(),
-                    message: e.message().to_owned(),
+                    message,
                 })))
             }
         }
@@ -780,12 +787,22 @@ impl<C: Codec> ProcessPool<C> {
                         message: "not a byte type".to_owned(),
                     }));
                 }
-                let value = codec.decode::<R>(&reply.bytes).map_err(|e| {
+                // On the pool's thread (or a caller's, for `apply`): a `Deserialize` that
+                // panics fails this task with a decode error, like one that fails.
+                let decoded = match pool_core::catch_panic(|| codec.decode::<R>(&reply.bytes)) {
+                    Ok(r) => r.map_err(|e| e.message().to_owned()),
+                    Err(p) => Err(transfer::panicked_in(
+                        "Deserialize",
+                        &p.message,
+                        p.location.as_deref(),
+                    )),
+                };
+                let value = decoded.map_err(|message| {
                     TaskError::Decode(CodecFailure {
                         side: Side::Parent,
                         type_name: type_name::<R>().to_owned(),
                         codec: codec.name().to_owned(),
-                        message: e.message().to_owned(),
+                        message,
                     })
                 });
                 bufs.put(reply.bytes);
@@ -835,16 +852,21 @@ where
                 Ok(request) => request,
                 Err(kind) => return Err(SubmitError::new(kind, Some(task))),
             };
-        self.dispatch(target, short_name::<F>(), body, opts, bytes::is_raw::<R>())
-            .map_err(|(kind, body)| {
+        match self.dispatch(target, short_name::<F>(), body, opts, bytes::is_raw::<R>()) {
+            Ok(future) => {
+                drop_argument(task);
+                Ok(future)
+            }
+            Err((kind, body)) => {
                 // Refused: the caller's bytes go back into the task, a buffer to the list.
                 if callers_bytes {
                     bytes::restore(&mut task.arg, body);
                 } else {
                     self.inner.bufs.put(body);
                 }
-                SubmitError::new(kind, Some(task))
-            })
+                Err(SubmitError::new(kind, Some(task)))
+            }
+        }
     }
 }
 
@@ -865,8 +887,53 @@ where
             return Err(SubmitError::new(kind, Some(task)));
         }
         let f = Target::Fn(transfer::chunk_ref::<F, A, R, C>(&task.f.0));
-        self.send(f, short_name::<F>(), &task.arg, opts)
-            .map_err(|kind| SubmitError::new(kind, Some(task)))
+        match self.send(f, short_name::<F>(), &task.arg, opts) {
+            Ok(future) => {
+                drop_argument(task);
+                Ok(future)
+            }
+            Err(kind) => Err(SubmitError::new(kind, Some(task))),
+        }
+    }
+}
+
+/// Encodes `value` into `out` with `codec`. A `Serialize` that panics is one more encode
+/// failure: the panic is caught (it never unwinds into the caller), `out` is put back to its
+/// length, and the message names the panic. `Err` is the failure's message.
+fn encode_caught<C: Codec, T: Serialize + ?Sized>(
+    codec: &C,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let start = out.len();
+    match pool_core::catch_panic(|| codec.encode(value, out)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.message().to_owned()),
+        Err(p) => {
+            out.truncate(start);
+            Err(transfer::panicked_in(
+                "Serialize",
+                &p.message,
+                p.location.as_deref(),
+            ))
+        }
+    }
+}
+
+/// Drops a task's argument once it is encoded (or its task refused without handing it
+/// back). Its `Drop` is user code: a panic there is reported through `tracing` and
+/// contained, so it never unwinds out of a call that has already queued the task (the
+/// caller would lose the future of a task that runs anyway).
+fn drop_argument<T>(arg: T) {
+    if std::mem::needs_drop::<T>()
+        && let Err(p) = pool_core::catch_panic(move || drop(arg))
+    {
+        let thread = std::thread::current();
+        // The same event as the engine's for user code it contains on its threads.
+        tracing::warn!(target: "pool", thread = thread.name().unwrap_or("<unnamed>"),
+            what = "dropping a task's argument after encoding it", panic = %p.message,
+            location = p.location.as_deref().unwrap_or("<unknown>"),
+            "user code panicked; contained");
     }
 }
 

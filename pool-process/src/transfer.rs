@@ -138,6 +138,31 @@ fn codec_failure(out: &mut Vec<u8>, type_name: &str, codec: &str, message: &str)
     out.put_str(message);
 }
 
+/// The codec-failure message for a `Serialize` or `Deserialize` (`which`) implementation that
+/// panicked: a panic while encoding or decoding is one more codec failure, on either side.
+pub(crate) fn panicked_in(which: &str, message: &str, location: Option<&str>) -> String {
+    match location {
+        Some(at) => format!("its {which} implementation panicked: {message} (at {at})"),
+        None => format!("its {which} implementation panicked: {message}"),
+    }
+}
+
+/// Decodes an argument in the worker. On failure — an error, or a panic in the type's
+/// `Deserialize` — writes the codec failure record to `out` and returns `None`.
+fn decode_arg<A: DeserializeOwned, C: Codec>(
+    codec: &C,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Option<A> {
+    let message = match panics::catch(|| codec.decode::<A>(input)) {
+        Ok(Ok(a)) => return Some(a),
+        Ok(Err(e)) => e.message().to_owned(),
+        Err(p) => panicked_in("Deserialize", &p.message, p.location.as_deref()),
+    };
+    codec_failure(out, type_name::<A>(), codec.name(), &message);
+    None
+}
+
 /// Decode `A`, call, encode `R`, with panics and codec failures turned into outcomes.
 ///
 /// `raw_arg` / `raw_result` let byte payloads bypass the codec (see `bytes.rs`): when
@@ -160,12 +185,9 @@ where
         let codec = C::default();
         let arg: A = match raw_arg(input) {
             Some(a) => a,
-            None => match codec.decode(input) {
-                Ok(a) => a,
-                Err(e) => {
-                    codec_failure(out, type_name::<A>(), codec.name(), e.message());
-                    return Outcome::DecodeFailed;
-                }
+            None => match decode_arg::<A, C>(&codec, input, out) {
+                Some(a) => a,
+                None => return Outcome::DecodeFailed,
             },
         };
         let result = call(arg);
@@ -173,14 +195,15 @@ where
             out.extend_from_slice(raw);
             return Outcome::Ok;
         }
-        match codec.encode(&result, out) {
-            Ok(()) => Outcome::Ok,
-            Err(e) => {
-                out.truncate(start);
-                codec_failure(out, type_name::<R>(), codec.name(), e.message());
-                Outcome::EncodeFailed
-            }
-        }
+        // A `Serialize` that panics is an encode failure, as one that fails.
+        let message = match panics::catch(|| codec.encode(&result, out)) {
+            Ok(Ok(())) => return Outcome::Ok,
+            Ok(Err(e)) => e.message().to_owned(),
+            Err(p) => panicked_in("Serialize", &p.message, p.location.as_deref()),
+        };
+        out.truncate(start);
+        codec_failure(out, type_name::<R>(), codec.name(), &message);
+        Outcome::EncodeFailed
     });
     caught.unwrap_or_else(|record| {
         out.truncate(start);
@@ -277,12 +300,8 @@ where
     let start = out.len();
     let caught = panics::catch(|| {
         let codec = C::default();
-        let arg: A = match codec.decode(input) {
-            Ok(a) => a,
-            Err(e) => {
-                codec_failure(out, type_name::<A>(), codec.name(), e.message());
-                return Outcome::DecodeFailed;
-            }
+        let Some(arg) = decode_arg::<A, C>(&codec, input, out) else {
+            return Outcome::DecodeFailed;
         };
         match conjure::<F>()(arg).into_result() {
             Ok(()) => Outcome::Ok,
