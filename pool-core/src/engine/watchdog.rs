@@ -89,7 +89,17 @@ fn run(rx: mpsc::Receiver<Watch>, rare: Arc<Rare>, name: String) {
         let now = Instant::now();
         while heap.peek().is_some_and(|i| i.0.deadline <= now) {
             let Item(w) = heap.pop().expect("peeked");
-            fire(w, &rare, &name);
+            // User code can run here: the last reference to a task whose future was dropped
+            // may be this one, and dropping it drops the task's closure or result. A panic in
+            // such a `Drop` must not end the watchdog (every later timeout would be lost).
+            let task = w.task.clone();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fire(w, &rare, &name)))
+                .is_err()
+            {
+                tracing::error!(target: "pool", pool = %name, task = %task,
+                    "a panic while timing out a task (a Drop of the task or its result) was \
+                     contained");
+            }
         }
         let got = match heap.peek() {
             Some(i) => rx.recv_timeout(i.0.deadline.saturating_duration_since(now)),

@@ -35,35 +35,47 @@ impl Read for DeadlineFd {
         if let Some(deadline) = self.deadline {
             fdio::wait_readable(self.fd.as_fd(), deadline)?;
         } else if !self.spin.is_zero() {
-            self.spin_for_data();
+            let _ = self.spin_for_data();
         }
         fdio::read(self.fd.as_fd(), buf)
     }
 }
 
 impl DeadlineFd {
-    fn spin_for_data(&self) {
+    /// Polls (yielding) up to `spin` for data; true if some came.
+    fn spin_for_data(&self) -> bool {
         let start = Instant::now();
-        while !fdio::readable_now(self.fd.as_fd()) && start.elapsed() < self.spin {
+        loop {
+            if fdio::readable_now(self.fd.as_fd()) {
+                return true;
+            }
+            if start.elapsed() >= self.spin {
+                return false;
+            }
             rustix::thread::sched_yield();
         }
     }
 
-    /// A read that also ends when the peer process exits: end of file then, once what it
-    /// wrote before dying is read — even while another process (a grandchild that inherited
+    /// A read on the non-blocking descriptor of a watched peer: what is there is read at once
+    /// (one system call when a reply is waiting); otherwise the read waits, after the spin if
+    /// one is set, for data, the deadline, or the peer's exit — end of file then, once what it
+    /// wrote before dying is read, even while another process (a grandchild that inherited
     /// the worker's descriptors) keeps the writing end open.
     fn read_watched(&self, buf: &mut [u8], peer: std::os::fd::BorrowedFd<'_>) -> io::Result<usize> {
-        if self.deadline.is_none() && !self.spin.is_zero() {
-            self.spin_for_data();
-        }
+        let mut spun = self.deadline.is_some() || self.spin.is_zero();
         loop {
+            match fdio::read(self.fd.as_fd(), buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return r,
+            }
+            if !spun {
+                spun = true;
+                if self.spin_for_data() {
+                    continue;
+                }
+            }
             if !fdio::wait_readable_or_exit(self.fd.as_fd(), self.deadline, peer)? {
                 return Ok(0);
-            }
-            match fdio::read(self.fd.as_fd(), buf) {
-                // A socket shared with a non-blocking send side: poll again.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return r,
             }
         }
     }
@@ -94,11 +106,12 @@ impl StreamTransport {
 
     /// Parent side: watch the worker process `pid` (an unreaped child, or one the fork server
     /// keeps unreaped), so a receive or a send blocked on a full channel ends when it exits —
-    /// not only when every holder of the other ends is gone. Sends become non-blocking
-    /// writes that wait by polling.
+    /// not only when every holder of the other ends is gone. Both descriptors become
+    /// non-blocking: reads and writes that cannot go on at once wait by polling.
     pub(crate) fn watch_process(&mut self, pid: u32) -> io::Result<()> {
         let watch = ProcessWatch::open(pid)?;
         fdio::set_nonblocking(self.tx.as_fd())?;
+        fdio::set_nonblocking(self.reader.get_ref().fd.as_fd())?;
         self.reader.get_mut().peer = Some(watch);
         Ok(())
     }
@@ -189,6 +202,38 @@ mod tests {
             a.recv(None).unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
         );
+    }
+
+    #[test]
+    fn a_watched_peer_that_exits_ends_the_wait_though_its_pipe_stays_open() {
+        let (r, w) = std::io::pipe().unwrap();
+        let (_unused_r, tx) = std::io::pipe().unwrap();
+        let mut a = StreamTransport::new(r.into(), tx.into());
+        // The peer: a child that exits at once, unreaped until the end of the test.
+        let mut peer = std::process::Command::new("true").spawn().unwrap();
+        a.watch_process(peer.id()).unwrap();
+        // What the peer wrote before dying is still delivered; `w` (held here, as a forked
+        // grandchild would hold it) keeps the pipe from reaching end of file.
+        let w = OwnedFd::from(w);
+        fdio::write_all_vectored(w.as_fd(), &[&3u32.to_le_bytes(), b"bye"], None).unwrap();
+        assert_eq!(a.recv(None).unwrap(), b"bye");
+        assert_eq!(
+            a.recv(None).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        let later = Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            a.recv(Some(later)).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        // A send to it fails once the pipe is full, instead of blocking.
+        let big = vec![0u8; 4 << 20];
+        assert_eq!(
+            a.send(&[&big]).unwrap_err().kind(),
+            io::ErrorKind::BrokenPipe
+        );
+        peer.wait().unwrap();
+        drop(w);
     }
 
     #[test]
