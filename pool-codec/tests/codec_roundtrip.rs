@@ -184,3 +184,23 @@ fn default_codec_handles_self_describing_types() {
     Postcard.encode(&v, &mut buf).unwrap();
     assert!(Postcard.decode::<(Vec<Arg>, Tagged, Tagged)>(&buf).is_err());
 }
+
+/// Found by the `codecs` fuzz target: JSON parsed some long decimals to a neighbouring
+/// `f64`, so a float could change value between caller and worker.
+#[test]
+fn json_floats_survive_exactly() {
+    use pool_codec::{Codec, Json};
+    for text in [
+        "5.5555555255555555e48",
+        "0.30000000000000004",
+        "2.2250738585072014e-308",
+    ] {
+        let x: f64 = text.parse().unwrap();
+        let mut wire = Vec::new();
+        Json.encode(&x, &mut wire).unwrap();
+        let back: f64 = Json.decode(&wire).unwrap();
+        assert_eq!(back.to_bits(), x.to_bits(), "{text}");
+        let from_text: f64 = Json.decode(text.as_bytes()).unwrap();
+        assert_eq!(from_text.to_bits(), x.to_bits(), "{text} as written");
+    }
+}
