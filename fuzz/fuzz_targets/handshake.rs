@@ -33,7 +33,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // When the whole input is valid UTF-8, so is every string in it: nothing is replaced.
-    let text = std::str::from_utf8(body).is_ok();
+    // ASCII only: a body valid as UTF-8 as a whole can still have a field boundary inside a
+    // multi-byte character, which the lossy conversion of that field then replaces.
+    let text = body.is_ascii();
     match selector % 8 {
         0 => {
             let e = fixed_point(fuzzing::hello(body), |e| fuzzing::hello(e));

@@ -151,8 +151,27 @@ fn codecs() {
     all(14, "map", &map);
 }
 
+/// `forkserver`: a selector byte (even: request, odd: answer), then a real message.
+fn forkserver() {
+    for (name, bytes) in fuzzing::forkserver_samples() {
+        let selector = u8::from(!matches!(name, "fork" | "kill" | "release"));
+        let mut s = vec![selector];
+        s.extend_from_slice(&bytes);
+        seed("forkserver", name, &s);
+    }
+}
+
+/// `shm_ring`: scripts of a hostile peer's steps.
+fn shm_ring() {
+    for (name, script) in fuzzing::shm_samples() {
+        seed("shm_ring", name, &script);
+    }
+}
+
 fn main() {
     frame_decoder();
     handshake();
     codecs();
+    forkserver();
+    shm_ring();
 }

@@ -6,6 +6,7 @@
 //! the targets.
 
 use crate::supervisor::describe_hook_failure;
+use crate::sys::forkserver::{Answer, Request};
 use crate::transfer::Outcome;
 use crate::worker::panics::PanicRecord;
 use crate::worker::protocol::{self, Hello, MAX_REQUEST_HEADER, Ready, Setup, WorkerSpec};
@@ -69,6 +70,90 @@ pub fn headers(f: i64, index: u32, seq: u64, outcome: u8) -> [Vec<u8>; 3] {
         protocol::named_header(index).to_vec(),
         protocol::reply_header(seq, outcome).to_vec(),
     ]
+}
+
+/// A fork server request (parent → server) parsed, then encoded again; `None` when the
+/// server would ignore it or answer FORK_FAILED (malformed).
+pub fn forkserver_request(msg: &[u8]) -> Option<Vec<u8>> {
+    Request::decode(msg).encode()
+}
+
+/// A fork server answer (server → parent) parsed, then encoded again.
+pub fn forkserver_answer(msg: &[u8]) -> Option<Vec<u8>> {
+    Answer::decode(msg).map(|a| a.encode())
+}
+
+/// Real fork server messages, for the seed corpus: `(name, bytes)`.
+pub fn forkserver_samples() -> Vec<(&'static str, Vec<u8>)> {
+    use crate::sys::forkserver::ForkRequest;
+    use std::ffi::OsString;
+
+    let fork = ForkRequest {
+        spec: "4;100;2049.1234567.9876543.1700000000.123456789;64;3;0;pipe;101".into(),
+        env: vec![
+            (OsString::from("PATH"), OsString::from("/usr/bin:/bin")),
+            (OsString::from("RUST_BACKTRACE"), OsString::from("1")),
+        ],
+        cwd: OsString::from("/work"),
+    };
+    let answers = [
+        (
+            "ready",
+            Answer::Ready {
+                pid: 4000,
+                refusal: None,
+            },
+        ),
+        (
+            "ready-refused",
+            Answer::Ready {
+                pid: 4000,
+                refusal: Some("the fork server is not single-threaded before main".into()),
+            },
+        ),
+        (
+            "forked",
+            Answer::Forked {
+                request: 1,
+                pid: 4001,
+            },
+        ),
+        (
+            "fork-failed",
+            Answer::ForkFailed {
+                request: 2,
+                why: "fork failed: Resource temporarily unavailable".into(),
+            },
+        ),
+        (
+            "exited-signal",
+            Answer::Exited {
+                pid: 4001,
+                status: 0x8b,
+            },
+        ),
+        (
+            "exited-code",
+            Answer::Exited {
+                pid: 4001,
+                status: 3 << 8,
+            },
+        ),
+        ("reaped", Answer::Reaped { pid: 4001 }),
+    ];
+    let requests = [
+        ("fork", Request::Fork(1, Some(fork))),
+        ("kill", Request::Kill(4001)),
+        ("release", Request::Release(4001)),
+    ];
+    let mut out = Vec::new();
+    for (name, r) in requests {
+        out.extend(r.encode().map(|m| (name, m)));
+    }
+    for (name, a) in answers {
+        out.push((name, a.encode()));
+    }
+    out
 }
 
 /// Real handshake messages made by the crate's encoders, for the seed corpus:
@@ -160,4 +245,15 @@ pub fn handshake_samples() -> Vec<(&'static str, Vec<u8>)> {
         ("spec-spawned", spawned.encode().into_bytes()),
         ("panic-record", panic),
     ]
+}
+
+/// Plays a script of steps (a hostile shared-memory peer's writes and both sides' sends and
+/// receives) against a real channel; panics when a property does not hold.
+pub fn shm_script(script: &[u8]) {
+    crate::transport::shm::hostile::play(script);
+}
+
+/// Scripts for the seed corpus: `(name, bytes)`.
+pub fn shm_samples() -> Vec<(&'static str, Vec<u8>)> {
+    crate::transport::shm::hostile::samples()
 }

@@ -169,6 +169,171 @@ fn to_pid(pid: u32) -> Option<Pid> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Messages: parsing and building, without I/O (the fuzz target `forkserver` runs them).
+
+/// What a FORK request asks for: the worker's spec, its whole environment, its working
+/// directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForkRequest {
+    pub(crate) spec: String,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) cwd: OsString,
+}
+
+impl ForkRequest {
+    /// Reads the fields after the request id; `None` if they are truncated or malformed.
+    fn read(r: &mut Reader<'_>) -> Option<Self> {
+        let spec = r.str()?;
+        let n = r.u32()?;
+        let mut env = Vec::new();
+        for _ in 0..n {
+            let k = OsString::from_vec(r.bytes()?.to_vec());
+            let v = OsString::from_vec(r.bytes()?.to_vec());
+            env.push((k, v));
+        }
+        let cwd = OsString::from_vec(r.bytes()?.to_vec());
+        Some(Self { spec, env, cwd })
+    }
+}
+
+/// The FORK message for request `request`.
+fn fork_message(request: i64, spec: &str, env: &[(OsString, OsString)], cwd: &OsStr) -> Vec<u8> {
+    let mut body = vec![FORK];
+    body.put_i64(request);
+    body.put_str(spec);
+    body.put_u32(env.len() as u32);
+    for (k, v) in env {
+        body.put_bytes(k.as_bytes());
+        body.put_bytes(v.as_bytes());
+    }
+    body.put_bytes(cwd.as_bytes());
+    body
+}
+
+/// A message from the parent, as the server reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// FORK: the request id (0 if missing) and what to fork (`None`: malformed, answered with
+    /// FORK_FAILED).
+    Fork(i64, Option<ForkRequest>),
+    /// KILL of a pid (0 if missing: matches no child).
+    Kill(u32),
+    /// RELEASE of a pid (0 if missing).
+    Release(u32),
+    /// Empty, or of a kind the server does not know: ignored.
+    Other,
+}
+
+impl Request {
+    pub(crate) fn decode(msg: &[u8]) -> Self {
+        let mut r = Reader(msg);
+        match r.u8() {
+            Some(FORK) => {
+                let request = r.i64().unwrap_or(0);
+                Self::Fork(request, ForkRequest::read(&mut r))
+            }
+            Some(KILL) => Self::Kill(r.u32().unwrap_or(0)),
+            Some(RELEASE) => Self::Release(r.u32().unwrap_or(0)),
+            _ => Self::Other,
+        }
+    }
+
+    /// The message the parent sends for this request (`None`: no parent sends it).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn encode(&self) -> Option<Vec<u8>> {
+        match self {
+            Self::Fork(request, Some(f)) => Some(fork_message(*request, &f.spec, &f.env, &f.cwd)),
+            Self::Kill(pid) => Some(pid_message(KILL, *pid).to_vec()),
+            Self::Release(pid) => Some(pid_message(RELEASE, *pid).to_vec()),
+            Self::Fork(_, None) | Self::Other => None,
+        }
+    }
+}
+
+/// A message from the server, as the parent reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// The server's pid, and why it refuses to serve, if it does.
+    Ready {
+        pid: u32,
+        refusal: Option<String>,
+    },
+    Forked {
+        request: i64,
+        pid: u32,
+    },
+    ForkFailed {
+        request: i64,
+        why: String,
+    },
+    /// A child exited: its classic wait status.
+    Exited {
+        pid: u32,
+        status: i64,
+    },
+    Reaped {
+        pid: u32,
+    },
+}
+
+impl Answer {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Ready { pid, refusal } => {
+                let mut m = vec![READY];
+                m.put_u32(*pid);
+                m.put_opt_str(refusal.as_deref());
+                m
+            }
+            Self::Forked { request, pid } => {
+                let mut m = vec![FORKED];
+                m.put_i64(*request);
+                m.put_u32(*pid);
+                m
+            }
+            Self::ForkFailed { request, why } => {
+                let mut m = vec![FORK_FAILED];
+                m.put_i64(*request);
+                m.put_str(why);
+                m
+            }
+            Self::Exited { pid, status } => {
+                let mut m = vec![EXITED];
+                m.put_u32(*pid);
+                m.put_i64(*status);
+                m
+            }
+            Self::Reaped { pid } => pid_message(REAPED, *pid).to_vec(),
+        }
+    }
+
+    /// `None` for a message of another kind, or truncated.
+    pub(crate) fn decode(msg: &[u8]) -> Option<Self> {
+        let mut r = Reader(msg);
+        Some(match r.u8()? {
+            READY => Self::Ready {
+                pid: r.u32()?,
+                refusal: r.opt_str()?,
+            },
+            FORKED => Self::Forked {
+                request: r.i64()?,
+                pid: r.u32()?,
+            },
+            FORK_FAILED => Self::ForkFailed {
+                request: r.i64()?,
+                why: r.str()?,
+            },
+            EXITED => Self::Exited {
+                pid: r.u32()?,
+                status: r.i64()?,
+            },
+            REAPED => Self::Reaped { pid: r.u32()? },
+            _ => return None,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Parent side.
 
 /// How a forked worker stands, as the parent knows it.
@@ -441,13 +606,10 @@ impl Server {
         let ready = wait_readable(mine.as_fd(), deadline)
             .and_then(|()| recv_msg(mine.as_fd(), &mut buf, &mut Vec::new()));
         let reply = match ready {
-            Ok(n) if n > 0 => {
-                let mut r = Reader(&buf[..n]);
-                match (r.u8(), r.u32(), r.opt_str()) {
-                    (Some(READY), Some(pid), Some(refusal)) => Some((pid, refusal)),
-                    _ => None,
-                }
-            }
+            Ok(n) if n > 0 => match Answer::decode(&buf[..n]) {
+                Some(Answer::Ready { pid, refusal }) => Some((pid, refusal)),
+                _ => None,
+            },
             _ => None,
         };
         let fail_and_reap = |child: &mut Child, e: Unavailable| {
@@ -543,15 +705,7 @@ impl Server {
             st.pending.insert(r, tx);
             r
         };
-        let mut body = vec![FORK];
-        body.put_i64(request);
-        body.put_str(spec);
-        body.put_u32(env.len() as u32);
-        for (k, v) in env {
-            body.put_bytes(k.as_bytes());
-            body.put_bytes(v.as_bytes());
-        }
-        body.put_bytes(cwd.as_bytes());
+        let body = fork_message(request, spec, env, cwd);
         let forget = || {
             self.state
                 .lock()
@@ -587,12 +741,8 @@ impl Server {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let mut r = Reader(&buf[..n]);
-            match r.u8() {
-                Some(FORKED) => {
-                    let (Some(request), Some(pid)) = (r.i64(), r.u32()) else {
-                        break;
-                    };
+            match Answer::decode(&buf[..n]) {
+                Some(Answer::Forked { request, pid }) => {
                     let forked = Arc::new(Forked {
                         pid,
                         server: Arc::clone(&self),
@@ -615,10 +765,7 @@ impl Server {
                         forked.release_async();
                     }
                 }
-                Some(FORK_FAILED) => {
-                    let (Some(request), Some(why)) = (r.i64(), r.str()) else {
-                        break;
-                    };
+                Some(Answer::ForkFailed { request, why }) => {
                     let waiter = self
                         .state
                         .lock()
@@ -629,10 +776,7 @@ impl Server {
                         let _ = tx.send(Err(format!("the fork server could not fork: {why}")));
                     }
                 }
-                Some(EXITED) => {
-                    let (Some(pid), Some(raw)) = (r.u32(), r.i64()) else {
-                        break;
-                    };
+                Some(Answer::Exited { pid, status: raw }) => {
                     let forked = self
                         .state
                         .lock()
@@ -644,8 +788,7 @@ impl Server {
                         f.set(Status::Exited(ExitStatus::from_raw(raw as i32)), false);
                     }
                 }
-                Some(REAPED) => {
-                    let Some(pid) = r.u32() else { break };
+                Some(Answer::Reaped { pid }) => {
                     let forked = self
                         .state
                         .lock()
@@ -656,7 +799,8 @@ impl Server {
                         f.mark_reaped();
                     }
                 }
-                _ => break,
+                // READY again, an unknown kind or a truncated message.
+                Some(Answer::Ready { .. }) | None => break,
             }
         }
         // The server is gone (or spoke nonsense: then it is killed). Its workers die with it.
@@ -726,7 +870,7 @@ fn reap(c: &mut ChildEntry, sock: Option<&OwnedFd>) {
     }
     c.reaped = true;
     if let Some(sock) = sock {
-        let _ = send_msg(sock.as_fd(), &pid_message(REAPED, c.pid), &[]);
+        let _ = send_msg(sock.as_fd(), &Answer::Reaped { pid: c.pid }.encode(), &[]);
     }
 }
 
@@ -740,12 +884,11 @@ pub(crate) fn serve_forever(expected_parent: &OsStr, on_child: fn(OsString) -> !
         Err(_) => std::process::exit(EXIT_REFUSED),
     };
     let refusal = check_server(expected_parent);
-    let ready = {
-        let mut m = vec![READY];
-        m.put_u32(proc::own_pid());
-        m.put_opt_str(refusal.as_deref());
-        m
-    };
+    let ready = Answer::Ready {
+        pid: proc::own_pid(),
+        refusal: refusal.clone(),
+    }
+    .encode();
     if send_msg(sock.as_fd(), &ready, &[]).is_err() || refusal.is_some() {
         std::process::exit(EXIT_REFUSED);
     }
@@ -794,10 +937,11 @@ pub(crate) fn serve_forever(expected_parent: &OsStr, on_child: fn(OsString) -> !
                 proc::kill_tree(c.pid);
                 c.pidfd = None;
                 c.exited = true;
-                let mut m = vec![EXITED];
-                m.put_u32(c.pid);
-                m.put_i64(i64::from(raw_wait_status(&st)));
-                let _ = send_msg(sock.as_fd(), &m, &[]);
+                let m = Answer::Exited {
+                    pid: c.pid,
+                    status: i64::from(raw_wait_status(&st)),
+                };
+                let _ = send_msg(sock.as_fd(), &m.encode(), &[]);
                 if c.released {
                     reap(c, Some(&sock));
                 }
@@ -811,34 +955,25 @@ pub(crate) fn serve_forever(expected_parent: &OsStr, on_child: fn(OsString) -> !
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => 0,
                 Err(_) => shut_down(&mut children),
             };
-            let mut r = Reader(&buf[..n]);
-            match r.u8() {
-                Some(FORK) => {
-                    let request = r.i64().unwrap_or(0);
+            match Request::decode(&buf[..n]) {
+                Request::Fork(request, fork) => {
                     let stdio = std::mem::take(&mut fds);
-                    match fork_child(&mut r, stdio, on_child) {
+                    let answer = match fork_child(fork, stdio, on_child) {
                         Ok(entry) => {
-                            let mut m = vec![FORKED];
-                            m.put_i64(request);
-                            m.put_u32(entry.pid);
+                            let pid = entry.pid;
                             children.push(entry);
-                            let _ = send_msg(sock.as_fd(), &m, &[]);
+                            Answer::Forked { request, pid }
                         }
-                        Err(why) => {
-                            let mut m = vec![FORK_FAILED];
-                            m.put_i64(request);
-                            m.put_str(&why);
-                            let _ = send_msg(sock.as_fd(), &m, &[]);
-                        }
-                    }
+                        Err(why) => Answer::ForkFailed { request, why },
+                    };
+                    let _ = send_msg(sock.as_fd(), &answer.encode(), &[]);
                 }
-                Some(kind @ (KILL | RELEASE)) => {
-                    let pid = r.u32().unwrap_or(0);
+                request @ (Request::Kill(pid) | Request::Release(pid)) => {
                     if let Some(c) = children.iter_mut().find(|c| c.pid == pid && !c.reaped) {
                         // An unreaped child of ours: neither its pid nor its group id can
                         // have been reused.
                         proc::kill_tree(c.pid);
-                        if kind == RELEASE {
+                        if matches!(request, Request::Release(_)) {
                             c.released = true;
                             if c.exited {
                                 reap(c, Some(&sock));
@@ -846,11 +981,10 @@ pub(crate) fn serve_forever(expected_parent: &OsStr, on_child: fn(OsString) -> !
                         }
                     }
                 }
-                Some(_) => {
+                Request::Other => {
                     // A request the server does not understand, or a truncated one with
                     // its descriptors (dropped): the parent's waiter times out.
                 }
-                None => {}
             }
         }
         children.retain(|c| !c.reaped);
@@ -932,22 +1066,14 @@ fn check_server(expected_parent: &OsStr) -> Option<String> {
     None
 }
 
-/// Parses a FORK request and forks; the parent side returns the child's entry.
+/// Forks for a parsed FORK request (`None`: it was malformed); the parent side returns the
+/// child's entry.
 fn fork_child(
-    r: &mut Reader<'_>,
+    fork: Option<ForkRequest>,
     stdio: Vec<OwnedFd>,
     on_child: fn(OsString) -> !,
 ) -> Result<ChildEntry, String> {
-    let bad = || "malformed fork request".to_owned();
-    let spec = r.str().ok_or_else(bad)?;
-    let n = r.u32().ok_or_else(bad)?;
-    let mut env = Vec::new();
-    for _ in 0..n {
-        let k = OsString::from_vec(r.bytes().ok_or_else(bad)?.to_vec());
-        let v = OsString::from_vec(r.bytes().ok_or_else(bad)?.to_vec());
-        env.push((k, v));
-    }
-    let cwd = OsString::from_vec(r.bytes().ok_or_else(bad)?.to_vec());
+    let ForkRequest { spec, env, cwd } = fork.ok_or("malformed fork request")?;
     if stdio.len() != 3 {
         return Err(format!("expected 3 descriptors, got {}", stdio.len()));
     }
@@ -1090,6 +1216,65 @@ mod tests {
         );
         drop(tx);
         let _ = t.join();
+    }
+
+    #[test]
+    fn messages_round_trip_and_truncations_are_refused() {
+        let env = vec![(OsString::from("PATH"), OsString::from("/bin"))];
+        let fork = fork_message(7, "spec;x", &env, OsStr::new("/tmp"));
+        let parsed = Request::decode(&fork);
+        let expected = ForkRequest {
+            spec: "spec;x".into(),
+            env,
+            cwd: "/tmp".into(),
+        };
+        assert_eq!(parsed, Request::Fork(7, Some(expected)));
+        assert_eq!(parsed.encode(), Some(fork.clone()));
+        // Every cut keeps the kind and fails the details (answered with FORK_FAILED).
+        for cut in 1..fork.len() {
+            let request = if cut >= 9 { 7 } else { 0 };
+            assert_eq!(
+                Request::decode(&fork[..cut]),
+                Request::Fork(request, None),
+                "{cut}"
+            );
+        }
+        assert_eq!(Request::decode(&pid_message(KILL, 42)), Request::Kill(42));
+        assert_eq!(Request::decode(&[RELEASE, 1]), Request::Release(0));
+        assert_eq!(Request::decode(&[]), Request::Other);
+        assert_eq!(Request::decode(&[READY, 1, 2, 3, 4]), Request::Other);
+
+        let answers = [
+            Answer::Ready {
+                pid: 5,
+                refusal: Some("threads".into()),
+            },
+            Answer::Ready {
+                pid: 5,
+                refusal: None,
+            },
+            Answer::Forked {
+                request: -1,
+                pid: 9,
+            },
+            Answer::ForkFailed {
+                request: 3,
+                why: "EAGAIN".into(),
+            },
+            Answer::Exited {
+                pid: 9,
+                status: 0x8b,
+            },
+            Answer::Reaped { pid: 9 },
+        ];
+        for a in answers {
+            let wire = a.encode();
+            assert_eq!(Answer::decode(&wire), Some(a.clone()));
+            for cut in 0..wire.len() {
+                assert_eq!(Answer::decode(&wire[..cut]), None, "{a:?} cut at {cut}");
+            }
+        }
+        assert_eq!(Answer::decode(&[FORK, 0, 0, 0, 0, 0, 0, 0, 0]), None);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! being streamed. The protocol (layout, indices, memory ordering, wake-up handshake,
 //! large-payload hand-over, crash detection) is described in `README.md` beside this file.
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod hostile;
 mod large;
 mod layout;
 mod ring;

@@ -65,6 +65,18 @@ impl<'a> Ring<'a> {
         next
     }
 
+    /// Writes `bytes` at `pos` whatever the indices say, as a hostile producer could: for the
+    /// scripted peer in `hostile.rs`, which runs both sides on one thread (so no other access
+    /// to these bytes is in progress, and no borrow of them is live).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(super) fn overwrite(&self, pos: u64, bytes: &[u8]) {
+        let mut pos = pos;
+        for chunk in bytes.chunks(self.cap) {
+            self.copy_in(pos, chunk);
+            pos = pos.wrapping_add(chunk.len() as u64);
+        }
+    }
+
     fn copy_in(&self, pos: u64, bytes: &[u8]) {
         let at = (pos as usize) & (self.cap - 1);
         let first = bytes.len().min(self.cap - at);
