@@ -6,13 +6,17 @@
 //! file (the worker's whole process group was killed, so nobody else holds it) and quotes the
 //! last [`TAIL_LINES`] lines in the `WorkerDied` error.
 //!
-//! The quote starts where the dying task began, so an earlier task's output is never shown as
-//! the dying one's: the supervisor marks the stream when the worker starts a task
+//! The quote leaves out what the worker wrote before the dying task (or the run of
+//! back-to-back tasks it belongs to) began: the supervisor marks the stream when the worker
+//! starts a task
 //! ([`StderrTail::mark_task_start`]). The mark counts the bytes drained so far plus those
-//! still waiting in the pipe (`FIONREAD`): when a request goes to an idle worker, everything
-//! it wrote before is one or the other. (A task sent behind others — pipelining — is marked
-//! when the reply before it arrives, at the bytes drained by then: its first lines may then
-//! be preceded by the previous task's last ones, never the other way round.)
+//! still waiting in the pipe (`FIONREAD`): the mark is set only when a request goes to an
+//! idle worker, so everything it wrote before is one or the other. A task sent behind others
+//! (pipelining) starts the moment the worker has answered the one before it, which the
+//! parent learns on another descriptor, possibly after the new task's first lines were
+//! drained: its quote therefore starts where the run of back-to-back tasks began. The last
+//! lines are still the dying task's; earlier ones may be its predecessors', and the dying
+//! task's own lines are never cut off.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -92,13 +96,12 @@ impl StderrTail {
         st.ring.extend(bytes);
     }
 
-    /// The worker starts a task now: the death report quotes only what comes after. With
-    /// `idle` (the request went to a worker with nothing in flight, so all it wrote before is
-    /// drained or in the pipe) the bytes still in the pipe count as before the task.
-    pub(crate) fn mark_task_start(&self, idle: bool) {
-        let pending = match (&self.pipe, idle) {
-            (Some(fd), true) => rustix::io::ioctl_fionread(fd).unwrap_or(0),
-            _ => 0,
+    /// An idle worker (nothing in flight, so all it wrote before is drained or in the pipe)
+    /// starts a task now: the death report quotes only what comes after.
+    pub(crate) fn mark_task_start(&self) {
+        let pending = match &self.pipe {
+            Some(fd) => rustix::io::ioctl_fionread(fd).unwrap_or(0),
+            None => 0,
         };
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.task_start = Some(st.total + pending);
@@ -172,7 +175,7 @@ mod tests {
         let (tail, handle) = StderrTail::spawn(r, 2, false).unwrap();
         w.write_all(b"earlier task\n").unwrap();
         // Marked while the earlier output may still sit in the pipe: it counts as before.
-        tail.mark_task_start(true);
+        tail.mark_task_start();
         w.write_all(b"dying task\n").unwrap();
         drop(w);
         handle.join().unwrap();
@@ -181,7 +184,7 @@ mod tests {
         let (r, mut w) = std::io::pipe().unwrap();
         let (tail, handle) = StderrTail::spawn(r, 3, false).unwrap();
         w.write_all(b"earlier task\n").unwrap();
-        tail.mark_task_start(true);
+        tail.mark_task_start();
         drop(w);
         handle.join().unwrap();
         assert_eq!(tail.tail(Duration::ZERO), "");

@@ -650,8 +650,13 @@ impl WorkerProcess {
         // early, and a refusing worker never reads it.
         let setup_sent = w.transport.send(&[&cfg.setup.encode()]).is_ok();
 
-        // HELLO
-        let hello = match w.transport.recv(Some(deadline)) {
+        // HELLO. An answer found only after the deadline (the parent was slow to look) is late
+        // all the same: the start timeout holds whatever the machine's load.
+        let received = match w.transport.recv(Some(deadline)) {
+            Ok(_) if Instant::now() > deadline => Err(io::ErrorKind::TimedOut.into()),
+            r => r,
+        };
+        let hello = match received {
             Ok(frame) if frame.first() == Some(&HELLO) => Hello::decode(frame),
             Ok(_) => None,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
@@ -821,7 +826,7 @@ impl WorkerProcess {
             stamp_seq(header, self.next_seq, &mut buf).ok_or(io::ErrorKind::InvalidInput)?;
         if self.oldest == self.next_seq {
             // The worker is idle and starts this task at once.
-            self.stderr.mark_task_start(true);
+            self.stderr.mark_task_start();
         }
         self.transport.send(&[header, body])?;
         self.next_seq += 1;
@@ -878,11 +883,8 @@ impl WorkerProcess {
         };
         match got {
             Ok(value) => {
+                // A next request in flight keeps the current mark (see `stderr_tail`).
                 self.oldest += 1;
-                if self.oldest < self.next_seq {
-                    // The worker goes on with the next request in flight.
-                    self.stderr.mark_task_start(false);
-                }
                 Ok(value)
             }
             Err(Wrong::Violation(v)) => Err(CallFailure::Died(self.bury_for(Some(&v)))),
@@ -954,7 +956,7 @@ impl WorkerProcess {
             return Ok(());
         }
         let mut result = Ok(());
-        self.stderr.mark_task_start(true);
+        self.stderr.mark_task_start();
         if self.transport.send(&[&[STOP]]).is_ok() {
             match self.transport.recv(Some(deadline)) {
                 Ok(frame) if frame.first() == Some(&STOPPED) => {
@@ -1112,6 +1114,39 @@ mod tests {
         );
         assert_eq!(w.next_seq, 16);
         w.stop(Instant::now() + Duration::from_secs(5)).unwrap();
+    }
+
+    #[test]
+    fn a_pipelined_task_dying_before_its_turn_is_read_keeps_its_stderr_lines() {
+        // The worker answers the first task and runs the second at once: its line is drained
+        // before the parent reads the first answer. The quote must still hold it.
+        let mut w =
+            WorkerProcess::start(&config_with(TransportKind::Pipe, StartMethod::Spawn), 5).unwrap();
+        let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double);
+        let dies = transfer::task_ref::<_, u64, u64, DefaultCodec>(&|_x: u64| -> u64 {
+            eprintln!("about to abort, pipelined");
+            std::process::abort()
+        });
+        let codec = DefaultCodec::default();
+        let mut arg = Vec::new();
+        codec.encode(&1u64, &mut arg).unwrap();
+        w.send_request(&[&task_header(f), &arg]).unwrap();
+        w.send_request(&[&task_header(dies), &arg]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !w.stderr.is_closed() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let first = w.recv_reply(Some(deadline), |o, bytes| (o, codec.decode::<u64>(bytes)));
+        assert!(matches!(first, Ok((Outcome::Ok, Ok(2)))), "first reply");
+        let second = w.recv_reply(Some(deadline), |o, _| o);
+        let Err(CallFailure::Died(death)) = second else {
+            panic!("the second task must die");
+        };
+        assert!(
+            death.stderr_tail.contains("about to abort, pipelined"),
+            "{:?}",
+            death.stderr_tail
+        );
     }
 
     #[test]
