@@ -23,10 +23,10 @@ use serde::{Deserialize, Serialize};
 /// direction and the type.
 ///
 /// A value's own `Serialize` or `Deserialize` implementation may panic; that is not the
-/// codec's to handle. The process pool catches such a panic wherever it encodes or decodes
-/// (in the caller, on its own threads, in a worker) and reports it as one more encode or
-/// decode failure whose message names the panic: a caller's `submit` is refused, a task
-/// fails, and no thread or worker dies.
+/// codec's to handle. The process pool catches such a panic wherever it encodes or decodes:
+/// in the caller it is one more encode failure (`submit` is refused, naming the panic), on
+/// the pool's own threads a decode failure, and in a worker the task's panic. No thread or
+/// worker dies of it.
 ///
 /// ```
 /// use pool_codec::{Codec, CodecError};

@@ -147,20 +147,21 @@ pub(crate) fn panicked_in(which: &str, message: &str, location: Option<&str>) ->
     }
 }
 
-/// Decodes an argument in the worker. On failure — an error, or a panic in the type's
-/// `Deserialize` — writes the codec failure record to `out` and returns `None`.
+/// Decodes an argument in the worker. On failure writes the codec failure record to `out`
+/// and returns `None`. A panic in the type's `Deserialize` unwinds to the caller's catch and
+/// is reported as the task's panic (message and location), as a panic in the task itself.
 fn decode_arg<A: DeserializeOwned, C: Codec>(
     codec: &C,
     input: &[u8],
     out: &mut Vec<u8>,
 ) -> Option<A> {
-    let message = match panics::catch(|| codec.decode::<A>(input)) {
-        Ok(Ok(a)) => return Some(a),
-        Ok(Err(e)) => e.message().to_owned(),
-        Err(p) => panicked_in("Deserialize", &p.message, p.location.as_deref()),
-    };
-    codec_failure(out, type_name::<A>(), codec.name(), &message);
-    None
+    match codec.decode::<A>(input) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            codec_failure(out, type_name::<A>(), codec.name(), e.message());
+            None
+        }
+    }
 }
 
 /// Decode `A`, call, encode `R`, with panics and codec failures turned into outcomes.
@@ -195,15 +196,15 @@ where
             out.extend_from_slice(raw);
             return Outcome::Ok;
         }
-        // A `Serialize` that panics is an encode failure, as one that fails.
-        let message = match panics::catch(|| codec.encode(&result, out)) {
-            Ok(Ok(())) => return Outcome::Ok,
-            Ok(Err(e)) => e.message().to_owned(),
-            Err(p) => panicked_in("Serialize", &p.message, p.location.as_deref()),
-        };
-        out.truncate(start);
-        codec_failure(out, type_name::<R>(), codec.name(), &message);
-        Outcome::EncodeFailed
+        // A `Serialize` that panics unwinds to the catch below: the task's panic.
+        match codec.encode(&result, out) {
+            Ok(()) => Outcome::Ok,
+            Err(e) => {
+                out.truncate(start);
+                codec_failure(out, type_name::<R>(), codec.name(), e.message());
+                Outcome::EncodeFailed
+            }
+        }
     });
     caught.unwrap_or_else(|record| {
         out.truncate(start);

@@ -113,15 +113,20 @@ fn parent_phases(pool: &ProcessPool, fault: Fault) {
             }
             other => panic!("{what}: expected an encode refusal, got {other:?}"),
         },
-        // A panicking Serialize in the caller's own thread propagates to the caller.
-        (Fault::Panic, Err(p)) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            assert!(msg.contains("injected panic"), "{what}: panic was {msg:?}");
-        }
+        // A panicking Serialize is one more encode failure: refused, the task handed back.
+        (Fault::Panic, Ok(Err(e))) => match e.kind() {
+            SubmitErrorKind::Encode(TaskError::Encode(c)) => {
+                assert_eq!(c.side, Side::Parent, "{what}: {c}");
+                assert!(c.message.contains("injected panic"), "{what}: {c}");
+                assert!(c.type_name.contains("Faulty"), "{what}: {c}");
+                assert!(!c.codec.is_empty(), "{what}: no codec named in {c}");
+                assert!(
+                    e.into_task().is_some(),
+                    "{what}: the task was not handed back"
+                );
+            }
+            other => panic!("{what}: expected an encode refusal, got {other:?}"),
+        },
         (_, Ok(Ok(f))) => panic!("{what}: submit accepted the task ({:?})", f.state()),
         (_, Ok(Err(e))) => panic!("{what}: unexpected refusal {e}"),
         (_, Err(_)) => panic!("{what}: submit panicked"),
