@@ -198,19 +198,20 @@ impl Expect {
 }
 
 /// True if `side.send` of `len` bytes would return at once (sent or refused) instead of
-/// waiting for its peer: the same tests `send` makes before it waits.
+/// waiting for its peer: the same tests `send` makes before it waits, in the same order (a
+/// large payload first waits for the previous one's release, whatever the ring's state).
 fn send_returns_at_once(side: &ShmTransport, len: usize) -> bool {
     if side.peer_closed() {
         return true;
     }
-    let free = match side.tx().free(side.tx_head) {
-        Ok(free) => free,
-        Err(_) => return true,
-    };
-    if len <= side.threshold {
-        free >= frame_size(len)
-    } else {
-        side.tx().ctl.large_released.0.load(Ordering::Acquire) == side.large_sent && free >= HEADER
+    let large = len > side.threshold;
+    if large && side.tx().ctl.large_released.0.load(Ordering::Acquire) != side.large_sent {
+        return false;
+    }
+    let need = if large { HEADER } else { frame_size(len) };
+    match side.tx().free(side.tx_head) {
+        Ok(free) => free >= need,
+        Err(_) => true,
     }
 }
 
@@ -436,6 +437,12 @@ pub(crate) fn samples() -> Vec<(&'static str, Vec<u8>)> {
             script(&[OurSend(2000), MoveReleased(1), OurSend(2000), TheirRecv]),
         ),
         (
+            // Found by the fuzzer: a large send behind an unreleased one waits for the
+            // release before it looks at the (here corrupt) ring; the script must skip it.
+            "large-behind-unreleased-with-corrupt-tail",
+            script(&[OurSend(5000), TheirRecv, MoveTail(8), OurSend(5000), TheirRecv]),
+        ),
+        (
             "close-then-drain",
             script(&[TheirSend(20), Close, OurRecv, OurRecv, OurSend(4)]),
         ),
@@ -474,6 +481,7 @@ mod tests {
                 "large-beyond-file" => expected(0, 1, 0),
                 "tail-ahead" => expected(1, 0, 0),
                 "released-ahead" => expected(1, 0, 0),
+                "large-behind-unreleased-with-corrupt-tail" => expected(1, 0, 1),
                 "close-then-drain" => expected(1, 0, 1),
                 other => panic!("no expectation for sample {other}"),
             };
