@@ -6,8 +6,8 @@
 //! Input: a selector byte (even: a request, odd: an answer), then one datagram.
 //!
 //! Invariants: no parser panics; what parses encodes to bytes that parse to the same encoding
-//! again; when the message is ASCII (no text a lossy UTF-8 conversion could replace) and every field was
-//! present, the encoding is exactly the bytes it was parsed from.
+//! again; when the message is ASCII (no text a lossy UTF-8 conversion could replace) and
+//! every field was present, the encoding is exactly the bytes it was parsed from.
 
 #![no_main]
 

@@ -146,7 +146,12 @@ fn a_normal_exit_reaps_the_fork_server() {
     // The child has been waited for: everything it did at exit is done.
     let exists = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {text}");
+    assert!(
+        out.status.success(),
+        "child failed ({}): {text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pids: Vec<u32> = text
         .split("PIDS ")
         .nth(1)

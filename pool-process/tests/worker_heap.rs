@@ -35,6 +35,7 @@ fn faults_of_second_buffer(mib: usize) -> u64 {
 }
 
 #[test]
+#[cfg_attr(pool_asan, ignore = "AddressSanitizer replaces glibc's allocator")]
 fn a_second_big_buffer_reuses_the_first_ones_pages() {
     let guard = support::start("worker_heap", Duration::from_secs(60));
     let pool = ProcessPool::builder().max_workers(1).build().unwrap();

@@ -42,6 +42,7 @@ pub(crate) fn tune_for_worker() -> bool {
 mod tests {
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg_attr(pool_asan, ignore = "AddressSanitizer replaces glibc's allocator")]
     fn glibc_accepts_the_settings() {
         // Changing the test process's own allocator settings is harmless.
         assert!(super::tune_for_worker());
