@@ -440,7 +440,13 @@ pub(crate) fn samples() -> Vec<(&'static str, Vec<u8>)> {
             // Found by the fuzzer: a large send behind an unreleased one waits for the
             // release before it looks at the (here corrupt) ring; the script must skip it.
             "large-behind-unreleased-with-corrupt-tail",
-            script(&[OurSend(5000), TheirRecv, MoveTail(8), OurSend(5000), TheirRecv]),
+            script(&[
+                OurSend(5000),
+                TheirRecv,
+                MoveTail(8),
+                OurSend(5000),
+                TheirRecv,
+            ]),
         ),
         (
             "close-then-drain",
