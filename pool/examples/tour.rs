@@ -67,7 +67,17 @@ fn leaky(mib: usize) -> usize {
 fn main() -> Result<(), Box<dyn Error>> {
     println!("== pool tour ==\n");
 
-    // 1. Threads.
+    // 1. Threads. A task's panic comes back as a value (below), so the default report on
+    //    stderr is kept for the tour's own panics, not for those on the pool's threads.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let on_pool = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("tour-"));
+        if !on_pool {
+            default_hook(info);
+        }
+    }));
     let threads = ThreadPool::builder().max_workers(2).name("tour").build()?;
     let t0 = Instant::now();
     let primes = count_primes(&threads, is_prime, 200_000)?;
@@ -178,8 +188,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     // 6. Shutdown is bounded and explicit: wait for running tasks, then every worker process
     //    has exited and been reaped before `main` returns (dropping a pool never blocks).
     for pool in [&procs, &leaky_pool] {
-        let report = pool.shutdown(Shutdown::Wait);
-        println!("shutdown:  {report:?}");
+        let r = pool.shutdown(Shutdown::Wait);
+        println!(
+            "shutdown:  workers exited and reaped ({} cancelled, {} killed, {} finalizer errors, \
+             {} still running)",
+            r.cancelled,
+            r.killed,
+            r.finalizer_errors.len(),
+            r.unfinished_workers
+        );
     }
     threads.shutdown(Shutdown::Wait);
     Ok(())

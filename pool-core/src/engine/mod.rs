@@ -252,7 +252,7 @@ pub struct EngineConfig {
     /// Recycle a worker after this many tasks. Default `None`.
     pub max_tasks_per_worker: Option<u64>,
     /// Recycle a worker whose memory (`Worker::memory_bytes`, asked after each task) exceeds
-    /// this many bytes. The first recycle prints one warning to stderr (once per pool).
+    /// this many bytes. Each recycle is a `tracing` event, the pool's first at WARN level.
     /// Default `None`.
     pub max_memory_per_worker: Option<u64>,
     /// Time limit per task once started. Default `None`.

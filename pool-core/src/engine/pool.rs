@@ -1538,16 +1538,17 @@ impl<B: Backend> Shared<B> {
             && let Some(m) = worker.memory_bytes()
             && m > limit
         {
-            if !self.memory_warned.swap(true, Ordering::Relaxed) {
-                eprintln!(
-                    "pool {}: {} uses {m} bytes after a task, over max_memory_per_worker \
-                     ({limit}); recycling it (printed once per pool)",
-                    self.cfg.name, slot.id
-                );
+            // The first memory recycle of a pool is a warning (the limit may be too low for
+            // the work); the later ones are routine.
+            if self.memory_warned.swap(true, Ordering::Relaxed) {
+                tracing::info!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
+                    pid = env.pid, reason = "max_memory_per_worker", memory_bytes = m,
+                    limit, "worker recycled");
+            } else {
+                tracing::warn!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
+                    pid = env.pid, reason = "max_memory_per_worker", memory_bytes = m,
+                    limit, "worker recycled");
             }
-            tracing::info!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
-                pid = env.pid, reason = "max_memory_per_worker", memory_bytes = m,
-                limit, "worker recycled");
             return true;
         }
         false
