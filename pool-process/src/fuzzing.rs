@@ -5,8 +5,8 @@
 //! what was parsed, `None` when the parser refused the bytes. The checks themselves live in
 //! the targets.
 
+use crate::forkserver::{Answer, Request};
 use crate::supervisor::describe_hook_failure;
-use crate::sys::forkserver::{Answer, Request};
 use crate::transfer::Outcome;
 use crate::worker::panics::PanicRecord;
 use crate::worker::protocol::{self, Hello, MAX_REQUEST_HEADER, Ready, Setup, WorkerSpec};
@@ -85,7 +85,7 @@ pub fn forkserver_answer(msg: &[u8]) -> Option<Vec<u8>> {
 
 /// Real fork server messages, for the seed corpus: `(name, bytes)`.
 pub fn forkserver_samples() -> Vec<(&'static str, Vec<u8>)> {
-    use crate::sys::forkserver::ForkRequest;
+    use crate::forkserver::ForkRequest;
     use std::ffi::OsString;
 
     let fork = ForkRequest {

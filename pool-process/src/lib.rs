@@ -48,6 +48,7 @@
 mod backend;
 mod buffers;
 mod bytes;
+mod forkserver;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -80,6 +81,6 @@ pub mod __private {
     /// This process's running fork server, for leak checks: `(its pid, the descriptor of our
     /// end of its socket)`. Both live as long as the process, by design.
     pub fn fork_server() -> Option<(u32, i32)> {
-        crate::sys::forkserver::footprint()
+        crate::forkserver::footprint()
     }
 }

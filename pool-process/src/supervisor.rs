@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::forkserver;
 use crate::stderr_tail::StderrTail;
 use crate::sys::exe::{SelfExe, self_exe};
 use crate::sys::pidfd::ProcessWatch;
-use crate::sys::{forkserver, proc, signals, spawn};
+use crate::sys::{proc, signals, spawn};
 use crate::transfer::{self, Outcome};
 use crate::transport::shm::{ShmOptions, ShmTransport};
 use crate::transport::{self, SocketListener, Transport, TransportKind};

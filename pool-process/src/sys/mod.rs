@@ -5,7 +5,6 @@
 
 pub(crate) mod exe;
 pub(crate) mod fdio;
-pub(crate) mod forkserver;
 pub(crate) mod futex;
 pub(crate) mod malloc;
 pub(crate) mod pidfd;

@@ -7,7 +7,7 @@
 //! exits the process: it never returns to the user's `main`. Nothing escapes it: a panic
 //! becomes exit code 101.
 //!
-//! A second variable (`sys::forkserver::FORKSERVER_ENV`) makes the process the pool's fork
+//! A second variable (`forkserver::FORKSERVER_ENV`) makes the process the pool's fork
 //! server instead: it stays single-threaded before `main` and forks workers on request; each
 //! forked child continues in [`run`] exactly like a freshly exec'd worker.
 
@@ -15,7 +15,7 @@ use std::ffi::OsString;
 
 use super::protocol::WORKER_ENV;
 use super::serve::{End, serve};
-use crate::sys::forkserver::{self, FORKSERVER_ENV};
+use crate::forkserver::{self, FORKSERVER_ENV};
 
 /// Exit code of a worker that failed to start or refused the handshake.
 pub(crate) const EXIT_START_FAILED: i32 = 78;

@@ -9,9 +9,10 @@ use super::protocol::{
     HELLO, Hello, NAMED, NAMED_HEADER, PROTOCOL_VERSION, READY, STOP, STOPPED, Setup, TASK,
     TASK_HEADER, WorkerSpec, reply_header, request_kind, seq_of,
 };
+use crate::forkserver;
 use crate::named;
 use crate::sys::exe::BuildIdentity;
-use crate::sys::{fdio, forkserver, malloc, proc, signals};
+use crate::sys::{fdio, malloc, proc, signals};
 use crate::transfer::{self, FnRef, Outcome};
 use crate::transport::{self, Transport};
 use crate::wire::Put;
