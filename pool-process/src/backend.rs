@@ -13,13 +13,13 @@ use pool_core::{
 };
 
 use crate::buffers::BufPool;
+use crate::protocol::{NAMED_HEADER, POLL, TASK_HEADER, named_header, task_header};
 use crate::supervisor::{CallFailure, Death, Exit, StartConfig, StartFailure, WorkerProcess};
 use crate::sys::signals::signal_name;
 use crate::transfer::{FnRef, Outcome};
 use crate::transport;
 use crate::wire::Reader;
 use crate::worker::panics::PanicRecord;
-use crate::worker::protocol::{NAMED_HEADER, POLL, TASK_HEADER, named_header, task_header};
 
 /// An encoded task: which function to run and its encoded argument.
 pub struct EncodedTask {

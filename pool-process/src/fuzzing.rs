@@ -6,10 +6,10 @@
 //! the targets.
 
 use crate::forkserver::{Answer, Request};
+use crate::protocol::{self, Hello, MAX_REQUEST_HEADER, Ready, Setup, WorkerSpec};
 use crate::supervisor::describe_hook_failure;
 use crate::transfer::Outcome;
 use crate::worker::panics::PanicRecord;
-use crate::worker::protocol::{self, Hello, MAX_REQUEST_HEADER, Ready, Setup, WorkerSpec};
 
 /// HELLO (worker → parent) parsed, then encoded again.
 pub fn hello(frame: &[u8]) -> Option<Vec<u8>> {
@@ -159,9 +159,9 @@ pub fn forkserver_samples() -> Vec<(&'static str, Vec<u8>)> {
 /// Real handshake messages made by the crate's encoders, for the seed corpus:
 /// `(name, bytes)` for HELLO, SETUP, READY, a worker spec and a panic record.
 pub fn handshake_samples() -> Vec<(&'static str, Vec<u8>)> {
+    use crate::protocol::{HookCall, PROTOCOL_VERSION};
     use crate::sys::exe::BuildIdentity;
     use crate::transfer::FnRef;
-    use crate::worker::protocol::{HookCall, PROTOCOL_VERSION};
 
     let identity = BuildIdentity {
         dev: 2049,

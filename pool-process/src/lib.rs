@@ -54,6 +54,7 @@ mod forkserver;
 pub mod fuzzing;
 mod named;
 mod pool;
+mod protocol;
 mod reusable;
 mod stderr_tail;
 mod supervisor;

@@ -20,10 +20,10 @@ use serde::de::DeserializeOwned;
 use crate::backend::{EncodedReply, EncodedTask, ProcessBackend, Target};
 use crate::buffers::BufPool;
 use crate::bytes;
+use crate::protocol::{HookCall, Setup};
 use crate::supervisor::{StartConfig, StartMethod};
 use crate::transfer::{self, HookResult};
 use crate::transport::TransportKind;
-use crate::worker::protocol::{HookCall, Setup};
 
 /// A pool of worker processes running zero-sized functions (fn items and capture-free
 /// closures) on serde arguments. Cheap to clone: clones share the pool.

@@ -12,6 +12,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::forkserver;
+use crate::protocol::{
+    HELLO, Hello, MAX_REQUEST_HEADER, PROTOCOL_VERSION, READY, REPLY, REPLY_HEADER, STOP, STOPPED,
+    Setup, WORKER_ENV, WorkerSpec, seq_of, stamp_seq,
+};
 use crate::stderr_tail::StderrTail;
 use crate::sys::exe::{SelfExe, self_exe};
 use crate::sys::pidfd::ProcessWatch;
@@ -21,10 +25,6 @@ use crate::transport::shm::{ShmOptions, ShmTransport};
 use crate::transport::{self, SocketListener, Transport, TransportKind};
 use crate::wire::Reader;
 use crate::worker::panics::PanicRecord;
-use crate::worker::protocol::{
-    HELLO, Hello, MAX_REQUEST_HEADER, PROTOCOL_VERSION, READY, REPLY, REPLY_HEADER, STOP, STOPPED,
-    Setup, WORKER_ENV, WorkerSpec, seq_of, stamp_seq,
-};
 
 /// How long a dead worker's stderr may take to reach end of file before it is quoted.
 const STDERR_GRACE: Duration = Duration::from_millis(200);
@@ -1013,7 +1013,7 @@ impl Drop for WorkerProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::worker::protocol::task_header;
+    use crate::protocol::task_header;
     use pool_codec::{Codec, DefaultCodec};
 
     fn double(x: u64) -> u64 {
@@ -1191,7 +1191,7 @@ mod tests {
 #[cfg(test)]
 mod latency {
     use super::*;
-    use crate::worker::protocol::task_header;
+    use crate::protocol::task_header;
     use pool_codec::{Codec, DefaultCodec};
 
     /// Not a test of speed (nothing is asserted on time): prints the bare call latency,

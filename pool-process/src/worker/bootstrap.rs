@@ -13,9 +13,9 @@
 
 use std::ffi::OsString;
 
-use super::protocol::WORKER_ENV;
 use super::serve::{End, serve};
 use crate::forkserver::{self, FORKSERVER_ENV};
+use crate::protocol::WORKER_ENV;
 
 /// Exit code of a worker that failed to start or refused the handshake.
 pub(crate) const EXIT_START_FAILED: i32 = 78;

@@ -3,7 +3,6 @@
 
 mod bootstrap;
 pub(crate) mod panics;
-pub(crate) mod protocol;
 mod serve;
 
 pub use bootstrap::worker_main;

@@ -5,12 +5,12 @@ use std::io;
 use std::time::Duration;
 
 use super::panics;
-use super::protocol::{
+use crate::forkserver;
+use crate::named;
+use crate::protocol::{
     HELLO, Hello, NAMED, NAMED_HEADER, PROTOCOL_VERSION, READY, STOP, STOPPED, Setup, TASK,
     TASK_HEADER, WorkerSpec, reply_header, request_kind, seq_of,
 };
-use crate::forkserver;
-use crate::named;
 use crate::sys::exe::BuildIdentity;
 use crate::sys::{fdio, malloc, proc, signals};
 use crate::transfer::{self, FnRef, Outcome};

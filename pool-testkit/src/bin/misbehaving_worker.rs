@@ -19,7 +19,7 @@
 //! | `huge_reply` | a correct handshake; answers the first task with a frame header claiming `u32::MAX` bytes, then waits |
 //! | `stray_reply` | a correct handshake; answers each task (echoing a msgpack `u64`), then sends a reply with sequence 0, which no request has: a result for a task never sent |
 //!
-//! Protocol version 4 (`pool-process/src/worker/protocol.rs`): a request is `kind, sequence
+//! The protocol (`pool-process/src/protocol/`): a request is `kind, sequence
 //! u64, target, argument`, a reply `REPLY, sequence u64, outcome, payload`.
 //!
 //! It echoes the parent's identity and code-layout values from `POOL_PROCESS_WORKER`, so its
@@ -28,14 +28,14 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-const HELLO: u8 = 0x81;
-const READY: u8 = 0x82;
-const REPLY: u8 = 0x83;
-const TASK: u8 = 2;
-const STOP: u8 = 3;
-const PROTOCOL_VERSION: u32 = 4;
-/// Length of a TASK request's header: kind, sequence (u64), function reference (i64).
-const TASK_HEADER: usize = 17;
+/// The protocol's numbers: pool-process's own file, included rather than linked (linking
+/// pool-process would make this binary a real worker before `main`), so a protocol change
+/// reaches this fixture at compile time.
+#[allow(dead_code)]
+mod protocol {
+    include!("../../../pool-process/src/protocol/numbers.rs");
+}
+use protocol::{HELLO, PROTOCOL_VERSION, READY, REPLY, STOP, TASK, TASK_HEADER};
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());

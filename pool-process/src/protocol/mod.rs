@@ -1,64 +1,20 @@
 //! The messages between parent and worker, and the worker's start-up environment variable.
 //!
 //! Every message is one transport frame whose first byte is its kind. Integers are
-//! little-endian (see `crate::wire`). The sequence is described in `README.md`.
+//! little-endian (see `crate::wire`). The sequence is described in `../worker/README.md`.
 
 use crate::sys::exe::BuildIdentity;
 use crate::transfer::FnRef;
 use crate::wire::{Put, Reader};
 
-/// Bumped on any change to the messages below. 3: requests and replies carry a sequence
-/// number. 4: the [`POLL`] flag on requests.
-pub(crate) const PROTOCOL_VERSION: u32 = 4;
-
-/// The environment variable that puts a process in worker mode.
-pub(crate) const WORKER_ENV: &str = "POOL_PROCESS_WORKER";
-
-/// Parent → worker: the codec probe and the hooks.
-pub(crate) const SETUP: u8 = 1;
-/// Parent → worker: run a task. Header: kind, sequence (u64), `FnRef` (i64); then the
-/// encoded argument.
-pub(crate) const TASK: u8 = 2;
-/// Parent → worker: run the finalizer and exit.
-pub(crate) const STOP: u8 = 3;
-/// Parent → worker: run a named task. Header: kind, sequence (u64), registry index (u32);
-/// then the argument.
-pub(crate) const NAMED: u8 = 4;
-/// Flag on a request's kind byte (`TASK | POLL`, `NAMED | POLL`): a caller waits for this
-/// reply polling (`ProcessPool::apply` on a borrowed worker). After answering it, the worker
-/// polls for its next request a little before it blocks, as the caller polls for the reply:
-/// in a loop of such calls neither side sleeps. Without the flag the worker blocks at once
-/// (the engine's threads share the CPU with everything else; a polling worker measured
-/// slower there).
-pub(crate) const POLL: u8 = 0x40;
+/// Message kinds, flags and header sizes (also included by the misbehaving-worker fixture).
+mod numbers;
+pub(crate) use numbers::*;
 
 /// A request's kind without the [`POLL`] flag, and whether the flag was set.
 pub(crate) fn request_kind(kind: u8) -> (u8, bool) {
     (kind & !POLL, kind & POLL != 0)
 }
-
-/// Worker → parent: identity, first thing after start.
-pub(crate) const HELLO: u8 = 0x81;
-/// Worker → parent: codec name and initializer outcome.
-pub(crate) const READY: u8 = 0x82;
-/// Worker → parent: the request's sequence (u64), the task's outcome byte, then its payload.
-pub(crate) const REPLY: u8 = 0x83;
-/// Worker → parent: the finalizer's outcome byte, then its detail.
-pub(crate) const STOPPED: u8 = 0x84;
-
-/// Where a request's or a reply's sequence number sits: right after the kind byte. The
-/// parent numbers the requests to one worker 1, 2, 3, ...; the worker echoes the number in
-/// its reply, and the parent checks it against the oldest request still unanswered.
-const SEQ: std::ops::Range<usize> = 1..9;
-
-/// Length of a task request's header.
-pub(crate) const TASK_HEADER: usize = 17;
-/// Length of a named task request's header.
-pub(crate) const NAMED_HEADER: usize = 13;
-/// Length of a reply's header (kind, sequence, outcome).
-pub(crate) const REPLY_HEADER: usize = 10;
-/// The longest request header.
-pub(crate) const MAX_REQUEST_HEADER: usize = TASK_HEADER;
 
 /// Builds a named task request header (sequence 0: [`stamp_seq`] sets it when it is sent).
 pub(crate) fn named_header(index: u32) -> [u8; NAMED_HEADER] {
