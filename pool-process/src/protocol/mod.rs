@@ -189,7 +189,7 @@ impl Setup {
 
 /// The READY message as the parent reads it: the worker's codec name, then its
 /// initializer's outcome byte and detail (the rest of the frame). The worker writes it in
-/// `serve.rs`; the parent parses it in `supervisor.rs` with the same steps as
+/// `serve.rs`; the parent parses it in `supervisor/handshake.rs` with the same steps as
 /// [`Ready::decode`], which the fuzz target `handshake` runs on hostile bytes.
 #[cfg(any(test, feature = "fuzzing"))]
 #[derive(Debug, Clone, PartialEq, Eq)]
