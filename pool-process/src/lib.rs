@@ -47,6 +47,7 @@
 
 mod backend;
 mod buffers;
+mod builder;
 mod bytes;
 mod forkserver;
 #[cfg(feature = "fuzzing")]
@@ -65,8 +66,9 @@ mod wire;
 mod worker;
 
 pub use backend::{EncodedReply, EncodedTask, ProcessBackend, ProcessWorker};
+pub use builder::ProcessPoolBuilder;
 pub use named::NamedTask;
-pub use pool::{ProcessPool, ProcessPoolBuilder};
+pub use pool::ProcessPool;
 pub use reusable::reusable;
 pub use supervisor::StartMethod;
 pub use transfer::HookResult;

@@ -1,18 +1,14 @@
-//! [`ProcessPool`], its builder, and its `Executor`/`Submit` implementations.
+//! [`ProcessPool`] and its `Executor`/`Submit` implementations (the builder: `builder.rs`).
 
 use std::any::type_name;
-use std::ffi::OsString;
-use std::marker::PhantomData;
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pool_codec::{Codec, DefaultCodec};
 use pool_core::{
-    BrokenReason, Call, ChunkFn, CodecFailure, ConfigError, Engine, EngineConfig, Executor, Future,
-    MapIter, OnWorkerDeath, Shutdown, ShutdownReport, Side, Stats, Submit, SubmitError,
-    SubmitErrorKind, SubmitOptions, TaskError,
+    BrokenReason, Call, ChunkFn, CodecFailure, Engine, Executor, Future, MapIter, Shutdown,
+    ShutdownReport, Side, Stats, Submit, SubmitError, SubmitErrorKind, SubmitOptions, TaskError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -20,10 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::backend::{EncodedReply, EncodedTask, ProcessBackend, Target};
 use crate::buffers::BufPool;
 use crate::bytes;
-use crate::protocol::{HookCall, Setup};
-use crate::supervisor::{StartConfig, StartMethod};
-use crate::transfer::{self, HookResult};
-use crate::transport::TransportKind;
+use crate::transfer::{self};
 
 /// A pool of worker processes running zero-sized functions (fn items and capture-free
 /// closures) on serde arguments. Cheap to clone: clones share the pool.
@@ -99,372 +92,26 @@ impl<C: Codec> std::fmt::Debug for ProcessPool<C> {
     }
 }
 
-/// Builds a [`ProcessPool`]; every setter documents its default. By value: chain the setters,
-/// then [`build`](Self::build), which validates everything and returns an error instead of
-/// panicking.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use pool_core::OnWorkerDeath;
-/// use pool_process::{ProcessPool, TransportKind};
-///
-/// fn warm_up(cache_mib: u32) -> Result<(), String> {
-///     if cache_mib > 1024 { Err(format!("{cache_mib} MiB is too much")) } else { Ok(()) }
-/// }
-///
-/// let pool = ProcessPool::builder()
-///     .max_workers(2)
-///     .min_workers(1)
-///     .idle_timeout(Some(Duration::from_secs(30)))
-///     .max_tasks_per_worker(10_000)
-///     .max_memory_per_worker(512 << 20)
-///     .task_timeout(Duration::from_secs(60))
-///     .env("OMP_NUM_THREADS", "1")
-///     .transport(TransportKind::Pipe)
-///     .on_worker_death(OnWorkerDeath::Replace)
-///     .initializer(warm_up, 64)
-///     .name("doc-pool")
-///     .build()?;
-/// assert_eq!(pool.submit(|x: u8| x.count_ones(), 0b1011)?.result()?, 3);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-///
-/// Invalid settings are an error from `build`:
-///
-/// ```
-/// let err = pool_process::ProcessPool::builder().max_workers(0).build().unwrap_err();
-/// assert!(err.to_string().contains("max_workers"));
-/// ```
-#[must_use]
-pub struct ProcessPoolBuilder<C: Codec = DefaultCodec> {
-    engine: EngineConfig,
-    env: Vec<(OsString, Option<OsString>)>,
-    transport: TransportKind,
-    codec: C,
-    init: Option<HookCall>,
-    fin: Option<HookCall>,
-    start_timeout: Duration,
-    program: Option<PathBuf>,
-    start_method: StartMethod,
-    named: Option<Vec<String>>,
-    problems: Vec<String>,
-}
-
-impl ProcessPool<DefaultCodec> {
-    /// A builder with the defaults (see each setter).
-    pub fn builder() -> ProcessPoolBuilder<DefaultCodec> {
-        ProcessPoolBuilder {
-            engine: EngineConfig {
-                name: "pool-process".to_owned(),
-                ..default_engine_config()
-            },
-            env: Vec::new(),
-            transport: TransportKind::default(),
-            codec: DefaultCodec::default(),
-            init: None,
-            fin: None,
-            start_timeout: Duration::from_secs(60),
-            program: None,
-            start_method: StartMethod::default(),
-            named: None,
-            problems: Vec::new(),
-        }
-    }
-}
-
-/// `EngineConfig::default()`, computed once per process. Its `max_workers` asks the OS for
-/// the CPUs this process may use (`available_parallelism` reads the affinity mask and the
-/// cgroup quota files: 25–75 µs here, 2–4 % of a cold start), which is worth doing once rather
-/// than for every pool built. The count is that of the first pool built in the process.
-fn default_engine_config() -> EngineConfig {
-    static DEFAULT: OnceLock<EngineConfig> = OnceLock::new();
-    DEFAULT.get_or_init(EngineConfig::default).clone()
-}
-
-fn encode_hook<F, A, H, C>(codec: &C, f: &F, arg: &A) -> Result<HookCall, String>
-where
-    F: Fn(A) -> H + Copy + Send + Sync + 'static,
-    A: Serialize + DeserializeOwned,
-    H: HookResult,
-    C: Codec,
-{
-    let mut bytes = Vec::new();
-    encode_caught(codec, arg, &mut bytes).map_err(|message| {
-        format!(
-            "cannot encode the hook argument of type {} with codec {}: {message}",
-            type_name::<A>(),
-            codec.name(),
-        )
-    })?;
-    Ok(HookCall {
-        f: transfer::hook_ref::<F, A, H, C>(f),
-        arg: bytes,
-    })
-}
-
-impl<C: Codec> ProcessPoolBuilder<C> {
-    /// Most workers at once. Default: the CPUs this process may use
-    /// (`std::thread::available_parallelism`, which honours affinity and cgroup quotas), as
-    /// counted when the process built its first pool.
-    pub fn max_workers(mut self, n: usize) -> Self {
-        self.engine.max_workers = n;
-        self
-    }
-
-    /// Workers kept even when idle. Default 0.
-    pub fn min_workers(mut self, n: usize) -> Self {
-        self.engine.min_workers = n;
-        self
-    }
-
-    /// An idle worker above `min_workers` exits after this long; `None` keeps it. Default 60 s.
-    pub fn idle_timeout(mut self, d: Option<Duration>) -> Self {
-        self.engine.idle_timeout = d;
-        self
-    }
-
-    /// Replace a worker after it ran this many tasks. Default: never.
-    pub fn max_tasks_per_worker(mut self, n: u64) -> Self {
-        self.engine.max_tasks_per_worker = Some(n);
-        self
-    }
-
-    /// Replace a worker whose resident memory exceeds this many bytes after a task.
-    /// Default: no limit.
-    pub fn max_memory_per_worker(mut self, bytes: u64) -> Self {
-        self.engine.max_memory_per_worker = Some(bytes);
-        self
-    }
-
-    /// Time limit per task; past it the worker's process tree is killed and the task fails
-    /// with `TaskError::TimedOut`. Default: none.
-    pub fn task_timeout(mut self, d: Duration) -> Self {
-        self.engine.task_timeout = Some(d);
-        self
-    }
-
-    /// What a worker death does. Default `OnWorkerDeath::Replace`.
-    pub fn on_worker_death(mut self, policy: OnWorkerDeath) -> Self {
-        self.engine.on_worker_death = policy;
-        self
-    }
-
-    /// Consecutive start failures that break the pool. Default 3.
-    pub fn max_start_failures(mut self, n: u32) -> Self {
-        self.engine.max_start_failures = n;
-        self
-    }
-
-    /// Bound the queue of pending tasks. Default: unbounded.
-    pub fn queue_capacity(mut self, n: usize) -> Self {
-        self.engine.queue_capacity = Some(n);
-        self
-    }
-
-    /// Pool name (engine thread names). Default `"pool-process"`.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.engine.name = name.into();
-        self
-    }
-
-    /// How long one worker may take to start, handshake and run its initializer.
-    /// Default 60 s.
-    pub fn start_timeout(mut self, d: Duration) -> Self {
-        self.start_timeout = d;
-        self
-    }
-
-    /// Set an environment variable in every worker (before it starts). Default: the parent's
-    /// environment unchanged.
-    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.env.push((key.into(), Some(value.into())));
-        self
-    }
-
-    /// Remove an environment variable in every worker.
-    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
-        self.env.push((key.into(), None));
-        self
-    }
-
-    /// The transport between parent and workers. Default [`TransportKind::Pipe`].
-    pub fn transport(mut self, kind: TransportKind) -> Self {
-        self.transport = kind;
-        self
-    }
-
-    /// Run a different executable as the worker (it must be the identical build, checked at
-    /// the handshake; useful with [`crate::worker_main`]). Default: this program itself, via
-    /// a descriptor held on it.
-    pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
-        self.program = Some(path.into());
-        self
-    }
-
-    /// How workers are started: [`StartMethod::Spawn`] (an exec of this program per worker)
-    /// or [`StartMethod::ForkServer`] (forked by the process's fork server, which is exec'd
-    /// once and shared by all pools). Ignored with
-    /// [`worker_program`](Self::worker_program), which always spawns. Default
-    /// [`StartMethod::ForkServer`].
-    pub fn start_method(mut self, method: StartMethod) -> Self {
-        self.start_method = method;
-        self
-    }
-
-    /// Make this a named-tasks pool: its workers run only tasks registered with
-    /// [`named_task!`](crate::named_task) under these names, submitted with
-    /// [`ProcessPool::submit_named`]. The worker may then be a different binary
-    /// ([`worker_program`](Self::worker_program)) — every name must be registered there with
-    /// this pool's codec, checked at the handshake. Closures cannot be submitted to such a
-    /// pool, and initializers/finalizers are not supported. Default: not a named pool.
-    pub fn named_tasks<I, S>(mut self, names: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.named = Some(names.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Use codec `codec` for arguments and results. Default [`DefaultCodec`]. Set it before
-    /// `initializer`/`finalizer` (their arguments are encoded with the codec in force).
-    pub fn codec<C2: Codec>(self, codec: C2) -> ProcessPoolBuilder<C2> {
-        let mut problems = self.problems;
-        if self.init.is_some() || self.fin.is_some() {
-            problems.push("set the codec before the initializer and the finalizer".to_owned());
-        }
-        ProcessPoolBuilder {
-            engine: self.engine,
-            env: self.env,
-            transport: self.transport,
-            codec,
-            init: None,
-            fin: None,
-            start_timeout: self.start_timeout,
-            program: self.program,
-            start_method: self.start_method,
-            named: self.named,
-            problems,
-        }
-    }
-
-    /// Encodes a hook call with the pool's codec; a failure is kept for `build()` to report.
-    fn hook<F, A, H>(&mut self, f: F, arg: A) -> Option<HookCall>
-    where
-        F: Fn(A) -> H + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        H: HookResult,
-    {
-        encode_hook(&self.codec, &f, &arg)
-            .map_err(|e| self.problems.push(e))
-            .ok()
-    }
-
-    /// Run `f(arg)` once in every worker before its first task. `f` returns `()` or
-    /// `Result<(), E: Display>`; an error, a panic or a crash breaks the pool with that cause.
-    /// Default: none.
-    pub fn initializer<F, A, H>(mut self, f: F, arg: A) -> Self
-    where
-        F: Fn(A) -> H + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        H: HookResult,
-    {
-        self.init = self.hook(f, arg);
-        self
-    }
-
-    /// Run `f(arg)` once in every worker before a clean exit; a failure is reported in the
-    /// shutdown report and never hangs shutdown. Default: none.
-    pub fn finalizer<F, A, H>(mut self, f: F, arg: A) -> Self
-    where
-        F: Fn(A) -> H + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        H: HookResult,
-    {
-        self.fin = self.hook(f, arg);
-        self
-    }
-
-    /// Everything that defines the pool except `max_workers`, as text: two builders with the
-    /// same fingerprint make interchangeable pools (used by [`crate::reusable`]).
-    pub(crate) fn fingerprint(&self) -> String {
-        let mut engine = self.engine.clone();
-        engine.max_workers = 0;
-        format!(
-            "{engine:?}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-            self.env,
-            self.transport,
-            std::any::type_name::<C>(),
-            self.codec.name(),
-            self.init,
-            self.fin,
-            self.start_timeout,
-            self.program,
-            self.start_method,
-            self.named,
-            self.problems
-        )
-    }
-
-    /// The `max_workers` this builder asks for.
-    pub(crate) fn requested_max_workers(&self) -> usize {
-        self.engine.max_workers
-    }
-
-    /// Checks the settings and creates the pool. Workers start on demand (or `min_workers`
-    /// of them at once).
-    ///
-    /// # Errors
-    ///
-    /// Invalid settings (`max_workers` 0, `min_workers > max_workers`, ...), a hook argument
-    /// that cannot be encoded, or the running executable cannot be opened.
-    pub fn build(self) -> Result<ProcessPool<C>, ConfigError> {
-        if let Some(p) = self.problems.first() {
-            return Err(ConfigError::new(p.clone()));
-        }
-        if self.named.is_some() && (self.init.is_some() || self.fin.is_some()) {
-            return Err(ConfigError::new(
-                "a named-tasks pool cannot have an initializer or a finalizer",
-            ));
-        }
-        if self.program.is_none() {
-            crate::sys::exe::self_exe().map_err(ConfigError::new)?;
-        }
-        let bufs = Arc::new(BufPool::default());
-        let config = StartConfig {
-            env: self.env,
-            transport: self.transport,
-            program: self.program,
-            setup: Setup {
-                probe: transfer::probe_ref::<C>(),
-                init: self.init,
-                fin: self.fin,
-            },
-            codec_name: self.codec.name(),
-            start_timeout: self.start_timeout,
-            start_method: self.start_method,
-            named: self.named.clone(),
-        };
-        let backend = ProcessBackend::<C> {
-            config: Arc::new(config),
-            bufs: Arc::clone(&bufs),
-            _codec: PhantomData,
-        };
-        let has_timeout = self.engine.task_timeout.is_some();
-        let engine = Engine::new(backend, self.engine)?;
-        Ok(ProcessPool {
+impl<C: Codec> ProcessPool<C> {
+    /// The pool around a started engine (the builder's last step).
+    pub(crate) fn from_parts(
+        engine: Engine<ProcessBackend<C>>,
+        has_timeout: bool,
+        named: Option<Vec<String>>,
+        bufs: Arc<BufPool>,
+        codec: C,
+    ) -> Self {
+        ProcessPool {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 shut_down: AtomicBool::new(false),
                 engine,
                 has_timeout,
-                named: self.named,
+                named,
                 bufs,
-                codec: self.codec,
+                codec,
             }),
-        })
+        }
     }
 }
 
@@ -618,7 +265,9 @@ impl<C: Codec> ProcessPool<C> {
     }
 
     /// Runs the task registered as `name` (see [`named_task!`](crate::named_task)) on `arg`.
-    /// The pool must have been built with [`ProcessPoolBuilder::named_tasks`] listing `name`.
+    /// The pool must have been built with
+    /// [`ProcessPoolBuilder::named_tasks`](crate::ProcessPoolBuilder::named_tasks) listing
+    /// `name`.
     ///
     /// # Errors
     ///
@@ -900,7 +549,7 @@ where
 /// Encodes `value` into `out` with `codec`. A `Serialize` that panics is one more encode
 /// failure: the panic is caught (it never unwinds into the caller), `out` is put back to its
 /// length, and the message names the panic. `Err` is the failure's message.
-fn encode_caught<C: Codec, T: Serialize + ?Sized>(
+pub(crate) fn encode_caught<C: Codec, T: Serialize + ?Sized>(
     codec: &C,
     value: &T,
     out: &mut Vec<u8>,

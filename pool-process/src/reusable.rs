@@ -8,7 +8,8 @@ use std::sync::{Mutex, PoisonError};
 use pool_codec::Codec;
 use pool_core::ConfigError;
 
-use crate::pool::{ProcessPool, ProcessPoolBuilder};
+use crate::builder::ProcessPoolBuilder;
+use crate::pool::ProcessPool;
 
 struct Entry {
     fingerprint: String,
