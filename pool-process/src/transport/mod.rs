@@ -2,9 +2,10 @@
 //!
 //! A [`Transport`] is framed (every `send` is one message, every `recv` returns one whole
 //! message), bidirectional, and receives with an optional deadline. The built-in transports
-//! are chosen with [`TransportKind`]: anonymous pipes (the default) and local sockets. Both
-//! are byte streams carrying pool-codec's framing (`u32` little-endian length, then the body);
-//! a future shared-memory ring implements the same trait.
+//! are chosen with [`TransportKind`]: anonymous pipes (the default), local sockets, and shared
+//! memory. Pipes and sockets are byte streams carrying pool-codec's framing (`u32`
+//! little-endian length, then the body; `stream.rs`); shared memory is a pair of rings in one
+//! shared file (`shm/`, with its README).
 
 mod local_socket;
 mod pipe;
