@@ -255,3 +255,41 @@ impl ThreadPoolBuilder {
             .unwrap_or_else(|_| Err(SelfTestError::Spawn("self-test thread panicked".into())))
     }
 }
+
+/// The builder's entry points on the pool itself.
+impl ThreadPool {
+    /// A builder with every default (see its setters).
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::default()
+    }
+
+    /// A pool with every default.
+    ///
+    /// # Errors
+    ///
+    /// Only if the defaults were invalid, which they are not.
+    pub fn new() -> Result<ThreadPool, BuildError> {
+        Self::builder().build()
+    }
+
+    /// Self-test a configuration (asyncpal's `test()`): validate it, then run its initializer
+    /// and finalizer once on a fresh thread built like a worker, and report what failed.
+    ///
+    /// # Errors
+    ///
+    /// The first failure: invalid configuration, initializer, finalizer, thread spawn.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pool_thread::{SelfTestError, ThreadPool};
+    /// let b = ThreadPool::builder().initializer(|| Err::<(), _>("no database"));
+    /// assert_eq!(
+    ///     ThreadPool::test(&b),
+    ///     Err(SelfTestError::Initializer("no database".into()))
+    /// );
+    /// ```
+    pub fn test(builder: &ThreadPoolBuilder) -> Result<(), SelfTestError> {
+        builder.self_test()
+    }
+}

@@ -10,7 +10,6 @@ use pool_core::{
 };
 
 use crate::backend::{CallJob, ClosureJob, ThreadBackend};
-use crate::builder::{SelfTestError, ThreadPoolBuilder};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -46,20 +45,6 @@ impl std::fmt::Debug for ThreadPool {
 }
 
 impl ThreadPool {
-    /// A builder with every default (see its setters).
-    pub fn builder() -> ThreadPoolBuilder {
-        ThreadPoolBuilder::default()
-    }
-
-    /// A pool with every default.
-    ///
-    /// # Errors
-    ///
-    /// Only if the defaults were invalid, which they are not.
-    pub fn new() -> Result<ThreadPool, crate::BuildError> {
-        Self::builder().build()
-    }
-
     pub(crate) fn from_parts(
         backend: ThreadBackend,
         cfg: EngineConfig,
@@ -73,27 +58,6 @@ impl ThreadPool {
             shared: false,
             has_initializer,
         })
-    }
-
-    /// Self-test a configuration (asyncpal's `test()`): validate it, then run its initializer
-    /// and finalizer once on a fresh thread built like a worker, and report what failed.
-    ///
-    /// # Errors
-    ///
-    /// The first failure: invalid configuration, initializer, finalizer, thread spawn.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use pool_thread::{SelfTestError, ThreadPool};
-    /// let b = ThreadPool::builder().initializer(|| Err::<(), _>("no database"));
-    /// assert_eq!(
-    ///     ThreadPool::test(&b),
-    ///     Err(SelfTestError::Initializer("no database".into()))
-    /// );
-    /// ```
-    pub fn test(builder: &ThreadPoolBuilder) -> Result<(), SelfTestError> {
-        builder.self_test()
     }
 
     /// Run `f` on the pool.
