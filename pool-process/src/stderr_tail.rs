@@ -8,8 +8,7 @@
 //!
 //! The quote leaves out what the worker wrote before the dying task (or the run of
 //! back-to-back tasks it belongs to) began: the supervisor marks the stream when the worker
-//! starts a task
-//! ([`StderrTail::mark_task_start`]). The mark counts the bytes drained so far plus those
+//! starts a task ([`StderrTail::mark_task_start`]). The mark counts the bytes drained so far plus those
 //! still waiting in the pipe (`FIONREAD`): the mark is set only when a request goes to an
 //! idle worker, so everything it wrote before is one or the other. A task sent behind others
 //! (pipelining) starts the moment the worker has answered the one before it, which the

@@ -139,7 +139,8 @@ fn codec_failure(out: &mut Vec<u8>, type_name: &str, codec: &str, message: &str)
 }
 
 /// The codec-failure message for a `Serialize` or `Deserialize` (`which`) implementation that
-/// panicked: a panic while encoding or decoding is one more codec failure, on either side.
+/// panicked in the parent, where such a panic is one more codec failure (in a worker it is the
+/// task's panic).
 pub(crate) fn panicked_in(which: &str, message: &str, location: Option<&str>) -> String {
     match location {
         Some(at) => format!("its {which} implementation panicked: {message} (at {at})"),

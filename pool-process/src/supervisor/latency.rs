@@ -1,10 +1,10 @@
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::protocol::Setup;
 use crate::transfer::{self, Outcome};
 use crate::transport::TransportKind;
 
+use super::tests::config_with;
 use super::*;
 use crate::protocol::task_header;
 use pool_codec::{Codec, DefaultCodec};
@@ -14,20 +14,7 @@ use pool_codec::{Codec, DefaultCodec};
 #[test]
 #[ignore = "measurement, run by hand"]
 fn bare_call_latency() {
-    let cfg = StartConfig {
-        env: Vec::new(),
-        transport: TransportKind::Pipe,
-        program: None,
-        setup: Setup {
-            probe: transfer::probe_ref::<DefaultCodec>(),
-            init: None,
-            fin: None,
-        },
-        codec_name: DefaultCodec::default().name(),
-        start_timeout: Duration::from_secs(20),
-        start_method: StartMethod::Spawn,
-        named: None,
-    };
+    let cfg = config_with(TransportKind::Pipe, StartMethod::Spawn);
     let mut w = WorkerProcess::start(&cfg, 9).unwrap();
     let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&|x: u64| x + 1);
     let codec = DefaultCodec::default();

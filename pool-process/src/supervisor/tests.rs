@@ -16,7 +16,8 @@ fn double(x: u64) -> u64 {
     x * 2
 }
 
-fn config_with(transport: TransportKind, start_method: StartMethod) -> StartConfig {
+/// A worker of this test binary with the default codec and no hooks.
+pub(super) fn config_with(transport: TransportKind, start_method: StartMethod) -> StartConfig {
     StartConfig {
         env: Vec::new(),
         transport,
