@@ -36,8 +36,8 @@ mod panic;
 mod task;
 
 pub use engine::{
-    Backend, Engine, EngineConfig, FinalizeError, Killer, OnWorkerDeath, Rejection, RunContext,
-    Runnable, StartError, Worker,
+    Backend, Engine, EngineConfig, FinalizeError, Killer, OnWorkerDeath, Pipeline, Rejection,
+    RunContext, Runnable, StartError, Worker,
 };
 pub use error::{
     BrokenReason, CodecFailure, ConfigError, ExitReason, PanicInfo, RemoteError, Side, SubmitError,

@@ -1,4 +1,5 @@
-//! The one door through which the future state machine gets its synchronization primitives:
+//! The one door through which the future state machine and the engine's queue, sleep/wake
+//! and lending protocols get their synchronization primitives:
 //! `std` in normal builds, [loom](https://docs.rs/loom) under `--cfg pool_loom` so the state
 //! machine can be model-checked. (A project-specific cfg: a global `--cfg loom` changes the
 //! build of some dependencies.)
@@ -11,7 +12,7 @@
 
 #[cfg(not(pool_loom))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
     /// `UnsafeCell` with loom's closure-based API.
@@ -36,7 +37,7 @@ mod imp {
 #[cfg(pool_loom)]
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
-    pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 }
 
@@ -50,4 +51,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     }
+}
+
+/// Lock a `std` mutex (one no model checks), ignoring poisoning, as [`lock`] does.
+#[inline]
+pub(crate) fn lock_std<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -88,8 +88,8 @@ impl Worker for PipeWorker {
     type Output = u64;
 
     fn run(&mut self, input: Job, ctx: &RunContext) -> Result<u64, TaskError> {
-        self.send(&input, ctx)?;
-        self.recv(ctx)
+        Pipeline::send(self, &input, ctx)?;
+        Pipeline::recv(self, ctx)
     }
 
     fn killer(&self) -> Option<Killer> {
@@ -108,6 +108,15 @@ impl Worker for PipeWorker {
     fn stop(self, _deadline: Instant) -> Result<(), FinalizeError> {
         Ok(())
     }
+
+    fn pipeline(&mut self) -> Option<&mut dyn Pipeline<Input = Job, Output = u64>> {
+        Some(self)
+    }
+}
+
+impl Pipeline for PipeWorker {
+    type Input = Job;
+    type Output = u64;
 
     fn max_in_flight(&self) -> usize {
         16

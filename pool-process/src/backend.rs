@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use pool_codec::Codec;
 use pool_core::{
-    Backend, CodecFailure, ExitReason, FinalizeError, Killer, PanicInfo, RunContext, Side,
-    StartError, TaskError, Worker, WorkerDied, WorkerId,
+    Backend, CodecFailure, ExitReason, FinalizeError, Killer, PanicInfo, Pipeline, RunContext,
+    Side, StartError, TaskError, Worker, WorkerDied, WorkerId,
 };
 
 use crate::buffers::BufPool;
@@ -256,18 +256,6 @@ impl Worker for ProcessWorker {
         Some(Killer::new(self.process.killer()))
     }
 
-    fn lent(&mut self, lent: bool) {
-        // The borrowing caller polls for the reply, and its requests ask the worker to poll
-        // for the next one (`protocol::POLL`): neither side sleeps in a loop of calls.
-        self.lent = lent;
-        let spin = if lent {
-            transport::WORKER_SPIN
-        } else {
-            Duration::ZERO
-        };
-        self.process.set_spin(spin);
-    }
-
     fn alive(&mut self) -> bool {
         self.process.alive()
     }
@@ -282,6 +270,29 @@ impl Worker for ProcessWorker {
 
     fn stop(self, deadline: Instant) -> Result<(), FinalizeError> {
         self.process.stop(deadline).map_err(FinalizeError)
+    }
+
+    fn pipeline(
+        &mut self,
+    ) -> Option<&mut dyn Pipeline<Input = EncodedTask, Output = EncodedReply>> {
+        Some(self)
+    }
+}
+
+impl Pipeline for ProcessWorker {
+    type Input = EncodedTask;
+    type Output = EncodedReply;
+
+    fn lent(&mut self, lent: bool) {
+        // The borrowing caller polls for the reply, and its requests ask the worker to poll
+        // for the next one (`protocol::POLL`): neither side sleeps in a loop of calls.
+        self.lent = lent;
+        let spin = if lent {
+            transport::WORKER_SPIN
+        } else {
+            Duration::ZERO
+        };
+        self.process.set_spin(spin);
     }
 
     fn max_in_flight(&self) -> usize {

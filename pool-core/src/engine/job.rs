@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::pool::{Counters, SlotEnv};
+use super::slot::SlotEnv;
+use super::stats::Counters;
+use super::watchdog::Resolve;
 use super::{RunContext, Worker};
 use crate::error::{TaskError, TaskId};
 use crate::future::cell::{Core, FROM_PENDING, FROM_RUNNING, HasCore, WithPayload};
@@ -47,7 +49,7 @@ pub trait Runnable<W>: Send + 'static {
         Err(self)
     }
 
-    /// For pipelining workers ([`Worker::max_in_flight`] above 1): the input this job
+    /// For pipelining workers ([`Pipeline::max_in_flight`](super::Pipeline::max_in_flight) above 1): the input this job
     /// hands the worker, if the job is just an input plus a conversion of the output (as
     /// [`Engine::submit`](super::Engine::submit)'s jobs are). The default: none, the job
     /// always goes through [`Runnable::run`].
@@ -59,8 +61,8 @@ pub trait Runnable<W>: Send + 'static {
     }
 
     /// For pipelining workers: finish a job whose [`Runnable::input`] was sent with
-    /// [`Worker::send`] and answered with `reply` (give the input back with
-    /// [`Worker::recycle`]). Only called on jobs whose `input` is `Some`; the default
+    /// [`Pipeline::send`](super::Pipeline::send) and answered with `reply` (give the input back with
+    /// [`Pipeline::recycle`](super::Pipeline::recycle)). Only called on jobs whose `input` is `Some`; the default
     /// resolves `reply`'s error or says the job cannot be finished this way.
     ///
     /// # Errors
@@ -102,7 +104,9 @@ where
         Some(&self.input)
     }
     fn finish(self, worker: &mut W, reply: Result<W::Output, TaskError>) -> Result<T, TaskError> {
-        worker.recycle(self.input);
+        if let Some(p) = worker.pipeline() {
+            p.recycle(self.input);
+        }
         reply.and_then(self.convert)
     }
 }
@@ -141,8 +145,8 @@ pub(crate) trait Job<W: Worker>: Send + Sync {
     fn fail(self: Arc<Self>, e: TaskError) -> bool;
     /// May it be sent to `worker` behind other tasks in flight (pipelining)? Asked by the
     /// thread that dequeued it, before `run` or `begin`.
-    fn pipelinable(&self, worker: &W, env: &SlotEnv<'_>) -> bool;
-    /// Start it and hand its input to `worker` with `Worker::send` (only if `pipelinable`).
+    fn pipelinable(&self, worker: &mut W, env: &SlotEnv<'_>) -> bool;
+    /// Start it and hand its input to `worker` with `Pipeline::send` (only if `pipelinable`).
     /// Called once, by the thread that dequeued it, instead of `run`.
     /// `head`: nothing else is in flight (the worker will run it at once).
     fn begin(self: Arc<Self>, worker: &mut W, env: &SlotEnv<'_>, head: bool) -> Begin<W>;
@@ -152,7 +156,7 @@ pub(crate) trait Job<W: Worker>: Send + Sync {
 pub(crate) enum Begin<W: Worker> {
     /// Cancelled before it started; not sent.
     Skipped,
-    /// Sent; its reply is to be received with `Worker::recv`.
+    /// Sent; its reply is to be received with `Pipeline::recv`.
     Sent(Box<dyn Flight<W>>),
     /// Started but could not be delivered (the worker is gone): not run by the worker.
     NotDelivered(Box<dyn Flight<W>>, TaskError),
@@ -265,7 +269,7 @@ impl<W: Worker> Job<W> for Resume<W> {
     fn fail(self: Arc<Self>, e: TaskError) -> bool {
         self.take().is_some_and(|f| f.fail(e))
     }
-    fn pipelinable(&self, _: &W, _: &SlotEnv<'_>) -> bool {
+    fn pipelinable(&self, _: &mut W, _: &SlotEnv<'_>) -> bool {
         false
     }
     fn begin(self: Arc<Self>, _: &mut W, _: &SlotEnv<'_>, _: bool) -> Begin<W> {
@@ -329,20 +333,9 @@ fn resolve<T: Send>(core: &Core<T>, r: Result<T, TaskError>, env: &SlotEnv<'_>) 
     }
 }
 
-/// Resolve a running task from outside (the watchdog).
-pub(crate) trait Resolve: Send + Sync {
-    /// Resolve a running task with `e`, calling `count` after winning and before waiters
-    /// wake (so a caller that saw the error sees the count). True if it won.
-    fn resolve_running(&self, e: TaskError, count: &dyn Fn()) -> bool;
-    fn id(&self) -> TaskId;
-}
-
 impl<T: Send, P: Send> Resolve for WithPayload<T, P> {
     fn resolve_running(&self, e: TaskError, count: &dyn Fn()) -> bool {
         self.core.complete_counted(Err(e), FROM_RUNNING, count)
-    }
-    fn id(&self) -> TaskId {
-        self.core.id()
     }
 }
 
@@ -354,9 +347,6 @@ struct Watched<T: Send, P: Send>(Option<Arc<WithPayload<T, P>>>);
 impl<T: Send, P: Send> Resolve for Watched<T, P> {
     fn resolve_running(&self, e: TaskError, count: &dyn Fn()) -> bool {
         self.0.as_ref().is_some_and(|c| c.resolve_running(e, count))
-    }
-    fn id(&self) -> TaskId {
-        self.0.as_ref().map_or(TaskId(0), |c| Resolve::id(&**c))
     }
 }
 
@@ -426,7 +416,7 @@ where
     }
 
     #[inline]
-    fn pipelinable(&self, worker: &W, env: &SlotEnv<'_>) -> bool {
+    fn pipelinable(&self, worker: &mut W, env: &SlotEnv<'_>) -> bool {
         // SAFETY: this thread dequeued the job; nothing takes the payload meanwhile.
         let Some(entry) = (unsafe { self.payload() }) else {
             return false;
@@ -435,7 +425,11 @@ where
             Some(m) => m.timeout.or(env.task_timeout()),
             None => env.task_timeout(),
         };
-        timeout.is_none() && entry.job.input().is_some_and(|i| worker.can_pipeline(i))
+        timeout.is_none()
+            && entry
+                .job
+                .input()
+                .is_some_and(|i| worker.pipeline().is_some_and(|p| p.can_pipeline(i)))
     }
 
     fn begin(self: Arc<Self>, worker: &mut W, env: &SlotEnv<'_>, head: bool) -> Begin<W> {
@@ -471,7 +465,12 @@ where
         }
         let job = entry.job;
         let sent = match job.input() {
-            Some(input) => worker.send(input, &ctx),
+            Some(input) => match worker.pipeline() {
+                Some(p) => p.send(input, &ctx),
+                None => Err(TaskError::Broken(crate::error::BrokenReason::new(
+                    "this worker does not pipeline",
+                ))),
+            },
             None => Err(TaskError::Broken(crate::error::BrokenReason::new(
                 "a job without an input was pipelined",
             ))),

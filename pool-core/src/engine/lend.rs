@@ -1,113 +1,84 @@
-//! Lending an idle pipelining worker to a caller thread ([`Engine::call`](super::Engine::call)).
-//!
-//! While its slot looks for work (`find_job`), an idle worker is *parked* in the slot's
-//! [`Spot`]. A caller that wants one task's value borrows it from there, runs the task on it
-//! from its own thread — the same `Job::run` the slot would — and gives it back. The slot
-//! takes its worker back (`unpark`) as soon as `find_job` returns, waiting while it is lent;
-//! so at any moment exactly one thread holds the worker, and the slot never runs a task, stops
-//! or recycles its worker while a caller has it. A borrower that saw the worker die raises
-//! `news`, which makes the slot's `find_job` return at once, so the death is handled (counted,
-//! replaced, `BreakPool`) by the slot as for any death between tasks.
-//!
-//! Why: a process round trip through the slot thread takes four hand-offs between three
-//! threads (caller → slot → worker → slot → caller); on a two-core machine two of them are
-//! context switches. Borrowing leaves two parties, the caller and the worker process.
+//! Lending (`Engine::call`): a caller that will block for one task's value runs it itself on
+//! an idle pipelining worker parked in its slot's spot (`spot.rs`), instead of handing it to
+//! that worker's slot thread: two parties per round trip instead of three. The protocol is
+//! `README.md`'s "Lending".
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use super::pool::SlotShared;
+use super::job::{self, Job, Ran, Runnable};
+use super::shared::{OPEN, Shared};
+use super::slot::SlotEnv;
+use super::spot::Spot;
+use super::stats::{Counters, bump, count};
+use super::{Backend, Worker};
+use crate::error::TaskError;
+use crate::executor::SubmitOptions;
 
-/// One pipelining slot's parking place for its idle worker.
-pub(crate) struct Spot<W> {
-    /// The slot, for the borrower's run (counters of the kill gate, killer, worker id).
-    pub(crate) slot: Arc<SlotShared>,
-    /// The worker's process id.
-    pub(crate) pid: Option<u32>,
-    /// A borrower saw the worker die: the slot must come back for it.
-    pub(crate) news: AtomicBool,
-    state: Mutex<State<W>>,
-    returned: Condvar,
-}
-
-struct State<W> {
-    /// The idle worker, while its slot looks for work and no caller holds it.
-    parked: Option<W>,
-    /// A caller holds the worker.
-    lent: bool,
-    /// The slot waits in `unpark` for the worker to come back.
-    waiting: bool,
-    /// Why the worker died while lent.
-    death: Option<String>,
-}
-
-impl<W> Spot<W> {
-    pub(crate) fn new(slot: Arc<SlotShared>, pid: Option<u32>) -> Self {
-        Spot {
-            slot,
-            pid,
-            news: AtomicBool::new(false),
-            state: Mutex::new(State {
-                parked: None,
-                lent: false,
-                waiting: false,
-                death: None,
-            }),
-            returned: Condvar::new(),
+impl<B: Backend> Shared<B> {
+    /// See [`Engine::call`].
+    pub(super) fn call_job<R: Runnable<B::Worker>>(
+        self: &Arc<Self>,
+        job: R,
+        opts: SubmitOptions,
+    ) -> Result<R::Output, TaskError> {
+        if self.spots.lends()
+            && self.bound.is_none()
+            && self.status.load(std::sync::atomic::Ordering::Acquire) == OPEN
+            && let Some((spot, worker)) = self.spots.borrow()
+        {
+            return self.run_lent(&spot, worker, job, opts);
+        }
+        match self.submit_job(job, opts) {
+            Ok(f) => f.result(),
+            Err(e) => Err(e.to_task_error()),
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State<W>> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The slot parks its idle worker (it holds no other).
-    pub(crate) fn park(&self, worker: W) {
-        let mut st = self.state();
-        debug_assert!(st.parked.is_none() && !st.lent);
-        st.parked = Some(worker);
-    }
-
-    /// The slot takes its worker back, waiting while a caller holds it; with the death a
-    /// borrower saw, if any.
-    pub(crate) fn unpark(&self) -> (W, Option<String>) {
-        let mut st = self.state();
-        while st.lent {
-            st.waiting = true;
-            st = self.returned.wait(st).unwrap_or_else(|p| p.into_inner());
+    /// Run `job` on a borrowed worker from the calling thread, as its slot would, then give
+    /// the worker back. The job never enters the queue: this thread is its only holder.
+    fn run_lent<R: Runnable<B::Worker>>(
+        self: &Arc<Self>,
+        spot: &Spot<B::Worker>,
+        mut worker: B::Worker,
+        job: R,
+        opts: SubmitOptions,
+    ) -> Result<R::Output, TaskError> {
+        // Counted as submitted, and (below) as run by the caller, like `CallerRuns`.
+        self.queue.locked(|_, _| bump(&self.submitted));
+        let cell = self.cell_of(job, opts);
+        let fut = job::future_of(&cell);
+        let scratch = Counters::default();
+        let env = SlotEnv::new(
+            &spot.slot,
+            &scratch,
+            spot.pid,
+            self.cfg.task_timeout,
+            &self.watchdog,
+            &self.killing,
+        );
+        count(&self.rare.lent);
+        let lent = |worker: &mut B::Worker, on: bool| {
+            if let Some(p) = worker.pipeline() {
+                p.lent(on);
+            }
+        };
+        lent(&mut worker, true);
+        let ran = Job::run(cell, &mut worker, &env);
+        lent(&mut worker, false);
+        match ran {
+            Ran::Ok => self.rare.ran_inline(true),
+            Ran::Err => self.rare.ran_inline(false),
+            // Resolved by the watchdog or a kill, and counted there.
+            Ran::Lost | Ran::Skipped => {}
         }
-        st.waiting = false;
-        self.news.store(false, Ordering::Relaxed);
-        let worker = st.parked.take().expect("unpark follows park");
-        (worker, st.death.take())
-    }
-
-    /// A caller borrows the parked worker, if it is parked, not lent and alive. Never
-    /// blocks: a busy spot is skipped.
-    pub(crate) fn borrow(&self) -> Option<W> {
-        let mut st = self.state.try_lock().ok()?;
-        if st.lent || st.death.is_some() {
-            return None;
+        let death = (matches!(ran, Ran::Err | Ran::Lost) && !worker.alive()).then(|| {
+            env.take_death()
+                .unwrap_or_else(|| "it died running a task for a caller".to_owned())
+        });
+        if spot.give_back(worker, death) {
+            // Its slot may be asleep: it handles the death (replacement, BreakPool) now.
+            self.sleep.wake_all();
         }
-        let worker = st.parked.take()?;
-        st.lent = true;
-        Some(worker)
-    }
-
-    /// The borrower gives the worker back; `death`: why it died while lent. True if the
-    /// slot must be woken to handle that death (it may be asleep in `find_job`).
-    pub(crate) fn give_back(&self, worker: W, death: Option<String>) -> bool {
-        let mut st = self.state();
-        st.parked = Some(worker);
-        st.lent = false;
-        let dead = death.is_some();
-        if dead {
-            st.death = death;
-            self.news.store(true, Ordering::Release);
-        }
-        if st.waiting {
-            self.returned.notify_one();
-        }
-        dead
+        fut.result()
     }
 }

@@ -1,26 +1,23 @@
 //! The task queue: FIFO, many producers, many consumers, no allocation per task.
 //!
-//! A `crossbeam_deque::Worker` (FIFO flavour: one growable ring buffer) behind a small lock
-//! for the producers, and its lock-free `Stealer` for the engine threads. Unlike a linked
-//! queue of blocks, nothing is allocated by the submitter and freed by a worker thread (which
-//! made the allocator's arena lock a point of contention at a million tasks). The ring grows
-//! to the largest backlog seen and stays that size.
+//! A `crossbeam_deque::Worker` (FIFO flavour: one growable ring buffer) behind a lock for the
+//! producers, and its lock-free `Stealer` for the engine threads. Unlike a linked queue of
+//! blocks, nothing is allocated by the submitter and freed by a worker thread (which made the
+//! allocator's arena lock a point of contention at a million tasks). The ring grows to the
+//! largest backlog seen and stays that size.
 //!
-//! The producers' lock is a spin-then-yield lock rather than `std::sync::Mutex`: it is held
-//! for a few instructions, almost never contended (submitters, and engine threads about to
-//! sleep), and its release is a plain store instead of a locked exchange — that exchange was
-//! a third of the submit path. This is the module's `unsafe`: the lock guards an
-//! `UnsafeCell`.
+//! The producers' lock also guards the sleep protocol's two facts, the number of sleeping
+//! engine threads and whether one is lingering (`README.md`, "Sleep / wake protocol"): a
+//! push and a thread deciding to sleep meet under it.
+//!
+//! Under `--cfg pool_loom` the ring is a `VecDeque` inside the same lock (the model checks
+//! the protocol around the ring, not crossbeam's ring itself).
 
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use crossbeam_deque::{Steal, Stealer, Worker};
-use crossbeam_utils::Backoff;
+use crate::loom::{Mutex, lock};
 
 /// What the producers' lock guards.
 struct Producer<T> {
-    ring: Worker<T>,
+    ring: ring::Ring<T>,
     /// Engine threads asleep (or about to be) waiting for a push. Keeping that count under
     /// the producers' lock is what makes the sleep protocol free of fences on the submit
     /// path: a thread registers as a sleeper only while holding this lock and seeing the
@@ -33,74 +30,28 @@ struct Producer<T> {
 }
 
 pub(crate) struct Queue<T> {
-    locked: AtomicBool,
-    producer: UnsafeCell<Producer<T>>,
-    steal: Stealer<T>,
+    producer: Mutex<Producer<T>>,
+    #[cfg_attr(pool_loom, allow(dead_code))]
+    take: ring::Take<T>,
 }
-
-// SAFETY: `producer` is only reached through `with`, which holds `locked` (acquire on lock,
-// release on unlock), so one thread at a time; `Worker<T>` and the tasks are `Send`.
-unsafe impl<T: Send> Sync for Queue<T> {}
-// SAFETY: as above; the queue owns `T`s, which may move between threads.
-unsafe impl<T: Send> Send for Queue<T> {}
 
 impl<T> Queue<T> {
     pub(crate) fn new() -> Self {
-        let ring = Worker::new_fifo();
-        let steal = ring.stealer();
+        let (ring, take) = ring::new();
         Queue {
-            locked: AtomicBool::new(false),
-            producer: UnsafeCell::new(Producer {
+            producer: Mutex::new(Producer {
                 ring,
                 sleepers: 0,
                 lingering: false,
             }),
-            steal,
+            take,
         }
     }
 
     /// Run `f` holding the producers' lock.
     #[inline]
     fn with<R>(&self, f: impl FnOnce(&mut Producer<T>) -> R) -> R {
-        if self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_slow();
-        }
-        // Release the lock even if `f` panics (it does not: no user code runs here).
-        struct Unlock<'a>(&'a AtomicBool);
-        impl Drop for Unlock<'_> {
-            #[inline]
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
-            }
-        }
-        let _unlock = Unlock(&self.locked);
-        // SAFETY: we hold `locked`: no other thread is inside `with`.
-        f(unsafe { &mut *self.producer.get() })
-    }
-
-    #[cold]
-    fn lock_slow(&self) {
-        let backoff = Backoff::new();
-        loop {
-            // Spin on a plain load, then yield: the holder may have been preempted.
-            while self.locked.load(Ordering::Relaxed) {
-                backoff.snooze();
-                if backoff.is_completed() {
-                    std::thread::yield_now();
-                }
-            }
-            if self
-                .locked
-                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return;
-            }
-        }
+        f(&mut lock(&self.producer))
     }
 
     /// Push `t`, then run `then(sleepers, queued)` still holding the producers' lock.
@@ -143,24 +94,90 @@ impl<T> Queue<T> {
         })
     }
 
+    /// Take the oldest task, if any.
     #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
-        // Two plain loads first: `steal` pins an epoch (a fence) even to find the ring
-        // empty, and idle workers poll an empty ring a lot.
-        if self.steal.is_empty() {
-            return None;
-        }
-        loop {
-            match self.steal.steal() {
-                Steal::Success(t) => return Some(t),
-                Steal::Empty => return None,
-                Steal::Retry => std::hint::spin_loop(),
-            }
-        }
+        #[cfg(not(pool_loom))]
+        return self.take.pop();
+        #[cfg(pool_loom)]
+        return self.with(|p| p.ring.pop());
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.steal.is_empty()
+        #[cfg(not(pool_loom))]
+        return self.take.is_empty();
+        #[cfg(pool_loom)]
+        return self.with(|p| p.ring.is_empty());
+    }
+}
+
+#[cfg(not(pool_loom))]
+mod ring {
+    use crossbeam_deque::{Steal, Stealer, Worker};
+
+    /// The producers' end: pushed to only under the producers' lock.
+    pub(super) type Ring<T> = Worker<T>;
+
+    /// The consumers' end, lock-free.
+    pub(super) struct Take<T>(Stealer<T>);
+
+    pub(super) fn new<T>() -> (Ring<T>, Take<T>) {
+        let ring = Worker::new_fifo();
+        let take = Take(ring.stealer());
+        (ring, take)
+    }
+
+    impl<T> Take<T> {
+        #[inline]
+        pub(super) fn pop(&self) -> Option<T> {
+            // A plain load first: `steal` pins an epoch (a fence) even to find the ring
+            // empty, and idle workers poll an empty ring a lot.
+            if self.0.is_empty() {
+                return None;
+            }
+            loop {
+                match self.0.steal() {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Empty => return None,
+                    Steal::Retry => std::hint::spin_loop(),
+                }
+            }
+        }
+
+        #[inline]
+        pub(super) fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+}
+
+#[cfg(pool_loom)]
+mod ring {
+    use std::collections::VecDeque;
+    use std::marker::PhantomData;
+
+    pub(super) struct Ring<T>(VecDeque<T>);
+
+    /// Consumers go through the producers' lock in the model.
+    pub(super) struct Take<T>(PhantomData<fn() -> T>);
+
+    pub(super) fn new<T>() -> (Ring<T>, Take<T>) {
+        (Ring(VecDeque::new()), Take(PhantomData))
+    }
+
+    impl<T> Ring<T> {
+        pub(super) fn push(&mut self, t: T) {
+            self.0.push_back(t);
+        }
+        pub(super) fn pop(&mut self) -> Option<T> {
+            self.0.pop_front()
+        }
+        pub(super) fn len(&self) -> usize {
+            self.0.len()
+        }
+        pub(super) fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
     }
 }

@@ -11,9 +11,16 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::job::Resolve;
-use super::pool::{Rare, SlotShared};
+use super::Killer;
+use super::stats::Rare;
 use crate::error::{TaskError, WorkerId};
+
+/// Resolve a running task from outside (the watchdog).
+pub(crate) trait Resolve: Send + Sync {
+    /// Resolve a running task with `e`, calling `count` after winning and before waiters
+    /// wake (so a caller that saw the error sees the count). True if it won.
+    fn resolve_running(&self, e: TaskError, count: &dyn Fn()) -> bool;
+}
 
 pub(crate) struct Watch {
     pub(crate) deadline: Instant,
@@ -22,7 +29,8 @@ pub(crate) struct Watch {
     pub(crate) worker: WorkerId,
     pub(crate) pid: Option<u32>,
     pub(crate) task: String,
-    pub(crate) slot: Option<Arc<SlotShared>>,
+    /// Kills the worker only while its slot's gate still shows this task.
+    pub(crate) kill: Option<Killer>,
 }
 
 struct Item(Watch);
@@ -137,8 +145,8 @@ fn fire(w: Watch, rare: &Rare, pool: &str) {
     // dead, so a caller that sees `TimedOut` never races the task it reacts to.
     let kill = || {
         rare.timed_out();
-        if let Some(slot) = &w.slot {
-            slot.kill_if_running(w.cell.id());
+        if let Some(k) = &w.kill {
+            k.kill();
         }
     };
     if !w.cell.resolve_running(err, &kill) {
