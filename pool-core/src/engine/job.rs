@@ -228,14 +228,7 @@ impl<R: Runnable<W>, W: Worker> Flight<W> for FlightOf<R, W> {
         if let Some(k) = env.task_killer(core.id()) {
             core.set_killer(k);
         }
-        let r = match catch(|| job.run(worker, &ctx)) {
-            Ok(r) => r,
-            Err(p) => Err(TaskError::Panicked(p)),
-        };
-        env.task_finished();
-        let ran = resolve(core, r, env);
-        drop_contained(FINISHED_TASK, cell);
-        ran
+        run_started(cell, job, worker, &ctx, env)
     }
 
     fn fail(self: Box<Self>, e: TaskError) -> bool {
@@ -276,6 +269,25 @@ impl<W: Worker> Job<W> for Resume<W> {
         // Never pipelinable, so never begun.
         Begin::Skipped
     }
+}
+
+/// Run a started task on `worker` (panics caught), close the kill gate, resolve and count
+/// it, and let go of its cell (`holder`).
+fn run_started<R: Runnable<W>, W: Worker>(
+    cell: Arc<Cell<R, W>>,
+    job: R,
+    worker: &mut W,
+    ctx: &RunContext,
+    env: &SlotEnv<'_>,
+) -> Ran {
+    let r = match catch(|| job.run(worker, ctx)) {
+        Ok(r) => r,
+        Err(p) => Err(TaskError::Panicked(p)),
+    };
+    env.task_finished();
+    let ran = resolve(&cell.core, r, env);
+    drop_contained(FINISHED_TASK, cell);
+    ran
 }
 
 /// Resolve a started task with `r` (on its worker's thread) and count it.
@@ -397,14 +409,7 @@ where
             core.set_killer(k);
         }
         let job = entry.job;
-        let r = match catch(|| job.run(worker, &ctx)) {
-            Ok(r) => r,
-            Err(p) => Err(TaskError::Panicked(p)),
-        };
-        env.task_finished();
-        let ran = resolve(core, r, env);
-        drop_contained(FINISHED_TASK, self);
-        ran
+        run_started(self, job, worker, &ctx, env)
     }
 
     fn fail(self: Arc<Self>, e: TaskError) -> bool {

@@ -234,12 +234,7 @@ impl<B: Backend> Engine<B> {
 impl<B: Backend> Shared<B> {
     fn refuse<R>(&self, st: u8, job: R) -> SubmitError<R> {
         let kind = if st == BROKEN {
-            SubmitErrorKind::Broken(
-                lock(&self.ctl)
-                    .broken
-                    .clone()
-                    .unwrap_or_else(|| BrokenReason::new("broken")),
-            )
+            SubmitErrorKind::Broken(self.broken_reason())
         } else {
             SubmitErrorKind::Shutdown
         };

@@ -16,15 +16,18 @@ impl<B: Backend> Shared<B> {
     /// What a task that cannot run any more resolves with: `Broken(reason)` or `Shutdown`.
     pub(super) fn closed_error(&self) -> TaskError {
         if self.status.load(Ordering::SeqCst) == BROKEN {
-            TaskError::Broken(
-                lock(&self.ctl)
-                    .broken
-                    .clone()
-                    .unwrap_or_else(|| BrokenReason::new("broken")),
-            )
+            TaskError::Broken(self.broken_reason())
         } else {
             TaskError::Shutdown
         }
+    }
+
+    /// Why the pool broke (asked once it is `BROKEN`).
+    pub(super) fn broken_reason(&self) -> BrokenReason {
+        lock(&self.ctl)
+            .broken
+            .clone()
+            .unwrap_or_else(|| BrokenReason::new("broken"))
     }
 
     /// Break the pool: the first reason sticks; queued tasks and later submits fail with it.
