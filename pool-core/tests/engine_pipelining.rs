@@ -1,4 +1,4 @@
-//! The engine's pipelining (`Worker::max_in_flight` above 1), driven through a fake backend
+//! The engine's pipelining (`Pipeline::max_in_flight` above 1), driven through a fake backend
 //! whose "process" is a thread fed through a channel, as a process is fed through a pipe:
 //! several tasks in flight per worker, and every policy still right.
 

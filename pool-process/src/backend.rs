@@ -115,7 +115,7 @@ pub struct ProcessWorker {
     bufs: Arc<BufPool>,
     /// Tasks sent and not yet answered, oldest first: name and send time.
     in_flight: VecDeque<(&'static str, Instant)>,
-    /// Lent to a caller thread (`Worker::lent`): its requests carry `protocol::POLL`.
+    /// Lent to a caller thread (`Pipeline::lent`): its requests carry `protocol::POLL`.
     lent: bool,
 }
 
