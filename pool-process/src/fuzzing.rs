@@ -162,6 +162,7 @@ pub fn handshake_samples() -> Vec<(&'static str, Vec<u8>)> {
     use crate::protocol::{HookCall, PROTOCOL_VERSION};
     use crate::sys::exe::BuildIdentity;
     use crate::transfer::FnRef;
+    use crate::transport::{Flavor, SocketAddress};
 
     let identity = BuildIdentity {
         dev: 2049,
@@ -227,11 +228,14 @@ pub fn handshake_samples() -> Vec<(&'static str, Vec<u8>)> {
         anchor_delta: 64,
         worker_id: 3,
         named_only: false,
-        transport: "sock:pool-100-3-ab:00ff".into(),
+        transport: Flavor::Socket(SocketAddress {
+            name: "pool-100-3-ab".into(),
+            token: vec![0x00, 0xff],
+        }),
     };
     let spawned = WorkerSpec {
         ppid: 100,
-        transport: "pipe".into(),
+        transport: Flavor::Pipe,
         ..spec.clone()
     };
     vec![

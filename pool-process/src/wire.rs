@@ -1,7 +1,8 @@
 //! The tiny, codec-independent binary encoding of protocol messages (handshake, replies'
 //! status and error details). Little-endian integers; strings and byte strings carry a `u32`
 //! length. Decoding never panics and never allocates a claimed length: every read is bounds
-//! checked against the bytes actually present.
+//! checked against the bytes actually present. Bytes in text (the worker's spec) are
+//! hexadecimal ([`hex`], [`unhex`]).
 
 /// Appends protocol fields to a buffer.
 pub(crate) trait Put {
@@ -81,6 +82,22 @@ impl<'a> Reader<'a> {
     pub(crate) fn rest(self) -> &'a [u8] {
         self.0
     }
+}
+
+/// Bytes as lowercase hexadecimal text (two digits each).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of hexadecimal text (either case); `None` for an odd length or a non-digit.
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,13 +3,15 @@
 //! Every message is one transport frame whose first byte is its kind. Integers are
 //! little-endian (see `crate::wire`). The sequence is described in `../worker/README.md`.
 
-use crate::sys::exe::BuildIdentity;
 use crate::transfer::FnRef;
 use crate::wire::{Put, Reader};
 
 /// Message kinds, flags and header sizes (also included by the misbehaving-worker fixture).
 mod numbers;
+/// The worker's start-up spec, and the spelling of its transport.
+mod spec;
 pub(crate) use numbers::*;
+pub(crate) use spec::WorkerSpec;
 
 /// A request's kind without the [`POLL`] flag, and whether the flag was set.
 pub(crate) fn request_kind(kind: u8) -> (u8, bool) {
@@ -67,65 +69,6 @@ pub(crate) fn reply_header(seq: u64, outcome: u8) -> [u8; REPLY_HEADER] {
     h[SEQ].copy_from_slice(&seq.to_le_bytes());
     h[SEQ.end] = outcome;
     h
-}
-
-/// What the worker learns from its environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct WorkerSpec {
-    pub(crate) version: u32,
-    /// The pool process: the worker's peer.
-    pub(crate) parent: u32,
-    /// The worker's expected parent process: the pool process when spawned, the fork server
-    /// when forked. The parent-death signal and the parent re-check are against it. Encoded
-    /// as an optional last field, absent when it equals `parent` (so the text of a spawned
-    /// worker's spec is unchanged).
-    pub(crate) ppid: u32,
-    pub(crate) identity: BuildIdentity,
-    pub(crate) anchor_delta: i64,
-    pub(crate) worker_id: u64,
-    /// Only named tasks run: no function offset is ever resolved (the worker may be a
-    /// different binary).
-    pub(crate) named_only: bool,
-    /// `pipe` or `sock:<name>:<token>`.
-    pub(crate) transport: String,
-}
-
-impl WorkerSpec {
-    pub(crate) fn encode(&self) -> String {
-        let mut s = format!(
-            "{};{};{};{};{};{};{}",
-            self.version,
-            self.parent,
-            self.identity.encode(),
-            self.anchor_delta,
-            self.worker_id,
-            u8::from(self.named_only),
-            self.transport
-        );
-        if self.ppid != self.parent {
-            s.push_str(&format!(";{}", self.ppid));
-        }
-        s
-    }
-
-    pub(crate) fn decode(s: &str) -> Option<Self> {
-        let mut it = s.splitn(8, ';');
-        let version = it.next()?.parse().ok()?;
-        let parent = it.next()?.parse().ok()?;
-        Some(Self {
-            version,
-            parent,
-            identity: BuildIdentity::decode(it.next()?)?,
-            anchor_delta: it.next()?.parse().ok()?,
-            worker_id: it.next()?.parse().ok()?,
-            named_only: it.next()?.parse::<u8>().ok()? == 1,
-            transport: it.next()?.to_owned(),
-            ppid: match it.next() {
-                Some(p) => p.parse().ok()?,
-                None => parent,
-            },
-        })
-    }
 }
 
 /// A hook (initializer or finalizer) as it travels: its reference and encoded argument.
@@ -275,6 +218,8 @@ impl Hello {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::exe::BuildIdentity;
+    use crate::transport::Flavor;
 
     #[test]
     fn messages_round_trip() {
@@ -287,7 +232,7 @@ mod tests {
             anchor_delta: -64,
             worker_id: 3,
             named_only: true,
-            transport: "sock:pool-1-2-ab:00ff".into(),
+            transport: Flavor::from_wire("sock:pool-1-2-ab:00ff").unwrap(),
         };
         assert_eq!(WorkerSpec::decode(&spec.encode()), Some(spec.clone()));
         let spawned = WorkerSpec { ppid: 12, ..spec };

@@ -12,7 +12,7 @@ use crate::sys::exe::self_exe;
 use crate::sys::proc;
 use crate::transfer::{self, Outcome};
 use crate::transport::shm::{ShmOptions, ShmTransport};
-use crate::transport::{self, SocketListener, Transport, TransportKind};
+use crate::transport::{self, Flavor, SocketListener, Transport, TransportKind};
 use crate::wire::Reader;
 use crate::worker::panics::PanicRecord;
 
@@ -111,22 +111,22 @@ impl WorkerProcess {
     pub(crate) fn start(cfg: &StartConfig, id: u64) -> Result<Self, StartFailure> {
         let deadline = Instant::now() + cfg.start_timeout;
         let exe = self_exe().map_err(StartFailure::Spawn)?;
-        let listener = match cfg.transport {
-            TransportKind::LocalSocket => Some(SocketListener::bind().map_err(|e| {
-                StartFailure::Spawn(format!("cannot bind a local socket for the worker: {e}"))
-            })?),
-            _ => None,
-        };
-        let shm = match cfg.transport {
-            TransportKind::Shm => Some(ShmTransport::create(&ShmOptions::new()).map_err(|e| {
-                StartFailure::Spawn(format!("cannot create a shared-memory channel: {e}"))
-            })?),
-            _ => None,
-        };
-        let transport_spec = match (&listener, &shm) {
-            (Some(l), _) => l.worker_spec(),
-            (None, Some(_)) => "shm".to_owned(),
-            (None, None) => "pipe".to_owned(),
+        // The transport, chosen once: what the parent prepares for it, and the flavor the
+        // worker is told.
+        let (flavor, listener, shm) = match cfg.transport {
+            TransportKind::Pipe => (Flavor::Pipe, None, None),
+            TransportKind::LocalSocket => {
+                let l = SocketListener::bind().map_err(|e| {
+                    StartFailure::Spawn(format!("cannot bind a local socket for the worker: {e}"))
+                })?;
+                (Flavor::Socket(l.address()), Some(l), None)
+            }
+            TransportKind::Shm => {
+                let shm = ShmTransport::create(&ShmOptions::new()).map_err(|e| {
+                    StartFailure::Spawn(format!("cannot create a shared-memory channel: {e}"))
+                })?;
+                (Flavor::Shm, None, Some(shm))
+            }
         };
         let mut spec = WorkerSpec {
             version: PROTOCOL_VERSION,
@@ -136,7 +136,7 @@ impl WorkerProcess {
             anchor_delta: transfer::anchor_delta(),
             worker_id: id,
             named_only: cfg.named.is_some(),
-            transport: transport_spec,
+            transport: flavor,
         };
         let (shm_side, shm_file) = match shm {
             Some((side, file)) => (Some(side), Some(file)),

@@ -20,6 +20,7 @@ use interprocess::os::unix::uds_local_socket::{Listener, Stream};
 
 use super::{StreamTransport, Transport};
 use crate::sys::fdio;
+use crate::wire::hex;
 
 /// A bound, not yet connected listener for one worker.
 pub(crate) struct SocketListener {
@@ -34,18 +35,12 @@ fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
     Ok(out)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+/// Where a worker connects and what it presents: the listener's abstract name and the
+/// token. The worker learns it from its spec (`transport::Flavor::Socket`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SocketAddress {
+    pub(crate) name: String,
+    pub(crate) token: Vec<u8>,
 }
 
 impl SocketListener {
@@ -69,9 +64,12 @@ impl SocketListener {
         })
     }
 
-    /// What the worker's environment carries: `sock:<name>:<token hex>`.
-    pub(crate) fn worker_spec(&self) -> String {
-        format!("sock:{}:{}", self.name, hex(&self.token))
+    /// What the worker is told (in its spec) to connect to.
+    pub(crate) fn address(&self) -> SocketAddress {
+        SocketAddress {
+            name: self.name.clone(),
+            token: self.token.to_vec(),
+        }
     }
 
     /// Accepts the worker: same uid and the right token, before `deadline`. `gone` is asked
@@ -126,19 +124,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Worker side: connects to the parent named in `spec` (`sock:<name>:<token hex>`) and
-/// presents the token.
-pub(crate) fn connect_worker(spec: &str) -> io::Result<StreamTransport> {
-    let bad = || io::Error::new(io::ErrorKind::InvalidInput, "malformed local socket spec");
-    let rest = spec.strip_prefix("sock:").ok_or_else(bad)?;
-    let (name, token) = rest.rsplit_once(':').ok_or_else(bad)?;
-    let token = unhex(token).ok_or_else(bad)?;
+/// Worker side: connects to the parent's listener at `address` and presents the token.
+pub(crate) fn connect_worker(address: &SocketAddress) -> io::Result<StreamTransport> {
     let stream = ConnectOptions::new()
-        .name(name.to_ns_name::<GenericNamespaced>()?)
+        .name(address.name.as_str().to_ns_name::<GenericNamespaced>()?)
         .connect_sync_as::<Stream>()?;
     let fd = OwnedFd::from(stream);
     let mut transport = StreamTransport::new(fd.try_clone()?, fd);
-    transport.send(&[&token])?;
+    transport.send(&[&address.token])?;
     Ok(transport)
 }
 
@@ -149,13 +142,10 @@ mod tests {
     #[test]
     fn token_gate_accepts_the_right_token_only() {
         let listener = SocketListener::bind().unwrap();
-        let spec = listener.worker_spec();
-        let wrong = spec[..spec.len() - 2].to_string() + "00";
-        let wrong = if wrong == spec {
-            spec[..spec.len() - 2].to_string() + "11"
-        } else {
-            wrong
-        };
+        let spec = listener.address();
+        let mut wrong = spec.clone();
+        let last = wrong.token.last_mut().unwrap();
+        *last = if *last == 0 { 0x11 } else { 0 };
         let t1 = std::thread::spawn(move || {
             let _impostor = connect_worker(&wrong).unwrap();
             std::thread::sleep(Duration::from_millis(50));

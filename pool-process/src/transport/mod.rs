@@ -15,7 +15,7 @@ mod stream;
 use std::io;
 use std::time::{Duration, Instant};
 
-pub(crate) use local_socket::{SocketListener, connect_worker};
+pub(crate) use local_socket::{SocketAddress, SocketListener, connect_worker};
 pub(crate) use pipe::{
     parent_side as pipe_parent_side, shm_worker_side, worker_side as pipe_worker_side,
 };
@@ -59,6 +59,21 @@ pub trait Transport: Send + 'static {
 /// `shm/wake.rs`). Long enough to catch the next request of a loop of calls without a
 /// wake-up, short enough to cost nothing measurable when the loop ends.
 pub(crate) const WORKER_SPIN: Duration = Duration::from_micros(20);
+
+/// The transport of one worker's channel, as both sides know it: the parent chooses it once
+/// per worker from the pool's [`TransportKind`] (a socket's address exists once its
+/// listener is bound) and writes it into the worker's spec; the worker opens its side of the
+/// channel by it. Its spelling in the spec is `protocol`'s ([`Flavor::to_wire`],
+/// [`Flavor::from_wire`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// Anonymous pipes on the worker's fds 0/1.
+    Pipe,
+    /// A local socket: the worker connects to this address and presents its token.
+    Socket(SocketAddress),
+    /// Shared memory: the memory file on the worker's fd 0.
+    Shm,
+}
 
 /// Which built-in transport a pool uses for its workers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -14,7 +14,7 @@ use crate::protocol::{
 use crate::sys::exe::BuildIdentity;
 use crate::sys::{fdio, malloc, proc, signals};
 use crate::transfer::{self, FnRef, Outcome};
-use crate::transport::{self, Transport};
+use crate::transport::{self, Flavor, Transport};
 use crate::wire::Put;
 
 /// How a worker's life ended, as an exit code.
@@ -56,16 +56,22 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
     signals::die_with_parent(spec.ppid)?;
     panics::install_hook();
 
-    let opened: io::Result<Box<dyn Transport>> = match spec.transport.as_str() {
-        "pipe" => transport::pipe_worker_side().map(|t| Box::new(t) as Box<dyn Transport>),
-        "shm" if spec.ppid == spec.parent => {
+    let opened: io::Result<Box<dyn Transport>> = match &spec.transport {
+        Flavor::Pipe => transport::pipe_worker_side().map(|t| Box::new(t) as Box<dyn Transport>),
+        Flavor::Shm if spec.ppid == spec.parent => {
             transport::shm_worker_side(spec.parent).map(|t| Box::new(t) as Box<dyn Transport>)
         }
-        "shm" => forked_shm_side(&spec).map(|t| Box::new(t) as Box<dyn Transport>),
-        other => transport::connect_worker(other).map(|t| Box::new(t) as Box<dyn Transport>),
+        Flavor::Shm => forked_shm_side(&spec).map(|t| Box::new(t) as Box<dyn Transport>),
+        Flavor::Socket(address) => {
+            transport::connect_worker(address).map(|t| Box::new(t) as Box<dyn Transport>)
+        }
     };
-    let mut transport =
-        opened.map_err(|e| format!("cannot open the control channel ({}): {e}", spec.transport))?;
+    let mut transport = opened.map_err(|e| {
+        format!(
+            "cannot open the control channel ({}): {e}",
+            spec.transport.to_wire()
+        )
+    })?;
 
     // Identity: compare before any offset is resolved (the transfer invariant).
     let mine = BuildIdentity::current()
