@@ -13,13 +13,13 @@ use pool_core::{
 };
 
 use crate::buffers::BufPool;
-use crate::protocol::{NAMED_HEADER, POLL, TASK_HEADER, named_header, task_header};
+use crate::protocol::{
+    CodecFailureRecord, Detail, Outcome, RequestHeader, named_header, task_header,
+};
 use crate::supervisor::{CallFailure, Death, Exit, StartConfig, StartFailure, WorkerProcess};
 use crate::sys::signals::signal_name;
-use crate::transfer::{FnRef, Outcome};
+use crate::transfer::FnRef;
 use crate::transport;
-use crate::wire::Reader;
-use crate::worker::panics::PanicRecord;
 
 /// An encoded task: which function to run and its encoded argument.
 pub struct EncodedTask {
@@ -36,30 +36,6 @@ pub(crate) enum Target {
     Fn(FnRef),
     /// The n-th name the pool declared with `named_tasks`.
     Named(u32),
-}
-
-/// A request header, either kind.
-enum Header {
-    Fn([u8; TASK_HEADER]),
-    Named([u8; NAMED_HEADER]),
-}
-
-impl Header {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Header::Fn(h) => h,
-            Header::Named(h) => h,
-        }
-    }
-
-    /// Marks the request as awaited by a polling caller (`protocol::POLL`).
-    fn polled(mut self) -> Self {
-        match &mut self {
-            Header::Fn(h) => h[0] |= POLL,
-            Header::Named(h) => h[0] |= POLL,
-        }
-        self
-    }
 }
 
 /// A task's encoded result, as the worker sent it.
@@ -130,13 +106,12 @@ fn exit_reason(exit: &Exit) -> ExitReason {
     }
 }
 
-fn codec_failure(side: Side, detail: &[u8]) -> CodecFailure {
-    let mut r = Reader(detail);
+fn codec_failure(side: Side, record: CodecFailureRecord) -> CodecFailure {
     CodecFailure {
         side,
-        type_name: r.str().unwrap_or_default(),
-        codec: r.str().unwrap_or_default(),
-        message: r.str().unwrap_or_default(),
+        type_name: record.type_name,
+        codec: record.codec,
+        message: record.message,
     }
 }
 
@@ -154,36 +129,33 @@ fn read_reply(
     outcome: Outcome,
     payload: &[u8],
 ) -> Result<Result<EncodedReply, TaskError>, ()> {
-    match outcome {
-        Outcome::Ok => {
+    match Detail::read(outcome, payload) {
+        Detail::Value(value) => {
             let mut bytes = bufs.take();
-            bytes.extend_from_slice(payload);
+            bytes.extend_from_slice(value);
             Ok(Ok(EncodedReply { bytes }))
         }
-        Outcome::Panicked => {
-            let p = PanicRecord::read(payload).unwrap_or_default();
+        Detail::Panicked(record) => {
+            let p = record.unwrap_or_default();
             Ok(Err(TaskError::Panicked(PanicInfo {
                 message: p.message,
                 location: p.location,
                 backtrace: p.backtrace,
             })))
         }
-        Outcome::DecodeFailed => Ok(Err(TaskError::Decode(codec_failure(Side::Worker, payload)))),
-        Outcome::EncodeFailed => Ok(Err(TaskError::Encode(codec_failure(Side::Worker, payload)))),
+        Detail::DecodeFailed(f) => Ok(Err(TaskError::Decode(codec_failure(Side::Worker, f)))),
+        Detail::EncodeFailed(f) => Ok(Err(TaskError::Encode(codec_failure(Side::Worker, f)))),
         // Not a task reply: the worker is out of step.
-        Outcome::Failed => Err(()),
+        Detail::Failed(_) => Err(()),
     }
 }
 
 impl ProcessWorker {
     /// The request header for `target`, or `None` if the worker lacks the named task.
-    fn header(&self, target: Target) -> Option<Header> {
+    fn header(&self, target: Target) -> Option<RequestHeader> {
         match target {
-            Target::Fn(f) => Some(Header::Fn(task_header(f))),
-            Target::Named(declared) => self
-                .process
-                .named_index(declared)
-                .map(|i| Header::Named(named_header(i))),
+            Target::Fn(f) => Some(task_header(f)),
+            Target::Named(declared) => self.process.named_index(declared).map(named_header),
         }
     }
 
@@ -235,11 +207,11 @@ impl Worker for ProcessWorker {
         // The engine's watchdog enforces the deadline (and reports the limit exactly); the
         // transport's own deadline, a little later, is only a safety net.
         let deadline = ctx.deadline.map(|d| d + DEADLINE_GRACE);
-        let reply = self.process.call(
-            &[header.bytes(), &input.arg],
-            deadline,
-            |outcome, payload| read_reply(bufs, outcome, payload),
-        );
+        let reply = self
+            .process
+            .call(&[&header, &input.arg], deadline, |outcome, payload| {
+                read_reply(bufs, outcome, payload)
+            });
         let result = match reply {
             Ok(Ok(r)) => r,
             Ok(Err(())) => {
@@ -309,11 +281,7 @@ impl Pipeline for ProcessWorker {
             let death = self.process.bury();
             return Err(self.died(death, ctx, input.name));
         };
-        if self
-            .process
-            .send_request(&[header.bytes(), &input.arg])
-            .is_ok()
-        {
+        if self.process.send_request(&[&header, &input.arg]).is_ok() {
             self.in_flight.push_back((input.name, started));
             return Ok(());
         }

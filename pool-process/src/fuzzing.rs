@@ -6,10 +6,10 @@
 //! the targets.
 
 use crate::forkserver::{Answer, Request};
-use crate::protocol::{self, Hello, MAX_REQUEST_HEADER, Ready, Setup, WorkerSpec};
+use crate::protocol::{
+    self, Hello, MAX_REQUEST_HEADER, Outcome, PanicRecord, Ready, Setup, WorkerSpec,
+};
 use crate::supervisor::describe_hook_failure;
-use crate::transfer::Outcome;
-use crate::worker::panics::PanicRecord;
 
 /// HELLO (worker → parent) parsed, then encoded again.
 pub fn hello(frame: &[u8]) -> Option<Vec<u8>> {
@@ -54,12 +54,12 @@ pub fn stamp_seq(header: &[u8], seq: u64) -> Option<Vec<u8>> {
 
 /// The sequence number of a request or reply frame (0 if it is too short).
 pub fn seq_of(frame: &[u8]) -> u64 {
-    protocol::seq_of(frame)
+    protocol::request::seq_of(frame)
 }
 
 /// A request's kind byte without the poll flag, and the flag.
 pub fn request_kind(kind: u8) -> (u8, bool) {
-    protocol::request_kind(kind)
+    protocol::request::request_kind(kind)
 }
 
 /// The real request and reply headers, for seeds: a task header for function reference `f`,

@@ -110,7 +110,7 @@ mod tests {
         let mut input = Vec::new();
         pool_codec::Codec::encode(&codec, &5u32, &mut input).unwrap();
         let mut out = Vec::new();
-        assert_eq!((t.run)(&input, &mut out), crate::transfer::Outcome::Ok);
+        assert_eq!((t.run)(&input, &mut out), crate::protocol::Outcome::Ok);
         let back: u32 = pool_codec::Codec::decode(&codec, &out).unwrap();
         assert_eq!(back, 15);
     }

@@ -30,37 +30,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bytes;
-use crate::wire::Put;
+use crate::protocol::reply::{Outcome, write_codec_failure, write_codec_name, write_failure};
 use crate::worker::panics;
-
-/// What a trampoline did; sent as the first byte of every reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Outcome {
-    /// `out` holds the encoded result.
-    Ok = 0,
-    /// `out` holds a [`panics::PanicRecord`].
-    Panicked = 1,
-    /// Decoding the argument failed in the worker; `out` holds a codec failure record.
-    DecodeFailed = 2,
-    /// Encoding the result failed in the worker; `out` holds a codec failure record.
-    EncodeFailed = 3,
-    /// The function reported failure (initializer/finalizer `Err`); `out` holds the message.
-    Failed = 4,
-}
-
-impl Outcome {
-    pub(crate) fn from_u8(v: u8) -> Option<Self> {
-        Some(match v {
-            0 => Self::Ok,
-            1 => Self::Panicked,
-            2 => Self::DecodeFailed,
-            3 => Self::EncodeFailed,
-            4 => Self::Failed,
-            _ => return None,
-        })
-    }
-}
 
 /// The shape of every trampoline: input bytes in, output bytes appended, outcome returned.
 pub(crate) type Trampoline = fn(&[u8], &mut Vec<u8>) -> Outcome;
@@ -132,12 +103,6 @@ fn conjure<F: Copy + 'static>() -> F {
     unsafe { std::mem::zeroed::<F>() }
 }
 
-fn codec_failure(out: &mut Vec<u8>, type_name: &str, codec: &str, message: &str) {
-    out.put_str(type_name);
-    out.put_str(codec);
-    out.put_str(message);
-}
-
 /// The codec-failure message for a `Serialize` or `Deserialize` (`which`) implementation that
 /// panicked in the parent, where such a panic is one more codec failure (in a worker it is the
 /// task's panic).
@@ -159,7 +124,7 @@ fn decode_arg<A: DeserializeOwned, C: Codec>(
     match codec.decode::<A>(input) {
         Ok(a) => Some(a),
         Err(e) => {
-            codec_failure(out, type_name::<A>(), codec.name(), e.message());
+            write_codec_failure(out, type_name::<A>(), codec.name(), e.message());
             None
         }
     }
@@ -202,7 +167,7 @@ where
             Ok(()) => Outcome::Ok,
             Err(e) => {
                 out.truncate(start);
-                codec_failure(out, type_name::<R>(), codec.name(), e.message());
+                write_codec_failure(out, type_name::<R>(), codec.name(), e.message());
                 Outcome::EncodeFailed
             }
         }
@@ -308,7 +273,7 @@ where
         match conjure::<F>()(arg).into_result() {
             Ok(()) => Outcome::Ok,
             Err(message) => {
-                out.put_str(&message);
+                write_failure(out, &message);
                 Outcome::Failed
             }
         }
@@ -321,7 +286,7 @@ where
 }
 
 fn probe_trampoline<C: Codec>(_input: &[u8], out: &mut Vec<u8>) -> Outcome {
-    out.put_str(C::default().name());
+    write_codec_name(out, C::default().name());
     Outcome::Ok
 }
 

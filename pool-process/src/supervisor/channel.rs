@@ -4,8 +4,9 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::protocol::{MAX_REQUEST_HEADER, REPLY, REPLY_HEADER, STOP, STOPPED, seq_of, stamp_seq};
-use crate::transfer::Outcome;
+use crate::protocol::{
+    MAX_REQUEST_HEADER, Malformed, Outcome, REPLY, Reply, STOP_REQUEST, stamp_seq,
+};
 
 use super::handshake::*;
 use super::*;
@@ -73,28 +74,25 @@ impl WorkerProcess {
             Io(io::Error),
         }
         let got = match self.transport.recv(deadline) {
-            Ok(frame) => match (
-                frame.first(),
-                frame
-                    .get(REPLY_HEADER - 1)
-                    .copied()
-                    .and_then(Outcome::from_u8),
-            ) {
-                (Some(&REPLY), Some(o)) if Some(seq_of(frame)) == expected => {
-                    Ok(on_reply(o, &frame[REPLY_HEADER..]))
-                }
-                (Some(&REPLY), Some(_)) => Err(Wrong::Violation(format!(
-                    "replied with sequence number {} while {}; the reply was discarded",
-                    seq_of(frame),
+            Ok(frame) => match Reply::parse(frame) {
+                Ok(Reply::Task {
+                    seq,
+                    outcome,
+                    payload,
+                }) if Some(seq) == expected => Ok(on_reply(outcome, payload)),
+                Ok(Reply::Task { seq, .. }) => Err(Wrong::Violation(format!(
+                    "replied with sequence number {seq} while {}; the reply was discarded",
                     match expected {
                         Some(e) => format!("the oldest task in flight has {e}"),
                         None => "no task was in flight".to_owned(),
                     }
                 ))),
-                (Some(&REPLY), None) => Err(Wrong::Violation("sent a malformed reply".to_owned())),
-                (kind, _) => Err(Wrong::Violation(format!(
+                Err(Malformed { kind: Some(REPLY) }) => {
+                    Err(Wrong::Violation("sent a malformed reply".to_owned()))
+                }
+                other => Err(Wrong::Violation(format!(
                     "sent {} where a task's reply was expected",
-                    match kind {
+                    match other.map_or_else(|m| m.kind, |r| Some(r.kind())) {
                         Some(k) => format!("a message of kind {k:#04x}"),
                         None => "an empty message".to_owned(),
                     }
@@ -165,20 +163,15 @@ impl WorkerProcess {
         }
         let mut result = Ok(());
         self.stderr.mark_task_start();
-        if self.transport.send(&[&[STOP]]).is_ok() {
-            match self.transport.recv(Some(deadline)) {
-                Ok(frame) if frame.first() == Some(&STOPPED) => {
-                    let outcome = frame.get(1).copied().and_then(Outcome::from_u8);
-                    if let Some(o) = outcome
-                        && o != Outcome::Ok
-                    {
-                        result = Err(format!(
-                            "the finalizer failed in worker #{} (pid {}): {}",
-                            self.id,
-                            self.cell.pid,
-                            describe_hook_failure(o, &frame[2..])
-                        ));
-                    }
+        if self.transport.send(&[&STOP_REQUEST]).is_ok() {
+            match self.transport.recv(Some(deadline)).map(Reply::parse) {
+                Ok(Ok(Reply::Stopped { outcome, detail })) if outcome != Outcome::Ok => {
+                    result = Err(format!(
+                        "the finalizer failed in worker #{} (pid {}): {}",
+                        self.id,
+                        self.cell.pid,
+                        describe_hook_failure(outcome, detail)
+                    ));
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {

@@ -6,15 +6,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::forkserver;
-use crate::protocol::{HELLO, Hello, PROTOCOL_VERSION, READY, WorkerSpec};
+use crate::protocol::{Detail, Outcome, PROTOCOL_VERSION, PanicRecord, Reply, WorkerSpec};
 use crate::stderr_tail::StderrTail;
 use crate::sys::exe::self_exe;
 use crate::sys::proc;
-use crate::transfer::{self, Outcome};
+use crate::transfer;
 use crate::transport::shm::{ShmOptions, ShmTransport};
 use crate::transport::{self, Flavor, SocketListener, Transport, TransportKind};
-use crate::wire::Reader;
-use crate::worker::panics::PanicRecord;
 
 use super::child::*;
 use super::launch::*;
@@ -57,8 +55,14 @@ pub(super) fn map_named(
     }
 }
 
+/// A task's panic detail in words (the tests' reading of a reply).
+#[cfg(test)]
 pub(super) fn describe_panic(detail: &[u8]) -> String {
-    match PanicRecord::read(detail) {
+    describe_panic_record(PanicRecord::read(detail))
+}
+
+fn describe_panic_record(record: Option<PanicRecord>) -> String {
+    match record {
         Some(p) => match p.location {
             Some(loc) => format!("panicked at {loc}: {}", p.message),
             None => format!("panicked: {}", p.message),
@@ -69,26 +73,17 @@ pub(super) fn describe_panic(detail: &[u8]) -> String {
 
 /// A hook's failure (outcome byte + detail) in words.
 pub(crate) fn describe_hook_failure(outcome: Outcome, detail: &[u8]) -> String {
-    match outcome {
-        Outcome::Ok => "succeeded".to_owned(),
-        Outcome::Panicked => describe_panic(detail),
-        Outcome::Failed => Reader(detail).str().unwrap_or_else(|| "failed".to_owned()),
-        Outcome::DecodeFailed | Outcome::EncodeFailed => {
-            let mut r = Reader(detail);
-            let (ty, codec, msg) = (r.str(), r.str(), r.str());
-            let what = if outcome == Outcome::DecodeFailed {
-                "decode its argument"
-            } else {
-                "encode its result"
-            };
-            format!(
-                "could not {what} of type {} with codec {}: {}",
-                ty.unwrap_or_default(),
-                codec.unwrap_or_default(),
-                msg.unwrap_or_default()
-            )
-        }
-    }
+    let (what, failure) = match Detail::read(outcome, detail) {
+        Detail::Value(_) => return "succeeded".to_owned(),
+        Detail::Panicked(record) => return describe_panic_record(record),
+        Detail::Failed(message) => return message.unwrap_or_else(|| "failed".to_owned()),
+        Detail::DecodeFailed(failure) => ("decode its argument", failure),
+        Detail::EncodeFailed(failure) => ("encode its result", failure),
+    };
+    format!(
+        "could not {what} of type {} with codec {}: {}",
+        failure.type_name, failure.codec, failure.message
+    )
 }
 
 /// The start failure of a worker that sent a frame its transport refused (a header
@@ -260,8 +255,8 @@ impl WorkerProcess {
             Ok(_) if Instant::now() > deadline => Err(io::ErrorKind::TimedOut.into()),
             r => r,
         };
-        let hello = match received {
-            Ok(frame) if frame.first() == Some(&HELLO) => Hello::decode(frame),
+        let hello = match received.map(Reply::parse) {
+            Ok(Ok(Reply::Hello(hello))) => Some(hello),
             Ok(_) => None,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 return Err(StartFailure::Handshake(corrupt_frame(&w, &fail, &e)));
@@ -327,14 +322,8 @@ impl WorkerProcess {
             )));
         }
         let has_init = cfg.setup.init.is_some();
-        let ready = match w.transport.recv(Some(deadline)) {
-            Ok(frame) if frame.first() == Some(&READY) => {
-                let mut r = Reader(&frame[1..]);
-                let codec = r.str();
-                let outcome = r.u8().and_then(Outcome::from_u8);
-                let detail = r.rest().to_vec();
-                codec.zip(outcome).map(|(c, o)| (c, o, detail))
-            }
+        let ready = match w.transport.recv(Some(deadline)).map(Reply::parse) {
+            Ok(Ok(Reply::Ready(r))) => Some((r.codec, r.outcome, r.detail.to_vec())),
             Ok(_) => None,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 return Err(StartFailure::Handshake(corrupt_frame(&w, &fail, &e)));

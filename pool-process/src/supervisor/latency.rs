@@ -1,7 +1,8 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::transfer::{self, Outcome};
+use crate::protocol::Outcome;
+use crate::transfer;
 use crate::transport::TransportKind;
 
 use super::tests::config_with;

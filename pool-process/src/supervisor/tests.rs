@@ -2,9 +2,10 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use crate::forkserver;
+use crate::protocol::Outcome;
 use crate::protocol::{STOP, Setup};
 use crate::sys::proc;
-use crate::transfer::{self, Outcome};
+use crate::transfer;
 use crate::transport::TransportKind;
 
 use super::handshake::*;

@@ -13,32 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
-use crate::wire::{Put, Reader};
-
-/// One caught panic.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct PanicRecord {
-    pub(crate) message: String,
-    pub(crate) location: Option<String>,
-    pub(crate) backtrace: Option<String>,
-}
-
-impl PanicRecord {
-    pub(crate) fn write(&self, out: &mut Vec<u8>) {
-        out.put_str(&self.message);
-        out.put_opt_str(self.location.as_deref());
-        out.put_opt_str(self.backtrace.as_deref());
-    }
-
-    pub(crate) fn read(bytes: &[u8]) -> Option<Self> {
-        let mut r = Reader(bytes);
-        Some(Self {
-            message: r.str()?,
-            location: r.opt_str()?,
-            backtrace: r.opt_str()?,
-        })
-    }
-}
+use crate::protocol::reply::PanicRecord;
 
 thread_local! {
     static IN_TASK: Cell<bool> = const { Cell::new(false) };

@@ -8,14 +8,13 @@ use super::panics;
 use crate::forkserver;
 use crate::named;
 use crate::protocol::{
-    HELLO, Hello, NAMED, NAMED_HEADER, PROTOCOL_VERSION, READY, STOP, STOPPED, Setup, TASK,
-    TASK_HEADER, WorkerSpec, reply_header, request_kind, seq_of,
+    Hello, Outcome, PROTOCOL_VERSION, Request, Setup, WorkerSpec, ready_frame, reply_header,
+    stopped_header, write_codec_name, write_failure,
 };
 use crate::sys::exe::BuildIdentity;
 use crate::sys::{fdio, malloc, proc, signals};
-use crate::transfer::{self, FnRef, Outcome};
+use crate::transfer;
 use crate::transport::{self, Flavor, Transport};
-use crate::wire::Put;
 
 /// How a worker's life ended, as an exit code.
 pub(crate) enum End {
@@ -116,7 +115,6 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
             .collect(),
     };
     send(&mut transport, &[&hello.encode()])?;
-    debug_assert_eq!(hello.encode()[0], HELLO);
     if let Some(why) = refusal {
         return Err(format!("refusing to serve: {why}"));
     }
@@ -132,10 +130,9 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
         let probe = unsafe { setup.probe.resolve() };
         probe(&[], &mut out);
     } else {
-        out.put_str("");
+        write_codec_name(&mut out, "");
     }
-    let mut ready = vec![READY];
-    ready.extend_from_slice(&out);
+    let codec_field = out.clone();
     out.clear();
     let init_outcome = match &setup.init {
         Some(h) if closures_ok => {
@@ -145,8 +142,7 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
         }
         _ => Outcome::Ok,
     };
-    ready.put_u8(init_outcome as u8);
-    ready.extend_from_slice(&out);
+    let ready = ready_frame(&codec_field, init_outcome, &out);
     send(&mut transport, &[&ready])?;
     if init_outcome != Outcome::Ok {
         return Ok(Ended::Stopped);
@@ -163,38 +159,43 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
         };
         // Every request's sequence number goes back in its reply; a request whose caller
         // polls for the reply (`POLL`) makes the worker poll for the next one.
-        let (kind, poll) = frame.first().map_or((0, false), |&k| request_kind(k));
-        let (seq, outcome) = match kind {
-            TASK if frame.len() >= TASK_HEADER && closures_ok => {
-                let mut offset = [0u8; 8];
-                offset.copy_from_slice(&frame[TASK_HEADER - 8..TASK_HEADER]);
+        let (seq, poll, outcome) = match Request::parse(frame) {
+            Ok(Request::Task {
+                seq,
+                poll,
+                f: Some(f),
+                arg,
+            }) if closures_ok => {
                 // SAFETY: the reference was made by the parent that passed the identity
                 // checks above (same build).
-                let trampoline = unsafe { FnRef(i64::from_le_bytes(offset)).resolve() };
-                (seq_of(frame), trampoline(&frame[TASK_HEADER..], &mut out))
+                let trampoline = unsafe { f.resolve() };
+                (seq, poll, trampoline(arg, &mut out))
             }
-            NAMED if frame.len() >= NAMED_HEADER => {
-                let mut index = [0u8; 4];
-                index.copy_from_slice(&frame[NAMED_HEADER - 4..NAMED_HEADER]);
-                let outcome = match named::registry().get(u32::from_le_bytes(index) as usize) {
-                    Some(task) => (task.run)(&frame[NAMED_HEADER..], &mut out),
+            Ok(Request::Named {
+                seq,
+                poll,
+                index,
+                arg,
+            }) => {
+                let outcome = match named::registry().get(index as usize) {
+                    Some(task) => (task.run)(arg, &mut out),
                     None => {
-                        out.put_str("no such named task in this worker");
+                        write_failure(&mut out, "no such named task in this worker");
                         Outcome::Failed
                     }
                 };
-                (seq_of(frame), outcome)
+                (seq, poll, outcome)
             }
-            TASK => {
-                out.put_str("this worker cannot run functions sent by offset (not the same build)");
-                (seq_of(frame), Outcome::Failed)
+            Ok(Request::Task { seq, poll, .. }) => {
+                write_failure(
+                    &mut out,
+                    "this worker cannot run functions sent by offset (not the same build)",
+                );
+                (seq, poll, Outcome::Failed)
             }
-            STOP => break,
-            _ => {
-                return Err(format!(
-                    "unexpected message kind {:?} from the parent",
-                    frame.first()
-                ));
+            Ok(Request::Stop) => break,
+            Err(kind) => {
+                return Err(format!("unexpected message kind {kind:?} from the parent"));
             }
         };
         send(&mut transport, &[&reply_header(seq, outcome as u8), &out])?;
@@ -214,7 +215,7 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
         }
         _ => Outcome::Ok,
     };
-    let _ = transport.send(&[&[STOPPED, fin_outcome as u8], &out]);
+    let _ = transport.send(&[&stopped_header(fin_outcome), &out]);
     Ok(Ended::Stopped)
 }
 
