@@ -5,11 +5,12 @@
 //! **A [`FnRef`] is only ever resolved in a process that runs the identical build of the
 //! program that made it.** Parent and worker then have the same machine code at the same
 //! offsets from [`anchor`]; only the load address differs (ASLR), and it is added back on the
-//! worker side. The handshake upholds this before the worker resolves anything: the worker
-//! exec'd the very inode the parent runs (an fd held by the parent), and it compares the
-//! executable's `(device, inode, size, mtime)` *and* the distance between two anchor
-//! functions with the values the parent measured; any difference stops the worker before a
-//! single offset is used, and the parent reports a start error (see `worker/README.md`).
+//! worker side. The worker exec'd the very inode the parent runs (an fd held by the parent),
+//! and before it resolves anything it compares the executable's `(device, inode, size,
+//! mtime)` *and* the distance between two anchor functions with the values the parent
+//! measured ([`SameBinary::verify`]). Only a match yields a [`SameBinary`], and
+//! [`FnRef::resolve`] takes one: a worker without it cannot resolve a single offset (it
+//! refuses the handshake, and the parent reports a start error; see `worker/README.md`).
 //!
 //! # What crosses
 //!
@@ -23,6 +24,7 @@
 //! `R`, catch panics); its offset from [`anchor`] is what travels in a request.
 
 use std::any::type_name;
+use std::io;
 use std::mem::size_of;
 
 use pool_codec::Codec;
@@ -31,6 +33,7 @@ use serde::de::DeserializeOwned;
 
 use crate::bytes;
 use crate::protocol::reply::{Outcome, write_codec_failure, write_codec_name, write_failure};
+use crate::sys::exe::BuildIdentity;
 use crate::worker::panics;
 
 /// The shape of every trampoline: input bytes in, output bytes appended, outcome returned.
@@ -66,19 +69,81 @@ impl FnRef {
         Self((t as usize as i64).wrapping_sub(address(anchor)))
     }
 
-    /// Turns the offset back into a callable trampoline in this process.
-    ///
-    /// # Safety
-    ///
-    /// `self` must come from [`FnRef::of`] in a process running the identical build (the
-    /// module invariant, established by the handshake before this is called).
-    pub(crate) unsafe fn resolve(self) -> Trampoline {
+    /// Turns the offset back into a callable trampoline in this process, which the proof
+    /// shows to run the build of the parent that sent `self`.
+    pub(crate) fn resolve(self, _proof: &SameBinary) -> Trampoline {
         let addr = address(anchor).wrapping_add(self.0) as usize;
         debug_assert_ne!(addr, 0);
-        // SAFETY: by the caller's contract `addr` is the address of a function of type
-        // `Trampoline` in this very image (same build, offset from the same anchor);
-        // `usize` and `fn` pointers have the same size.
+        // SAFETY: the module invariant. The proof exists only where `SameBinary::verify` found
+        // this process to run the identical build of the parent (same executable, same
+        // anchor distance), and the parent sends only references made by `FnRef::of` from
+        // a `Trampoline` of that build. So `addr` is the address of a function of type
+        // `Trampoline` in this very image (same code, offset from the same anchor); `usize`
+        // and `fn` pointers have the same size.
         unsafe { std::mem::transmute::<usize, Trampoline>(addr) }
+    }
+}
+
+/// This process's build as [`SameBinary::verify`] compares it: its executable's identity
+/// and its code layout (the distance between the anchors). A worker reports both in HELLO.
+pub(crate) struct ThisBuild {
+    identity: BuildIdentity,
+    anchor_delta: i64,
+}
+
+impl ThisBuild {
+    /// Measures this process's build.
+    ///
+    /// # Errors
+    /// The executable cannot be examined.
+    pub(crate) fn measure() -> io::Result<Self> {
+        Ok(Self {
+            identity: BuildIdentity::current()?,
+            anchor_delta: anchor_delta(),
+        })
+    }
+
+    pub(crate) fn identity(&self) -> &BuildIdentity {
+        &self.identity
+    }
+
+    pub(crate) fn anchor_delta(&self) -> i64 {
+        self.anchor_delta
+    }
+}
+
+/// Proof that this process runs the identical build of the parent that sends it function
+/// references: what [`FnRef::resolve`] requires. Made only by [`SameBinary::verify`].
+#[derive(Debug)]
+pub(crate) struct SameBinary {
+    _verified: (),
+}
+
+impl SameBinary {
+    /// Compares this build with the parent's: its executable's identity and its anchor
+    /// distance, as the parent measured them (the worker's spec carries both).
+    ///
+    /// # Errors
+    /// The difference, in words, when the builds differ.
+    pub(crate) fn verify(
+        this: &ThisBuild,
+        parent_identity: &BuildIdentity,
+        parent_anchor_delta: i64,
+    ) -> Result<Self, String> {
+        if this.identity != *parent_identity {
+            Err(format!(
+                "the worker runs a different executable ({}) than the parent ({parent_identity})",
+                this.identity
+            ))
+        } else if this.anchor_delta != parent_anchor_delta {
+            Err(format!(
+                "code layout differs (anchor distance {} in the worker, {parent_anchor_delta} in \
+                 the parent)",
+                this.anchor_delta
+            ))
+        } else {
+            Ok(Self { _verified: () })
+        }
     }
 }
 
@@ -371,6 +436,25 @@ mod tests {
         R: Serialize + 'static,
     {
         raw_task_trampoline::<F, A, R, DefaultCodec>
+    }
+
+    #[test]
+    fn only_the_same_build_verifies() {
+        let this = ThisBuild::measure().unwrap();
+        let proof = SameBinary::verify(&this, this.identity(), this.anchor_delta()).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            probe_ref::<DefaultCodec>().resolve(&proof)(&[], &mut out),
+            Outcome::Ok
+        );
+        let other = BuildIdentity {
+            size: this.identity().size + 1,
+            ..*this.identity()
+        };
+        let err = SameBinary::verify(&this, &other, this.anchor_delta()).unwrap_err();
+        assert!(err.contains("different executable"), "{err}");
+        let err = SameBinary::verify(&this, this.identity(), this.anchor_delta() + 1).unwrap_err();
+        assert!(err.contains("code layout differs"), "{err}");
     }
 
     #[test]

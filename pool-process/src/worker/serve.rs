@@ -11,9 +11,8 @@ use crate::protocol::{
     Hello, Outcome, PROTOCOL_VERSION, Request, Setup, WorkerSpec, ready_frame, reply_header,
     stopped_header, write_codec_name, write_failure,
 };
-use crate::sys::exe::BuildIdentity;
 use crate::sys::{fdio, malloc, proc, signals};
-use crate::transfer;
+use crate::transfer::{SameBinary, ThisBuild};
 use crate::transport::{self, Flavor, Transport};
 
 /// How a worker's life ended, as an exit code.
@@ -73,41 +72,28 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
     })?;
 
     // Identity: compare before any offset is resolved (the transfer invariant).
-    let mine = BuildIdentity::current()
-        .map_err(|e| format!("cannot stat this worker's executable: {e}"))?;
-    let delta = transfer::anchor_delta();
+    let this =
+        ThisBuild::measure().map_err(|e| format!("cannot stat this worker's executable: {e}"))?;
     let version_mismatch = (spec.version != PROTOCOL_VERSION).then(|| {
         format!(
             "protocol version {} (worker) vs {} (parent)",
             PROTOCOL_VERSION, spec.version
         )
     });
-    let build_mismatch = if mine != spec.identity {
-        Some(format!(
-            "the worker runs a different executable ({mine}) than the parent ({})",
-            spec.identity
-        ))
-    } else if delta != spec.anchor_delta {
-        Some(format!(
-            "code layout differs (anchor distance {delta} in the worker, {} in the parent)",
-            spec.anchor_delta
-        ))
-    } else {
-        None
-    };
-    // Function offsets are resolved only by a worker of the identical build that was not
-    // told to run named tasks only (the transfer invariant).
-    let closures_ok = build_mismatch.is_none() && !spec.named_only;
-    let refusal = match (version_mismatch, build_mismatch) {
+    let same_binary = SameBinary::verify(&this, &spec.identity, spec.anchor_delta);
+    let refusal = match (version_mismatch, &same_binary) {
         (Some(v), _) => Some(v),
-        (None, Some(b)) if !spec.named_only => Some(b),
+        (None, Err(b)) if !spec.named_only => Some(b.clone()),
         _ => None,
     };
+    // Function offsets are resolved only by a worker of the identical build that was not
+    // told to run named tasks only.
+    let same_binary = same_binary.ok().filter(|_| !spec.named_only);
     let hello = Hello {
         version: PROTOCOL_VERSION,
         pid: proc::own_pid(),
-        identity: mine.to_string(),
-        anchor_delta: delta,
+        identity: this.identity().to_string(),
+        anchor_delta: this.anchor_delta(),
         refusal: refusal.clone(),
         tasks: named::registry()
             .iter()
@@ -125,21 +111,16 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
         Err(e) => return Err(format!("reading SETUP: {e}")),
     };
     let mut out = Vec::with_capacity(4096);
-    if closures_ok {
-        // SAFETY: identity, anchor distance and protocol version were checked above.
-        let probe = unsafe { setup.probe.resolve() };
-        probe(&[], &mut out);
-    } else {
-        write_codec_name(&mut out, "");
+    match &same_binary {
+        Some(same) => {
+            setup.probe.resolve(same)(&[], &mut out);
+        }
+        None => write_codec_name(&mut out, ""),
     }
     let codec_field = out.clone();
     out.clear();
-    let init_outcome = match &setup.init {
-        Some(h) if closures_ok => {
-            // SAFETY: as for the probe.
-            let hook = unsafe { h.f.resolve() };
-            hook(&h.arg, &mut out)
-        }
+    let init_outcome = match (&setup.init, &same_binary) {
+        (Some(h), Some(same)) => h.f.resolve(same)(&h.arg, &mut out),
         _ => Outcome::Ok,
     };
     let ready = ready_frame(&codec_field, init_outcome, &out);
@@ -159,24 +140,25 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
         };
         // Every request's sequence number goes back in its reply; a request whose caller
         // polls for the reply (`POLL`) makes the worker poll for the next one.
-        let (seq, poll, outcome) = match Request::parse(frame) {
-            Ok(Request::Task {
-                seq,
-                poll,
-                f: Some(f),
-                arg,
-            }) if closures_ok => {
-                // SAFETY: the reference was made by the parent that passed the identity
-                // checks above (same build).
-                let trampoline = unsafe { f.resolve() };
-                (seq, poll, trampoline(arg, &mut out))
-            }
-            Ok(Request::Named {
-                seq,
-                poll,
-                index,
-                arg,
-            }) => {
+        let (seq, poll, outcome) = match (Request::parse(frame), &same_binary) {
+            (
+                Ok(Request::Task {
+                    seq,
+                    poll,
+                    f: Some(f),
+                    arg,
+                }),
+                Some(same),
+            ) => (seq, poll, f.resolve(same)(arg, &mut out)),
+            (
+                Ok(Request::Named {
+                    seq,
+                    poll,
+                    index,
+                    arg,
+                }),
+                _,
+            ) => {
                 let outcome = match named::registry().get(index as usize) {
                     Some(task) => (task.run)(arg, &mut out),
                     None => {
@@ -186,15 +168,15 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
                 };
                 (seq, poll, outcome)
             }
-            Ok(Request::Task { seq, poll, .. }) => {
+            (Ok(Request::Task { seq, poll, .. }), _) => {
                 write_failure(
                     &mut out,
                     "this worker cannot run functions sent by offset (not the same build)",
                 );
                 (seq, poll, Outcome::Failed)
             }
-            Ok(Request::Stop) => break,
-            Err(kind) => {
+            (Ok(Request::Stop), _) => break,
+            (Err(kind), _) => {
                 return Err(format!("unexpected message kind {kind:?} from the parent"));
             }
         };
@@ -207,12 +189,8 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
     }
 
     out.clear();
-    let fin_outcome = match &setup.fin {
-        Some(h) if closures_ok => {
-            // SAFETY: as for the probe.
-            let hook = unsafe { h.f.resolve() };
-            hook(&h.arg, &mut out)
-        }
+    let fin_outcome = match (&setup.fin, &same_binary) {
+        (Some(h), Some(same)) => h.f.resolve(same)(&h.arg, &mut out),
         _ => Outcome::Ok,
     };
     let _ = transport.send(&[&stopped_header(fin_outcome), &out]);
