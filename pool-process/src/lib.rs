@@ -62,6 +62,7 @@ mod supervisor;
 mod sys;
 mod transfer;
 pub mod transport;
+mod values;
 mod wire;
 mod worker;
 

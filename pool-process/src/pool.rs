@@ -16,7 +16,10 @@ use serde::de::DeserializeOwned;
 use crate::backend::{EncodedReply, EncodedTask, ProcessBackend, Target};
 use crate::buffers::BufPool;
 use crate::bytes;
-use crate::transfer::{self};
+use crate::transfer;
+// `encode_caught` is also the builder's (for the hooks' arguments), which imports it from here.
+pub(crate) use crate::values::encode_caught;
+use crate::values::{decode_reply, drop_argument, short_name};
 
 /// A pool of worker processes running zero-sized functions (fn items and capture-free
 /// closures) on serde arguments. Cheap to clone: clones share the pool.
@@ -418,45 +421,7 @@ impl<C: Codec> ProcessPool<C> {
         (
             EncodedTask { target, name, arg },
             opts,
-            move |reply: EncodedReply| {
-                if raw_result {
-                    let mut bytes = reply.bytes;
-                    // The reply buffer came from the free list: do not hand the caller
-                    // far more capacity than the result needs.
-                    if bytes.capacity() > 2 * bytes.len() + 4096 {
-                        bytes.shrink_to_fit();
-                    }
-                    if let Some(value) = bytes::make::<R>(bytes) {
-                        return Ok(value);
-                    }
-                    return Err(TaskError::Decode(CodecFailure {
-                        side: Side::Parent,
-                        type_name: type_name::<R>().to_owned(),
-                        codec: "raw bytes".to_owned(),
-                        message: "not a byte type".to_owned(),
-                    }));
-                }
-                // On the pool's thread (or a caller's, for `apply`): a `Deserialize` that
-                // panics fails this task with a decode error, like one that fails.
-                let decoded = match pool_core::catch_panic(|| codec.decode::<R>(&reply.bytes)) {
-                    Ok(r) => r.map_err(|e| e.message().to_owned()),
-                    Err(p) => Err(transfer::panicked_in(
-                        "Deserialize",
-                        &p.message,
-                        p.location.as_deref(),
-                    )),
-                };
-                let value = decoded.map_err(|message| {
-                    TaskError::Decode(CodecFailure {
-                        side: Side::Parent,
-                        type_name: type_name::<R>().to_owned(),
-                        codec: codec.name().to_owned(),
-                        message,
-                    })
-                });
-                bufs.put(reply.bytes);
-                value
-            },
+            move |reply: EncodedReply| decode_reply(&codec, &bufs, raw_result, reply),
         )
     }
 }
@@ -546,78 +511,5 @@ where
     }
 }
 
-/// Encodes `value` into `out` with `codec`. A `Serialize` that panics is one more encode
-/// failure: the panic is caught (it never unwinds into the caller), `out` is put back to its
-/// length, and the message names the panic. `Err` is the failure's message.
-pub(crate) fn encode_caught<C: Codec, T: Serialize + ?Sized>(
-    codec: &C,
-    value: &T,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    let start = out.len();
-    match pool_core::catch_panic(|| codec.encode(value, out)) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.message().to_owned()),
-        Err(p) => {
-            out.truncate(start);
-            Err(transfer::panicked_in(
-                "Serialize",
-                &p.message,
-                p.location.as_deref(),
-            ))
-        }
-    }
-}
-
-/// Drops a task's argument once it is encoded (or its task refused without handing it
-/// back). Its `Drop` is user code: a panic there is reported through `tracing` and
-/// contained, so it never unwinds out of a call that has already queued the task (the
-/// caller would lose the future of a task that runs anyway).
-fn drop_argument<T>(arg: T) {
-    if std::mem::needs_drop::<T>()
-        && let Err(p) = pool_core::catch_panic(move || drop(arg))
-    {
-        let thread = std::thread::current();
-        // The same event as the engine's for user code it contains on its threads.
-        tracing::warn!(target: "pool", thread = thread.name().unwrap_or("<unnamed>"),
-            what = "dropping a task's argument after encoding it", panic = %p.message,
-            location = p.location.as_deref().unwrap_or("<unknown>"),
-            "user code panicked; contained");
-    }
-}
-
 const CLOSURES_IN_NAMED_POOL: &str = "this pool runs named tasks only (built with named_tasks): \
      use submit_named, or a pool without named_tasks for functions and closures";
-
-/// `F`'s type name without its leading crate path: `tour::crash` for a fn item,
-/// `tests::main::{{closure}}` for a closure. A slice of a static string: no allocation.
-fn short_name<F>() -> &'static str {
-    let full = type_name::<F>();
-    let keep = if full.ends_with("{{closure}}") { 3 } else { 2 };
-    let mut cut = full.len();
-    for _ in 0..keep {
-        match full[..cut].rfind("::") {
-            Some(i) => cut = i,
-            None => return full,
-        }
-    }
-    &full[cut + 2..]
-}
-
-#[cfg(test)]
-mod tests {
-    fn plain(x: u32) -> u32 {
-        x
-    }
-
-    #[test]
-    fn short_names() {
-        fn name_of<F>(_: &F) -> &'static str {
-            super::short_name::<F>()
-        }
-        assert_eq!(name_of(&plain), "tests::plain");
-        let c = |x: u32| x;
-        assert_eq!(name_of(&c), "tests::short_names::{{closure}}");
-        assert_eq!(super::short_name::<u32>(), "u32");
-    }
-}

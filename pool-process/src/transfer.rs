@@ -168,16 +168,6 @@ fn conjure<F: Copy + 'static>() -> F {
     unsafe { std::mem::zeroed::<F>() }
 }
 
-/// The codec-failure message for a `Serialize` or `Deserialize` (`which`) implementation that
-/// panicked in the parent, where such a panic is one more codec failure (in a worker it is the
-/// task's panic).
-pub(crate) fn panicked_in(which: &str, message: &str, location: Option<&str>) -> String {
-    match location {
-        Some(at) => format!("its {which} implementation panicked: {message} (at {at})"),
-        None => format!("its {which} implementation panicked: {message}"),
-    }
-}
-
 /// Decodes an argument in the worker. On failure writes the codec failure record to `out`
 /// and returns `None`. A panic in the type's `Deserialize` unwinds to the caller's catch and
 /// is reported as the task's panic (message and location), as a panic in the task itself.

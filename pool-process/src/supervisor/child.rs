@@ -3,13 +3,17 @@
 
 use std::process::{Child, ExitStatus};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::forkserver;
 use crate::sys::pidfd::ProcessWatch;
 use crate::sys::proc;
 
-use super::*;
+/// How long a kill waits to see the worker and the rest of its process group dead. SIGKILL
+/// cannot be caught, so this is only reached by a process stuck in the kernel (an
+/// uninterruptible wait on a dead network file system, say); the kill is then logged and
+/// the caller goes on.
+const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// A worker process as the supervisor holds it.
 pub(super) enum Proc {

@@ -34,12 +34,6 @@ pub(crate) use handshake::describe_hook_failure;
 /// How long a dead worker's stderr may take to reach end of file before it is quoted.
 const STDERR_GRACE: Duration = Duration::from_millis(200);
 
-/// How long a kill waits to see the worker and the rest of its process group dead. SIGKILL
-/// cannot be caught, so this is only reached by a process stuck in the kernel (an
-/// uninterruptible wait on a dead network file system, say); the kill is then logged and
-/// the caller goes on.
-const KILL_WAIT: Duration = Duration::from_secs(5);
-
 /// Everything needed to start a worker; shared by all starts of one pool.
 pub(crate) struct StartConfig {
     pub(crate) env: Vec<(OsString, Option<OsString>)>,

@@ -11,7 +11,8 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{ChildStdin, ChildStdout};
 
-use super::StreamTransport;
+use super::shm::ShmTransport;
+use super::stream::StreamTransport;
 use crate::sys::fdio;
 
 /// Parent side: the transport over a freshly spawned child's stdin/stdout pipes.
@@ -30,9 +31,9 @@ pub(crate) fn worker_side() -> io::Result<StreamTransport> {
 /// Worker side of the shared-memory transport: the memory file arrives as fd 0; it is moved
 /// to a close-on-exec descriptor, fd 0 is pointed at `/dev/null`, and the parent is watched
 /// (pidfd) so a dead parent ends every wait.
-pub(crate) fn shm_worker_side(parent: u32) -> io::Result<super::shm::ShmTransport> {
+pub(crate) fn shm_worker_side(parent: u32) -> io::Result<ShmTransport> {
     let file = fdio::take_stdin()?;
-    let mut t = super::shm::ShmTransport::connect(file)?;
+    let mut t = ShmTransport::connect(file)?;
     t.watch_parent(parent)?;
     Ok(t)
 }
