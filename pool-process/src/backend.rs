@@ -180,6 +180,12 @@ impl ProcessWorker {
         }
     }
 
+    /// The worker is gone: reap it and report its death as this task's error.
+    fn bury(&mut self, ctx: &RunContext, name: &str) -> TaskError {
+        let death = self.process.bury();
+        self.died(death, ctx, name)
+    }
+
     fn died(&self, death: Death, ctx: &RunContext, name: &str) -> TaskError {
         TaskError::WorkerDied(WorkerDied {
             worker: ctx.worker,
@@ -199,8 +205,7 @@ impl Worker for ProcessWorker {
         let started = Instant::now();
         let Some(header) = self.header(input.target) else {
             self.bufs.put(input.arg);
-            let death = self.process.bury();
-            return Err(self.died(death, ctx, input.name));
+            return Err(self.bury(ctx, input.name));
         };
         let header = if self.lent { header.polled() } else { header };
         let bufs = &self.bufs;
@@ -214,10 +219,7 @@ impl Worker for ProcessWorker {
             });
         let result = match reply {
             Ok(Ok(r)) => r,
-            Ok(Err(())) => {
-                let death = self.process.bury();
-                Err(self.died(death, ctx, input.name))
-            }
+            Ok(Err(())) => Err(self.bury(ctx, input.name)),
             Err(f) => Err(self.failed(f, ctx, input.name, started)),
         };
         self.bufs.put(input.arg);
@@ -278,16 +280,14 @@ impl Pipeline for ProcessWorker {
     fn send(&mut self, input: &EncodedTask, ctx: &RunContext) -> Result<(), TaskError> {
         let started = Instant::now();
         let Some(header) = self.header(input.target) else {
-            let death = self.process.bury();
-            return Err(self.died(death, ctx, input.name));
+            return Err(self.bury(ctx, input.name));
         };
         if self.process.send_request(&[&header, &input.arg]).is_ok() {
             self.in_flight.push_back((input.name, started));
             return Ok(());
         }
         if self.in_flight.is_empty() {
-            let death = self.process.bury();
-            return Err(self.died(death, ctx, input.name));
+            return Err(self.bury(ctx, input.name));
         }
         // Gone, but the replies it wrote before dying are still to be read (`recv` buries
         // it at the end of them); the engine runs this task elsewhere.
@@ -310,10 +310,7 @@ impl Pipeline for ProcessWorker {
             read_reply(bufs, outcome, payload)
         }) {
             Ok(Ok(r)) => r,
-            Ok(Err(())) => {
-                let death = self.process.bury();
-                Err(self.died(death, ctx, name))
-            }
+            Ok(Err(())) => Err(self.bury(ctx, name)),
             Err(f) => Err(self.failed(f, ctx, name, started)),
         }
     }
