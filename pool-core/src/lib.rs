@@ -33,6 +33,7 @@ mod executor;
 mod future;
 mod loom;
 mod panic;
+mod settings;
 mod task;
 
 pub use engine::{
@@ -52,4 +53,5 @@ pub use future::{
     as_completed_ordered, collect, promise, wait,
 };
 pub use panic::{callback_panics, catch_panic};
+pub use settings::{BuildError, engine_defaults};
 pub use task::{Call, CallFn, ChunkFn, Task};

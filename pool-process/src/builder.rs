@@ -4,11 +4,11 @@ use std::any::type_name;
 use std::ffi::OsString;
 use std::marker::PhantomData;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pool_codec::{Codec, DefaultCodec};
-use pool_core::{ConfigError, Engine, EngineConfig, OnWorkerDeath};
+use pool_core::{BuildError, ConfigError, Engine, EngineConfig, engine_defaults};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -78,10 +78,7 @@ impl ProcessPool<DefaultCodec> {
     /// A builder with the defaults (see each setter).
     pub fn builder() -> ProcessPoolBuilder<DefaultCodec> {
         ProcessPoolBuilder {
-            engine: EngineConfig {
-                name: "pool-process".to_owned(),
-                ..default_engine_config()
-            },
+            engine: engine_defaults("pool-process"),
             env: Vec::new(),
             transport: TransportKind::default(),
             codec: DefaultCodec::default(),
@@ -94,15 +91,6 @@ impl ProcessPool<DefaultCodec> {
             problems: Vec::new(),
         }
     }
-}
-
-/// `EngineConfig::default()`, computed once per process. Its `max_workers` asks the OS for
-/// the CPUs this process may use (`available_parallelism` reads the affinity mask and the
-/// cgroup quota files: 25–75 µs here, 2–4 % of a cold start), which is worth doing once rather
-/// than for every pool built. The count is that of the first pool built in the process.
-fn default_engine_config() -> EngineConfig {
-    static DEFAULT: OnceLock<EngineConfig> = OnceLock::new();
-    DEFAULT.get_or_init(EngineConfig::default).clone()
 }
 
 fn encode_hook<F, A, H, C>(codec: &C, f: &F, arg: &A) -> Result<HookCall, String>
@@ -127,69 +115,7 @@ where
 }
 
 impl<C: Codec> ProcessPoolBuilder<C> {
-    /// Most workers at once. Default: the CPUs this process may use
-    /// (`std::thread::available_parallelism`, which honours affinity and cgroup quotas), as
-    /// counted when the process built its first pool.
-    pub fn max_workers(mut self, n: usize) -> Self {
-        self.engine.max_workers = n;
-        self
-    }
-
-    /// Workers kept even when idle. Default 0.
-    pub fn min_workers(mut self, n: usize) -> Self {
-        self.engine.min_workers = n;
-        self
-    }
-
-    /// An idle worker above `min_workers` exits after this long; `None` keeps it. Default 60 s.
-    pub fn idle_timeout(mut self, d: Option<Duration>) -> Self {
-        self.engine.idle_timeout = d;
-        self
-    }
-
-    /// Replace a worker after it ran this many tasks. Default: never.
-    pub fn max_tasks_per_worker(mut self, n: u64) -> Self {
-        self.engine.max_tasks_per_worker = Some(n);
-        self
-    }
-
-    /// Replace a worker whose resident memory exceeds this many bytes after a task.
-    /// Default: no limit.
-    pub fn max_memory_per_worker(mut self, bytes: u64) -> Self {
-        self.engine.max_memory_per_worker = Some(bytes);
-        self
-    }
-
-    /// Time limit per task; past it the worker's process tree is killed and the task fails
-    /// with `TaskError::TimedOut`. Default: none.
-    pub fn task_timeout(mut self, d: Duration) -> Self {
-        self.engine.task_timeout = Some(d);
-        self
-    }
-
-    /// What a worker death does. Default `OnWorkerDeath::Replace`.
-    pub fn on_worker_death(mut self, policy: OnWorkerDeath) -> Self {
-        self.engine.on_worker_death = policy;
-        self
-    }
-
-    /// Consecutive start failures that break the pool. Default 3.
-    pub fn max_start_failures(mut self, n: u32) -> Self {
-        self.engine.max_start_failures = n;
-        self
-    }
-
-    /// Bound the queue of pending tasks. Default: unbounded.
-    pub fn queue_capacity(mut self, n: usize) -> Self {
-        self.engine.queue_capacity = Some(n);
-        self
-    }
-
-    /// Pool name (engine thread names). Default `"pool-process"`.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.engine.name = name.into();
-        self
-    }
+    pool_core::engine_setters!(engine, "pool-process");
 
     /// How long one worker may take to start, handshake and run its initializer.
     /// Default 60 s.
@@ -340,9 +266,16 @@ impl<C: Codec> ProcessPoolBuilder<C> {
     ///
     /// # Errors
     ///
-    /// Invalid settings (`max_workers` 0, `min_workers > max_workers`, ...), a hook argument
-    /// that cannot be encoded, or the running executable cannot be opened.
-    pub fn build(self) -> Result<ProcessPool<C>, ConfigError> {
+    /// A [`BuildError`] naming the pool: invalid settings (`max_workers` 0,
+    /// `min_workers > max_workers`, ...), a hook argument that cannot be encoded, or the
+    /// running executable cannot be opened.
+    pub fn build(self) -> Result<ProcessPool<C>, BuildError> {
+        let name = self.engine.name.clone();
+        self.build_checked()
+            .map_err(|source| BuildError::new("process", name, source))
+    }
+
+    fn build_checked(self) -> Result<ProcessPool<C>, ConfigError> {
         if let Some(p) = self.problems.first() {
             return Err(ConfigError::new(p.clone()));
         }

@@ -5,26 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pool_core::{ConfigError, EngineConfig, OnWorkerDeath, Rejection};
+use pool_core::{EngineConfig, engine_defaults};
 
 use crate::backend::{Hook, ThreadBackend, run_hook};
 use crate::pool::ThreadPool;
 
-/// The configuration was invalid.
-///
-/// # Examples
-///
-/// ```
-/// let e = pool_thread::ThreadPool::builder().max_workers(0).build().unwrap_err();
-/// assert!(e.to_string().contains("max_workers"));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("cannot build thread pool {name:?}: {source}")]
-pub struct BuildError {
-    name: String,
-    #[source]
-    source: ConfigError,
-}
+pub use pool_core::BuildError;
 
 /// What [`ThreadPool::test`] found wrong.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -72,10 +58,7 @@ pub struct ThreadPoolBuilder {
 impl Default for ThreadPoolBuilder {
     fn default() -> Self {
         ThreadPoolBuilder {
-            cfg: EngineConfig {
-                record_timing: false,
-                ..EngineConfig::default()
-            },
+            cfg: engine_defaults("pool"),
             initializer: None,
             finalizer: None,
             shutdown_timeout: None,
@@ -100,26 +83,7 @@ impl ThreadPoolBuilder {
         Self::default()
     }
 
-    /// At most this many worker threads. Default: [`std::thread::available_parallelism`]
-    /// (which honours the container's CPU quota). Must be at least 1.
-    pub fn max_workers(mut self, n: usize) -> Self {
-        self.cfg.max_workers = n;
-        self
-    }
-
-    /// Threads kept alive when idle (started when the pool is built). Default 0. Must not
-    /// exceed `max_workers`.
-    pub fn min_workers(mut self, n: usize) -> Self {
-        self.cfg.min_workers = n;
-        self
-    }
-
-    /// An idle thread above `min_workers` exits after this long. Default 60 s; `None` keeps
-    /// idle threads forever.
-    pub fn idle_timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
-        self.cfg.idle_timeout = d.into();
-        self
-    }
+    pool_core::engine_setters!(cfg, "pool");
 
     /// Run `f` on each worker thread when it starts. An `Err` (or a panic) breaks the pool:
     /// every pending future and every later submit fails with `Broken` and the cause.
@@ -142,60 +106,6 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Replace a worker thread (transparently) after it ran this many tasks. Default: never.
-    pub fn max_tasks_per_worker(mut self, n: u64) -> Self {
-        self.cfg.max_tasks_per_worker = Some(n);
-        self
-    }
-
-    /// Pool name; threads are named `{name}-{n}`. Default `"pool"`.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.cfg.name = name.into();
-        self
-    }
-
-    /// Stack size of worker threads in bytes. Default: Rust's default (2 MiB, or
-    /// `RUST_MIN_STACK`).
-    pub fn stack_size(mut self, bytes: usize) -> Self {
-        self.cfg.stack_size = Some(bytes);
-        self
-    }
-
-    /// Bound the queue of pending tasks to `n` (at least 1). Default: unbounded.
-    pub fn queue_capacity(mut self, n: usize) -> Self {
-        self.cfg.queue_capacity = Some(n);
-        self
-    }
-
-    /// What `submit` does when the bounded queue is full. Default [`Rejection::Block`].
-    pub fn rejection(mut self, r: Rejection) -> Self {
-        self.cfg.rejection = r;
-        self
-    }
-
-    /// What a worker death does. Threads only die by a failing initializer here, so this
-    /// matters little for thread pools. Default [`OnWorkerDeath::Replace`].
-    pub fn on_worker_death(mut self, p: OnWorkerDeath) -> Self {
-        self.cfg.on_worker_death = p;
-        self
-    }
-
-    /// Time limit per task once started. A thread cannot be killed: the future resolves
-    /// `TimedOut`, the late result is discarded, and the thread is busy until the task
-    /// returns. Default: none.
-    pub fn task_timeout(mut self, d: Duration) -> Self {
-        self.cfg.task_timeout = Some(d);
-        self
-    }
-
-    /// Record [`Timing`](pool_core::Timing) for every task (three clock reads per task).
-    /// Default false: `timing()` is empty unless the submit asked for it with
-    /// [`SubmitOptions::timing`](pool_core::SubmitOptions::timing).
-    pub fn record_timing(mut self, on: bool) -> Self {
-        self.cfg.record_timing = on;
-        self
-    }
-
     /// How long [`Executor::shutdown`](pool_core::Executor::shutdown) waits for running
     /// tasks. Default `None`: as long as they take (threads cannot be killed).
     pub fn shutdown_timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
@@ -209,6 +119,13 @@ impl ThreadPoolBuilder {
     ///
     /// [`BuildError`] when a setting cannot work (zero `max_workers`, `min_workers` above
     /// `max_workers`, zero `queue_capacity` or `max_tasks_per_worker`, zero `idle_timeout`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = pool_thread::ThreadPool::builder().max_workers(0).build().unwrap_err();
+    /// assert!(e.to_string().contains("max_workers"));
+    /// ```
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         let name = self.cfg.name.clone();
         let backend = ThreadBackend {
@@ -216,7 +133,7 @@ impl ThreadPoolBuilder {
             finalizer: self.finalizer,
         };
         ThreadPool::from_parts(backend, self.cfg, self.shutdown_timeout)
-            .map_err(|source| BuildError { name, source })
+            .map_err(|source| BuildError::new("thread", name, source))
     }
 
     /// Validate without building.
@@ -225,10 +142,9 @@ impl ThreadPoolBuilder {
     ///
     /// As [`ThreadPoolBuilder::build`].
     pub fn validate(&self) -> Result<(), BuildError> {
-        self.cfg.validate().map_err(|source| BuildError {
-            name: self.cfg.name.clone(),
-            source,
-        })
+        self.cfg
+            .validate()
+            .map_err(|source| BuildError::new("thread", self.cfg.name.clone(), source))
     }
 
     /// The self-test behind [`ThreadPool::test`].
