@@ -22,224 +22,43 @@
 //!
 //! After a panic, the chunk's consumed inputs and written outputs are leaked (never dropped
 //! twice); untouched chunks' inputs are dropped and finished chunks' outputs dropped.
+//!
+//! The mechanism, by file: `coord.rs` claims chunks and keeps their outcome and the latch;
+//! `ptrs.rs` holds the buffers as raw pointers for the helper threads; `slice.rs` is
+//! `map_slice` and `iter.rs` is `map_all`. The pool they run on is anything that offers
+//! [`Helpers`] (the [`ThreadPool`](crate::ThreadPool)).
 
-use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+mod coord;
+mod iter;
+mod ptrs;
+mod slice;
 
-use pool_core::{TaskError, catch_panic};
+use pool_core::TaskError;
 
-use crate::pool::ThreadPool;
+use coord::Coord;
+pub(crate) use iter::map_iter;
+pub(crate) use slice::map_slice;
 
-const UNTOUCHED: u8 = 0;
-const DONE: u8 = 1;
-const FAILED: u8 = 2;
+/// What a direct map needs from the pool it runs on.
+pub(crate) trait Helpers {
+    /// How many helper tasks to submit: the pool's `max_workers`.
+    fn max_workers(&self) -> usize;
 
-/// Claims, per-chunk outcome, first error, and the latch the caller waits on.
-struct Coord {
-    n: usize,
-    chunk: usize,
-    nchunks: usize,
-    next: AtomicUsize,
-    states: Box<[AtomicU8]>,
-    finished: AtomicUsize,
-    stop: AtomicBool,
-    error: Mutex<Option<(usize, TaskError)>>,
-    done: Mutex<bool>,
-    done_cv: Condvar,
-}
+    /// May the calling thread claim chunks too?
+    fn caller_may_help(&self) -> bool;
 
-impl Coord {
-    fn new(n: usize, chunk: usize) -> Self {
-        let nchunks = n.div_ceil(chunk);
-        Coord {
-            n,
-            chunk,
-            nchunks,
-            next: AtomicUsize::new(0),
-            states: (0..nchunks).map(|_| AtomicU8::new(UNTOUCHED)).collect(),
-            finished: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
-            error: Mutex::new(None),
-            done: Mutex::new(false),
-            done_cv: Condvar::new(),
-        }
-    }
-
-    fn range(&self, c: usize) -> (usize, usize) {
-        let lo = c * self.chunk;
-        (lo, (lo + self.chunk).min(self.n))
-    }
-
-    /// Claim and run chunks until none is left.
-    fn work(&self, run: &dyn Fn(usize, usize)) {
-        loop {
-            let c = self.next.fetch_add(1, Ordering::Relaxed);
-            if c >= self.nchunks {
-                return;
-            }
-            if !self.stop.load(Ordering::Relaxed) {
-                let (lo, hi) = self.range(c);
-                match catch_panic(|| run(lo, hi)) {
-                    Ok(()) => self.states[c].store(DONE, Ordering::Relaxed),
-                    Err(p) => {
-                        self.states[c].store(FAILED, Ordering::Relaxed);
-                        self.stop.store(true, Ordering::Relaxed);
-                        let mut e = self.error.lock().unwrap_or_else(|p| p.into_inner());
-                        if e.as_ref().is_none_or(|(i, _)| c < *i) {
-                            *e = Some((c, TaskError::Panicked(p)));
-                        }
-                    }
-                }
-            }
-            if self.finished.fetch_add(1, Ordering::AcqRel) + 1 == self.nchunks {
-                *self.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
-                self.done_cv.notify_all();
-            }
-        }
-    }
-
-    /// A helper task was dropped without running (the pool refused or cancelled it): stop
-    /// the map and mark every unclaimed chunk finished without touching the buffers.
-    fn abandon(&self) {
-        {
-            let mut e = self.error.lock().unwrap_or_else(|p| p.into_inner());
-            if e.is_none() {
-                *e = Some((usize::MAX, TaskError::Cancelled));
-            }
-        }
-        self.stop.store(true, Ordering::Relaxed);
-        self.work(&|_, _| unreachable!("stopped: no chunk runs"));
-    }
-
-    fn wait(&self) {
-        let mut g = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        while !*g {
-            g = self.done_cv.wait(g).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-}
-
-/// Raw buffer pointers that may cross to helper threads (see the module invariant).
-struct Ptrs<A, R> {
-    input: *mut A,
-    output: *mut R,
-}
-
-impl<A, R> Clone for Ptrs<A, R> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<A, R> Copy for Ptrs<A, R> {}
-
-// SAFETY: the pointers are only dereferenced for claimed, disjoint chunks while the owning
-// frame waits (module invariant); moving `A` in and `R` out across threads needs `Send`.
-unsafe impl<A: Send, R: Send> Send for Ptrs<A, R> {}
-
-impl<A, R> Ptrs<A, R> {
-    /// Apply `f` to the inputs `lo..hi`, moving each out and writing its result.
+    /// Submit one helper task.
     ///
-    /// # Safety
+    /// # Errors
     ///
-    /// `lo..hi` is a chunk this thread claimed, within both buffers' lengths.
-    unsafe fn run<F: Fn(A) -> R>(self, f: &F, lo: usize, hi: usize) {
-        for i in lo..hi {
-            // SAFETY: claimed chunk: nobody else reads input `i` or writes output `i`, and
-            // input `i` is read exactly once.
-            unsafe {
-                let a = self.input.add(i).read();
-                self.output.add(i).write(f(a));
-            }
-        }
-    }
-}
-
-/// Like [`Ptrs`] for a borrowed input slice: elements are shared, not moved.
-struct RefPtrs<A, R> {
-    input: *const A,
-    output: *mut R,
-}
-
-impl<A, R> Clone for RefPtrs<A, R> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<A, R> Copy for RefPtrs<A, R> {}
-
-// SAFETY: as for `Ptrs`; the inputs are only read through `&A` from several threads, which
-// needs `A: Sync`.
-unsafe impl<A: Sync, R: Send> Send for RefPtrs<A, R> {}
-
-impl<A: Sync, R> RefPtrs<A, R> {
-    /// Apply `f` to `&input[lo..hi]`, writing the results.
-    ///
-    /// # Safety
-    ///
-    /// As [`Ptrs::run`]; the inputs are only borrowed (the caller keeps them).
-    unsafe fn run_ref<F: Fn(&A) -> R>(self, f: &F, lo: usize, hi: usize) {
-        for i in lo..hi {
-            // SAFETY: claimed chunk: nobody else writes output `i`; inputs are shared reads
-            // of a slice the caller keeps borrowed until every chunk finished (`A: Sync`).
-            unsafe {
-                self.output.add(i).write(f(&*self.input.add(i)));
-            }
-        }
-    }
+    /// The pool refused it (shut down, broken, bounded queue full); `task` was dropped.
+    fn submit_helper<T: FnOnce() + Send + 'static>(&self, task: T) -> Result<(), TaskError>;
 }
 
 /// Chunk size: several chunks per thread so claiming balances uneven work, but not so many
 /// that claiming costs show.
 fn chunk_size(n: usize, threads: usize) -> usize {
     (n / (8 * threads)).clamp(n.clamp(1, 256), 1 << 16)
-}
-
-/// One helper task: runs `body` (the chunk loop); dropped unrun, it abandons the map so the
-/// caller never waits for chunks nobody will run.
-struct Helper<T> {
-    coord: Arc<Coord>,
-    body: Option<T>,
-}
-
-impl<T: FnOnce()> Helper<T> {
-    fn run(mut self) {
-        if let Some(b) = self.body.take() {
-            b();
-        }
-    }
-}
-
-impl<T> Drop for Helper<T> {
-    fn drop(&mut self) {
-        if self.body.is_some() {
-            self.coord.abandon();
-        }
-    }
-}
-
-/// Create the coordinator and submit one helper task per worker; `body(coord)` builds a
-/// helper's chunk loop. If the pool refuses a helper, the map is abandoned (the error is
-/// `Cancelled`, or the pool's refusal when nothing ran).
-fn launch<H, T>(pool: &ThreadPool, n: usize, mut body: H) -> (Arc<Coord>, Option<TaskError>)
-where
-    H: FnMut(Arc<Coord>) -> T,
-    T: FnOnce() + Send + 'static,
-{
-    let workers = pool.max_workers();
-    let threads = workers + usize::from(pool.caller_may_help());
-    let coord = Arc::new(Coord::new(n, chunk_size(n, threads)));
-    for _ in 0..workers.min(coord.nchunks) {
-        let h = Helper {
-            coord: coord.clone(),
-            body: Some(body(coord.clone())),
-        };
-        if let Err(e) = pool.submit(move || h.run()) {
-            // Dropping the refused helper abandoned the map.
-            return (coord, Some(e.to_task_error()));
-        }
-    }
-    (coord, None)
 }
 
 /// After every chunk finished: the first error in chunk order, preferring the pool's
@@ -253,263 +72,11 @@ fn outcome(coord: &Coord, refused: Option<TaskError>) -> Option<TaskError> {
     }
 }
 
-/// `map_slice`: like [`map_iter`] over borrowed inputs.
-pub(crate) fn map_slice<F, A, R>(pool: &ThreadPool, f: F, input: &[A]) -> Result<Vec<R>, TaskError>
-where
-    F: Fn(&A) -> R + Clone + Send + 'static,
-    A: Sync + 'static,
-    R: Send + 'static,
-{
-    let n = input.len();
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let mut output = ManuallyDrop::new(Vec::<R>::with_capacity(n));
-    let ptrs = RefPtrs {
-        input: input.as_ptr(),
-        output: output.as_mut_ptr(),
-    };
-    let (coord, refused) = launch(pool, n, |c| {
-        let f = f.clone();
-        // SAFETY: `work` hands `run_ref` only claimed chunks (module invariant).
-        move || c.work(&|lo, hi| unsafe { ptrs.run_ref(&f, lo, hi) })
-    });
-    if pool.caller_may_help() {
-        // SAFETY: as in the helpers.
-        coord.work(&|lo, hi| unsafe { ptrs.run_ref(&f, lo, hi) });
-    }
-    coord.wait();
-    // Every chunk is finished: the output buffer is ours alone again.
-    match outcome(&coord, refused) {
-        None => {
-            // SAFETY: every output slot `0..n` was written.
-            unsafe {
-                output.set_len(n);
-                Ok(ManuallyDrop::into_inner(output))
-            }
-        }
-        Some(e) => {
-            for c in 0..coord.nchunks {
-                let (lo, hi) = coord.range(c);
-                if coord.states[c].load(Ordering::Relaxed) == DONE {
-                    // SAFETY: a finished chunk's outputs are initialized and owned by us.
-                    unsafe {
-                        std::ptr::slice_from_raw_parts_mut(ptrs.output.add(lo), hi - lo)
-                            .drop_in_place()
-                    }
-                }
-            }
-            // SAFETY: outputs were dropped or leaked above; this frees the buffer only.
-            unsafe { ManuallyDrop::drop(&mut output) };
-            Err(e)
-        }
-    }
-}
-
-/// Helpers submitted before the input is collected, so the pool's threads wake up while
-/// the caller pulls the items; they start on the chunks as soon as the caller publishes them.
-struct Early<A, R> {
-    state: Mutex<EarlyState<A, R>>,
-    ready: AtomicBool,
-    cv: Condvar,
-}
-
-enum EarlyState<A, R> {
-    /// The caller is still collecting; `lost` if a helper was dropped unrun meanwhile.
-    Waiting {
-        lost: bool,
-    },
-    Running(Arc<Coord>, Ptrs<A, R>),
-    /// Nothing to do (empty input, or the caller unwound while collecting).
-    Aborted,
-}
-
-impl<A, R> Early<A, R> {
-    fn set(&self, s: EarlyState<A, R>) -> bool {
-        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let lost = matches!(*g, EarlyState::Waiting { lost: true });
-        *g = s;
-        self.ready.store(true, Ordering::Release);
-        drop(g);
-        self.cv.notify_all();
-        lost
-    }
-
-    /// Wait (yield for up to 5 ms, then block) until the caller launched.
-    fn launched(&self) -> Option<(Arc<Coord>, Ptrs<A, R>)> {
-        let start = std::time::Instant::now();
-        while !self.ready.load(Ordering::Acquire)
-            && start.elapsed() < std::time::Duration::from_millis(5)
-        {
-            std::thread::yield_now();
-        }
-        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            match &*g {
-                EarlyState::Waiting { .. } => {
-                    g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
-                }
-                EarlyState::Running(c, p) => return Some((c.clone(), *p)),
-                EarlyState::Aborted => return None,
-            }
-        }
-    }
-}
-
-/// One early helper task; dropped unrun (refused or cancelled by the pool), it abandons the
-/// map so the caller never waits for chunks nobody will run.
-struct EarlyHelper<A, R, F> {
-    early: Arc<Early<A, R>>,
-    f: Option<F>,
-}
-
-impl<A, R, F: Fn(A) -> R> EarlyHelper<A, R, F> {
-    fn run(mut self) {
-        let f = self.f.take().expect("runs once");
-        if let Some((coord, ptrs)) = self.early.launched() {
-            // SAFETY: `work` hands `run` only claimed chunks (module invariant).
-            coord.work(&|lo, hi| unsafe { ptrs.run(&f, lo, hi) });
-        }
-    }
-}
-
-impl<A, R, F> Drop for EarlyHelper<A, R, F> {
-    fn drop(&mut self) {
-        if self.f.is_none() {
-            return;
-        }
-        let coord = {
-            let mut g = self.early.state.lock().unwrap_or_else(|p| p.into_inner());
-            match &mut *g {
-                EarlyState::Waiting { lost } => {
-                    *lost = true;
-                    None
-                }
-                EarlyState::Running(c, _) => Some(c.clone()),
-                EarlyState::Aborted => None,
-            }
-        };
-        if let Some(c) = coord {
-            c.abandon();
-        }
-    }
-}
-
-/// Marks the early helpers' launch aborted if the caller unwinds (its iterator panicked)
-/// before launching.
-struct AbortIfUnlaunched<'a, A, R>(&'a Early<A, R>, bool);
-
-impl<A, R> Drop for AbortIfUnlaunched<'_, A, R> {
-    fn drop(&mut self) {
-        if !self.1 {
-            self.0.set(EarlyState::Aborted);
-        }
-    }
-}
-
-/// `map_all` with direct buffer access: helpers are submitted first, the items collected
-/// while the pool's threads wake up, then everyone claims chunks.
-pub(crate) fn map_iter<F, A, R, I>(pool: &ThreadPool, f: F, items: I) -> Result<Vec<R>, TaskError>
-where
-    F: Fn(A) -> R + Clone + Send + 'static,
-    A: Send + 'static,
-    R: Send + 'static,
-    I: Iterator<Item = A>,
-{
-    let early = Arc::new(Early {
-        state: Mutex::new(EarlyState::Waiting { lost: false }),
-        ready: AtomicBool::new(false),
-        cv: Condvar::new(),
-    });
-    let mut refused = None;
-    let mut guard = AbortIfUnlaunched(&early, false);
-    for _ in 0..pool.max_workers() {
-        let h = EarlyHelper {
-            early: early.clone(),
-            f: Some(f.clone()),
-        };
-        if let Err(e) = pool.submit(move || h.run()) {
-            refused = Some(e.to_task_error());
-            break;
-        }
-    }
-    if let Some(e) = refused {
-        // The pool refuses work (shut down, broken): report it; helpers already queued see
-        // the launch aborted and touch nothing.
-        guard.1 = true;
-        early.set(EarlyState::Aborted);
-        return Err(e);
-    }
-    let input: Vec<A> = items.collect();
-    let n = input.len();
-    if n == 0 {
-        guard.1 = true;
-        early.set(EarlyState::Aborted);
-        return Ok(Vec::new());
-    }
-    let mut input = ManuallyDrop::new(input);
-    let mut output = ManuallyDrop::new(Vec::<R>::with_capacity(n));
-    let ptrs = Ptrs {
-        input: input.as_mut_ptr(),
-        output: output.as_mut_ptr(),
-    };
-    let threads = pool.max_workers() + usize::from(pool.caller_may_help());
-    let coord = Arc::new(Coord::new(n, chunk_size(n, threads)));
-    guard.1 = true;
-    if early.set(EarlyState::Running(coord.clone(), ptrs)) {
-        // A helper was dropped unrun while we collected: nobody may be left to run chunks.
-        coord.abandon();
-    }
-    if pool.caller_may_help() {
-        // SAFETY: `work` hands `run` only claimed chunks (module invariant).
-        coord.work(&|lo, hi| unsafe { ptrs.run(&f, lo, hi) });
-    }
-    coord.wait();
-    // Every chunk is finished: the buffers are ours alone again.
-    match outcome(&coord, None) {
-        None => {
-            // SAFETY: every output slot `0..n` was written; every input was moved out, so
-            // the input buffer is freed without dropping elements.
-            unsafe {
-                input.set_len(0);
-                ManuallyDrop::drop(&mut input);
-                output.set_len(n);
-                Ok(ManuallyDrop::into_inner(output))
-            }
-        }
-        Some(e) => {
-            for c in 0..coord.nchunks {
-                let (lo, hi) = coord.range(c);
-                match coord.states[c].load(Ordering::Relaxed) {
-                    // SAFETY: a finished chunk's outputs are initialized and owned by us.
-                    DONE => unsafe {
-                        std::ptr::slice_from_raw_parts_mut(ptrs.output.add(lo), hi - lo)
-                            .drop_in_place()
-                    },
-                    // SAFETY: an untouched chunk's inputs were never moved out.
-                    UNTOUCHED => unsafe {
-                        std::ptr::slice_from_raw_parts_mut(ptrs.input.add(lo), hi - lo)
-                            .drop_in_place()
-                    },
-                    // A failed chunk is partly consumed: leak it.
-                    _ => {}
-                }
-            }
-            // SAFETY: all elements were dropped, moved or leaked above; free the buffers.
-            unsafe {
-                input.set_len(0);
-                ManuallyDrop::drop(&mut input);
-                ManuallyDrop::drop(&mut output);
-            }
-            Err(e)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use crate::ThreadPool;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     static DROPS: AtomicUsize = AtomicUsize::new(0);
 

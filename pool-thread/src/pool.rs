@@ -10,6 +10,7 @@ use pool_core::{
 };
 
 use crate::backend::{CallJob, ClosureJob, ThreadBackend};
+use crate::direct::{self, Helpers};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -112,16 +113,6 @@ impl ThreadPool {
             .map_err(|e| e.map_task(|j| j.0))
     }
 
-    pub(crate) fn max_workers(&self) -> usize {
-        self.engine.config().max_workers
-    }
-
-    /// May the calling thread run the pool's work itself? Not when the pool has an
-    /// initializer (its thread-local setup may be needed), unless this is a pool thread.
-    pub(crate) fn caller_may_help(&self) -> bool {
-        !self.has_initializer || self.engine.on_worker_thread()
-    }
-
     /// Apply `f` to every element of `items` on the pool's threads (and the calling thread,
     /// unless the pool has an initializer), writing results straight into the returned
     /// vector, in order. The slice is only borrowed: this call returns after every element
@@ -145,7 +136,7 @@ impl ThreadPool {
         A: Sync + 'static,
         R: Send + 'static,
     {
-        crate::direct::map_slice(self, f, items)
+        direct::map_slice(self, f, items)
     }
 
     /// Change `max_workers` (at least 1); extra threads exit after their current task.
@@ -202,7 +193,25 @@ impl Executor for ThreadPool {
         R: Send + 'static,
         I: IntoIterator<Item = A>,
     {
-        crate::direct::map_iter(self, f, items.into_iter())
+        direct::map_iter(self, f, items.into_iter())
+    }
+}
+
+/// The direct map's helper tasks run on the pool's threads.
+impl Helpers for ThreadPool {
+    fn max_workers(&self) -> usize {
+        self.engine.config().max_workers
+    }
+
+    /// Not when the pool has an initializer (its thread-local setup may be needed), unless
+    /// this is a pool thread.
+    fn caller_may_help(&self) -> bool {
+        !self.has_initializer || self.engine.on_worker_thread()
+    }
+
+    #[inline]
+    fn submit_helper<T: FnOnce() + Send + 'static>(&self, task: T) -> Result<(), TaskError> {
+        self.submit(task).map(drop).map_err(|e| e.to_task_error())
     }
 }
 
