@@ -19,7 +19,8 @@ use crate::supervisor::{StartConfig, StartMethod};
 use crate::transfer::{self, HookResult};
 use crate::transport::TransportKind;
 
-use crate::pool::{ProcessPool, encode_caught};
+use crate::pool::ProcessPool;
+use crate::values::encode_caught;
 
 /// Builds a [`ProcessPool`]; every setter documents its default. By value: chain the setters,
 /// then [`build`](Self::build), which validates everything and returns an error instead of

@@ -17,8 +17,7 @@ use crate::backend::{EncodedReply, EncodedTask, ProcessBackend, Target};
 use crate::buffers::BufPool;
 use crate::bytes;
 use crate::transfer;
-// `encode_caught` is also the builder's (for the hooks' arguments), which imports it from here.
-pub(crate) use crate::values::encode_caught;
+use crate::values::encode_caught;
 use crate::values::{decode_reply, drop_argument, short_name};
 
 /// A pool of worker processes running zero-sized functions (fn items and capture-free
