@@ -33,6 +33,7 @@ use serde::de::DeserializeOwned;
 
 use crate::bytes;
 use crate::protocol::reply::{Outcome, write_codec_failure, write_codec_name, write_failure};
+pub(crate) use crate::protocol::request::FnRef;
 use crate::sys::exe::BuildIdentity;
 use crate::worker::panics;
 
@@ -59,10 +60,6 @@ fn address(f: fn() -> u64) -> i64 {
 pub(crate) fn anchor_delta() -> i64 {
     address(second_anchor).wrapping_sub(address(anchor))
 }
-
-/// A trampoline's position relative to [`anchor`]: what a request carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FnRef(pub(crate) i64);
 
 impl FnRef {
     fn of(t: Trampoline) -> Self {

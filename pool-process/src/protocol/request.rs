@@ -7,7 +7,6 @@ use super::numbers::{
     MAX_REQUEST_HEADER, NAMED, NAMED_HEADER, POLL, PROTOCOL_VERSION, SEQ, SETUP, STOP, TASK,
     TASK_HEADER,
 };
-use crate::transfer::FnRef;
 use crate::wire::{Put, Reader};
 
 /// A request's kind without the [`POLL`] flag, and whether the flag was set.
@@ -47,6 +46,12 @@ impl Deref for RequestHeader {
         &self.bytes[..self.len]
     }
 }
+
+/// A trampoline's position relative to the build's anchor function: what a request carries
+/// to name the function to run. Made and resolved only in `transfer.rs` (its `impl`), which
+/// holds the invariant that makes resolving it sound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FnRef(pub(crate) i64);
 
 /// The header of a request to run the function at `f` (sent by offset).
 pub(crate) fn task_header(f: FnRef) -> RequestHeader {
