@@ -377,18 +377,10 @@ where
 {
     #[inline]
     fn run(self: Arc<Self>, worker: &mut W, env: &SlotEnv<'_>) -> Ran {
-        // SAFETY: this thread dequeued the job; the queue hands each entry out once.
-        let Some(entry) = (unsafe { self.take_payload() }) else {
-            drop_contained(FINISHED_TASK, self);
+        let Some((cell, entry)) = start(self, env) else {
             return Ran::Skipped;
         };
-        let core: &Core<R::Output> = &self.core;
-        if !core.start() {
-            drop_contained(CANCELLED_TASK, entry);
-            env.counters().cancelled();
-            drop_contained(FINISHED_TASK, self);
-            return Ran::Skipped;
-        }
+        let core: &Core<R::Output> = &cell.core;
         let (label, timeout) = match entry.meta {
             Some(m) => (m.label, m.timeout.or(env.task_timeout())),
             None => (None, env.task_timeout()),
@@ -402,14 +394,14 @@ where
             worker: env.worker_id(),
         };
         if let Some(d) = deadline {
-            let watched = Watched(Some(self.clone()));
+            let watched = Watched(Some(cell.clone()));
             env.watch(Arc::new(watched), d, timeout.unwrap_or_default(), &ctx);
         }
         if let Some(k) = env.task_killer(core.id()) {
             core.set_killer(k);
         }
         let job = entry.job;
-        run_started(self, job, worker, &ctx, env)
+        run_started(cell, job, worker, &ctx, env)
     }
 
     fn fail(self: Arc<Self>, e: TaskError) -> bool {
@@ -438,18 +430,10 @@ where
     }
 
     fn begin(self: Arc<Self>, worker: &mut W, env: &SlotEnv<'_>, head: bool) -> Begin<W> {
-        // SAFETY: this thread dequeued the job; the queue hands each entry out once.
-        let Some(entry) = (unsafe { self.take_payload() }) else {
-            drop_contained(FINISHED_TASK, self);
+        let Some((cell, entry)) = start(self, env) else {
             return Begin::Skipped;
         };
-        let core: &Core<R::Output> = &self.core;
-        if !core.start() {
-            drop_contained(CANCELLED_TASK, entry);
-            env.counters().cancelled();
-            drop_contained(FINISHED_TASK, self);
-            return Begin::Skipped;
-        }
+        let core: &Core<R::Output> = &cell.core;
         // Pipelinable: no time limit.
         let ctx = RunContext {
             task: core.id(),
@@ -480,16 +464,35 @@ where
                 "a job without an input was pipelined",
             ))),
         };
-        let flight = Box::new(FlightOf {
-            cell: self,
-            job,
-            ctx,
-        });
+        let flight = Box::new(FlightOf { cell, job, ctx });
         match sent {
             Ok(()) => Begin::Sent(flight),
             Err(e) => Begin::NotDelivered(flight, e),
         }
     }
+}
+
+/// A task taken out of the queue and marked running: its cell and its payload.
+type Started<R, W> = (Arc<Cell<R, W>>, Entry<R>);
+
+/// Take a dequeued task's payload and mark it running; `None` (the cell released, a
+/// cancellation counted) if it was cancelled before it could start.
+fn start<W: Worker, R: Runnable<W>>(
+    cell: Arc<Cell<R, W>>,
+    env: &SlotEnv<'_>,
+) -> Option<Started<R, W>> {
+    // SAFETY: this thread dequeued the job; the queue hands each entry out once.
+    let Some(entry) = (unsafe { cell.take_payload() }) else {
+        drop_contained(FINISHED_TASK, cell);
+        return None;
+    };
+    if !cell.core.start() {
+        drop_contained(CANCELLED_TASK, entry);
+        env.counters().cancelled();
+        drop_contained(FINISHED_TASK, cell);
+        return None;
+    }
+    Some((cell, entry))
 }
 
 /// Build the cell for a job.
