@@ -5,6 +5,7 @@
 //! threads, the queue, the sleep/wake protocol and the life of a worker slot.
 
 mod admission;
+mod census;
 mod config;
 mod job;
 mod lend;

@@ -182,7 +182,7 @@ impl<B: Backend> Engine<B> {
         }
         drop(g);
         let submitted = s.submitted.load(Ordering::Relaxed);
-        let workers = s.workers.load(Ordering::Relaxed);
+        let workers = s.census.workers();
         s.rare
             .stats(sum, submitted, workers, s.sleep.idle_relaxed())
     }
@@ -191,7 +191,7 @@ impl<B: Backend> Engine<B> {
     pub fn resize(&self, max_workers: usize) {
         let s = self.shared();
         let max = max_workers.max(1);
-        let old = s.max_workers.swap(max, Ordering::SeqCst);
+        let old = s.census.set_max(max);
         if old != max {
             tracing::info!(target: "pool", pool = %s.cfg.name, from = old, to = max, "pool resized");
         }
@@ -221,7 +221,7 @@ impl<B: Backend> Engine<B> {
     /// The configuration the engine runs with (`max_workers` as last resized).
     pub fn config(&self) -> EngineConfig {
         let mut c = self.shared().cfg.clone();
-        c.max_workers = self.shared().max_workers.load(Ordering::Relaxed);
+        c.max_workers = self.shared().census.max();
         c
     }
 
@@ -282,8 +282,8 @@ impl<B: Backend> Shared<B> {
             // Under the producers' lock, which `try_leave` also holds: a push after the
             // last worker left a closed pool is seen here.
             bump(&self.submitted);
-            let stranded = self.status.load(Ordering::Relaxed) != OPEN
-                && self.workers.load(Ordering::Relaxed) == 0;
+            let stranded =
+                self.status.load(Ordering::Relaxed) != OPEN && self.census.workers() == 0;
             (sleepers, queued, stranded)
         });
         if sleepers > 0 {
@@ -292,9 +292,7 @@ impl<B: Backend> Shared<B> {
         // More queued tasks than idle workers to take them: start one more (up to max).
         // `workers` first: it rarely changes, while `idle` changes whenever a worker runs
         // dry, so a full pool does not pay a cache miss per submit.
-        if self.workers.load(Ordering::Relaxed) < self.max_workers.load(Ordering::Relaxed)
-            && queued > self.sleep.idle_relaxed()
-        {
+        if self.census.has_room() && queued > self.sleep.idle_relaxed() {
             self.try_spawn();
         }
         if stranded {

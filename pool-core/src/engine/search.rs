@@ -105,7 +105,7 @@ impl<B: Backend> Shared<B> {
     /// The queue is read under the producers' lock, after `idle` was lowered: a push made
     /// after that read sees the lowered count and spawns by itself.
     fn spawn_if_short(self: &Arc<Self>) {
-        if self.workers.load(Ordering::Relaxed) >= self.max_workers.load(Ordering::Relaxed) {
+        if !self.census.has_room() {
             return;
         }
         let queued = self.queue.len_locked();
@@ -146,9 +146,7 @@ impl<B: Backend> Shared<B> {
                 }
                 continue;
             }
-            if self.workers.load(Ordering::Relaxed) > self.max_workers.load(Ordering::Relaxed)
-                && self.try_leave(self.max_workers.load(Ordering::Relaxed))
-            {
+            if self.census.workers() > self.census.max() && self.try_leave(self.census.max()) {
                 return Err(Gone::Left);
             }
             if !backoff.is_completed() {

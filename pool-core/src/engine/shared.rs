@@ -2,12 +2,13 @@
 //! statistics, watchdog, lending spots) plus the gauges and the control block the life cycle
 //! and shutdown use. The mechanisms' methods live in their own files.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crossbeam_utils::CachePadded;
 
 use super::admission::Bound;
+use super::census::Census;
 use super::job::Job;
 use super::queue::Queue;
 use super::sleep::Sleep;
@@ -48,10 +49,7 @@ pub(super) struct Shared<B: Backend> {
     pub(super) status: AtomicU8,
     /// `Shutdown::Kill` is under way: deaths are the pool's doing.
     pub(super) killing: AtomicBool,
-    pub(super) max_workers: AtomicUsize,
-    pub(super) workers: CachePadded<AtomicUsize>,
-    /// Slots whose worker is still starting.
-    pub(super) starting: AtomicUsize,
+    pub(super) census: Census,
     /// Slot threads that have not finished (their worker's `stop` included). Changed under
     /// `ctl`, so `shutdown` waits for it without missing a wake-up.
     pub(super) live: AtomicUsize,
@@ -60,8 +58,6 @@ pub(super) struct Shared<B: Backend> {
     pub(super) ctl: Mutex<Control>,
     pub(super) ctl_cv: Condvar,
     pub(super) rare: Arc<Rare>,
-    pub(super) next_worker: AtomicU64,
-    pub(super) start_failures_in_a_row: AtomicU32,
     pub(super) memory_warned: AtomicBool,
     pub(super) watchdog: Watchdog,
     /// Where idle pipelining workers wait, lendable to callers (`lend.rs`).
@@ -78,9 +74,7 @@ impl<B: Backend> Shared<B> {
             submitted: CachePadded::new(AtomicU64::new(0)),
             status: AtomicU8::new(OPEN),
             killing: AtomicBool::new(false),
-            max_workers: AtomicUsize::new(cfg.max_workers),
-            workers: CachePadded::new(AtomicUsize::new(0)),
-            starting: AtomicUsize::new(0),
+            census: Census::new(cfg.max_workers),
             live: AtomicUsize::new(0),
             sleep: Sleep::new(),
             bound: cfg.queue_capacity.map(Bound::new),
@@ -88,8 +82,6 @@ impl<B: Backend> Shared<B> {
             ctl_cv: Condvar::new(),
             watchdog: Watchdog::new(rare.clone(), cfg.name.clone()),
             rare,
-            next_worker: AtomicU64::new(1),
-            start_failures_in_a_row: AtomicU32::new(0),
             memory_warned: AtomicBool::new(false),
             spots: Spots::new(
                 cfg.max_tasks_per_worker.is_none() && cfg.max_memory_per_worker.is_none(),

@@ -82,12 +82,10 @@ impl<B: Backend> Shared<B> {
         // Logged when it changes something: the first shutdown, or an escalation while
         // workers are still running (not the no-op `CancelPending` of a dropped handle).
         let logged = prev == OPEN
-            || ((first || mode == Shutdown::Kill)
-                && prev != BROKEN
-                && self.workers.load(Ordering::Relaxed) > 0);
+            || ((first || mode == Shutdown::Kill) && prev != BROKEN && self.census.workers() > 0);
         if logged {
             tracing::info!(target: "pool", pool = %self.cfg.name, mode = ?mode,
-                workers = self.workers.load(Ordering::Relaxed), "shutdown begun");
+                workers = self.census.workers(), "shutdown begun");
         }
         if first && target == CANCEL {
             report.cancelled = self.drain(TaskError::Cancelled);

@@ -13,30 +13,17 @@ use super::slot::{SlotEnv, SlotShared};
 use super::stats::count;
 use super::work::{Exit, Variant};
 use super::{Backend, OnWorkerDeath, StartError, Worker};
-use crate::error::{BrokenReason, WorkerId};
+use crate::error::BrokenReason;
 use crate::loom::lock_std as lock;
 use crate::panic;
 
 impl<B: Backend> Shared<B> {
     pub(super) fn try_spawn(self: &Arc<Self>) -> bool {
-        // Counted as starting before it counts as a worker: `all_busy` never sees the pool
-        // full while the new worker is neither starting nor idle.
-        self.starting.fetch_add(1, Ordering::SeqCst);
-        let mut w = self.workers.load(Ordering::Relaxed);
-        loop {
-            if w >= self.max_workers.load(Ordering::Relaxed)
-                || self.status.load(Ordering::Relaxed) >= CANCEL
-            {
-                self.starting.fetch_sub(1, Ordering::SeqCst);
-                return false;
-            }
-            match self
-                .workers
-                .compare_exchange_weak(w, w + 1, Ordering::SeqCst, Ordering::Relaxed)
-            {
-                Ok(_) => break,
-                Err(now) => w = now,
-            }
+        if !self
+            .census
+            .reserve(|| self.status.load(Ordering::Relaxed) >= CANCEL)
+        {
+            return false;
         }
         self.spawn_reserved();
         true
@@ -45,7 +32,7 @@ impl<B: Backend> Shared<B> {
     /// Start a slot thread for a `workers` count already taken, and a `starting` count
     /// already taken.
     fn spawn_reserved(self: &Arc<Self>) {
-        let id = WorkerId(self.next_worker.fetch_add(1, Ordering::Relaxed));
+        let id = self.census.next_id();
         let slot = Arc::new(SlotShared::new(id));
         {
             let mut g = lock(&self.ctl);
@@ -59,7 +46,7 @@ impl<B: Backend> Shared<B> {
             b = b.stack_size(sz);
         }
         if let Err(e) = b.spawn(move || me.slot_main(slot2)) {
-            self.starting.fetch_sub(1, Ordering::SeqCst);
+            self.census.started();
             count(&self.rare.start_failures);
             self.slot_gone(&slot, false);
             self.start_failed(StartError::Spawn(format!("could not spawn a thread: {e}")));
@@ -79,9 +66,9 @@ impl<B: Backend> Shared<B> {
         // makes sure nothing stays queued.
         let stranded = self.queue.locked(|_, empty| {
             let w = if already_left {
-                self.workers.load(Ordering::SeqCst)
+                self.census.workers_now()
             } else {
-                self.workers.fetch_sub(1, Ordering::SeqCst) - 1
+                self.census.leave()
             };
             !empty && w == 0 && self.status.load(Ordering::SeqCst) != OPEN
         });
@@ -96,7 +83,7 @@ impl<B: Backend> Shared<B> {
     }
 
     fn start_failed(self: &Arc<Self>, e: StartError) {
-        let n = self.start_failures_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+        let n = self.census.start_failed();
         match e {
             StartError::Initializer(cause) => {
                 self.break_pool(BrokenReason::new(format!("initializer failed: {cause}")));
@@ -109,9 +96,7 @@ impl<B: Backend> Shared<B> {
             _ => {
                 // Back off a little, then start a replacement if work is waiting.
                 std::thread::sleep(Duration::from_millis(10 * u64::from(n)));
-                if !self.queue.is_empty()
-                    || self.workers.load(Ordering::Relaxed) < self.cfg.min_workers
-                {
+                if !self.queue.is_empty() || self.census.workers() < self.cfg.min_workers {
                     self.try_spawn();
                 }
             }
@@ -127,20 +112,8 @@ impl<B: Backend> Shared<B> {
             if !empty && (st == OPEN || st == WAIT) {
                 return false;
             }
-            let mut w = self.workers.load(Ordering::Relaxed);
-            loop {
-                if w <= min {
-                    return false;
-                }
-                match self.workers.compare_exchange_weak(
-                    w,
-                    w - 1,
-                    Ordering::SeqCst,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break,
-                    Err(now) => w = now,
-                }
+            if !self.census.leave_above(min) {
+                return false;
             }
             self.sleep.leave_idle();
             true
@@ -160,7 +133,7 @@ impl<B: Backend> Shared<B> {
         let mut worker = match started {
             Ok(w) => w,
             Err(e) => {
-                self.starting.fetch_sub(1, Ordering::SeqCst);
+                self.census.started();
                 tracing::warn!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
                     error = %e, "worker start failed");
                 count(&self.rare.start_failures);
@@ -177,8 +150,8 @@ impl<B: Backend> Shared<B> {
         if pre_idle {
             self.sleep.enter_idle();
         }
-        self.starting.fetch_sub(1, Ordering::SeqCst);
-        self.start_failures_in_a_row.store(0, Ordering::SeqCst);
+        self.census.started();
+        self.census.start_succeeded();
         count(&self.rare.spawned);
         tracing::info!(target: "pool", pool = %self.cfg.name, worker = slot.id.0,
             pid = worker.pid(), "worker spawned");
@@ -225,7 +198,7 @@ impl<B: Backend> Shared<B> {
             if open || self.status.load(Ordering::Acquire) == WAIT {
                 count(what);
                 // Hand our place in `workers` to the replacement.
-                self.starting.fetch_add(1, Ordering::SeqCst);
+                self.census.hand_over();
                 self.spawn_reserved();
                 true
             } else {

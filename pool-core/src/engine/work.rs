@@ -241,9 +241,7 @@ impl<B: Backend> Shared<B> {
     /// could not have started sooner elsewhere.
     #[inline]
     fn all_busy(&self) -> bool {
-        self.sleep.idle() == 0
-            && self.starting.load(Ordering::SeqCst) == 0
-            && self.workers.load(Ordering::SeqCst) >= self.max_workers.load(Ordering::Relaxed)
+        self.sleep.idle() == 0 && self.census.all_started_and_full()
     }
 
     /// Put a dequeued job back (its worker died or is recycled before running it). It is
