@@ -422,6 +422,27 @@ impl<T> std::error::Error for SubmitError<T> {
 /// assert_eq!(e.message(), "config.toml");
 /// assert!(std::error::Error::source(&e).is_none());
 /// ```
+///
+/// `?` works on the standard library's errors (each converts with its type name and its
+/// `source()` chain), on `String`/`&str` messages and on boxed errors:
+///
+/// ```
+/// use pool_core::RemoteError;
+///
+/// fn port(text: &str) -> Result<u16, RemoteError> {
+///     let n: u16 = text.trim().parse()?;
+///     if n == 0 {
+///         return Err("port 0 is not a port".into());
+///     }
+///     Ok(n)
+/// }
+///
+/// assert_eq!(port(" 8080 "), Ok(8080));
+/// let e = port("http").unwrap_err();
+/// assert_eq!(e.type_name(), "core::num::error::ParseIntError");
+/// assert_eq!(e.message(), "invalid digit found in string");
+/// assert_eq!(port("0").unwrap_err().message(), "port 0 is not a port");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteError {
     type_name: String,
@@ -488,6 +509,61 @@ impl std::error::Error for RemoteError {
         self.source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+// `?` on the standard library's errors: each converts with its type name and `source()` chain.
+macro_rules! remote_error_from {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for RemoteError {
+            fn from(e: $t) -> Self {
+                RemoteError::from_typed(&e)
+            }
+        }
+    )*};
+}
+
+remote_error_from!(
+    std::io::Error,
+    std::fmt::Error,
+    std::num::ParseIntError,
+    std::num::ParseFloatError,
+    std::num::TryFromIntError,
+    std::str::ParseBoolError,
+    std::str::Utf8Error,
+    std::string::FromUtf8Error,
+    std::char::ParseCharError,
+    std::net::AddrParseError,
+    std::time::SystemTimeError,
+    std::env::VarError,
+);
+
+/// A message as an error (`Err("…".into())`, or `?` on a `Result<_, String>`).
+impl From<String> for RemoteError {
+    fn from(message: String) -> Self {
+        RemoteError::new("message", message)
+    }
+}
+
+/// A message as an error.
+impl From<&str> for RemoteError {
+    fn from(message: &str) -> Self {
+        RemoteError::new("message", message)
+    }
+}
+
+/// Any boxed error (what `anyhow`/`eyre` errors and `Box<dyn Error>` code convert into), with
+/// its `source()` chain; its type is not known, so it is recorded as `"dyn Error"`.
+impl From<Box<dyn std::error::Error + Send + Sync>> for RemoteError {
+    fn from(e: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        RemoteError::from_error(&*e)
+    }
+}
+
+/// As for `Box<dyn Error + Send + Sync>`.
+impl From<Box<dyn std::error::Error>> for RemoteError {
+    fn from(e: Box<dyn std::error::Error>) -> Self {
+        RemoteError::from_error(&*e)
     }
 }
 

@@ -128,3 +128,35 @@ fn panics_come_back_with_message_and_location_every_time() {
     drop(pool);
     guard.finish(&[pid]);
 }
+
+fn parse_port(text: String) -> Result<u16, pool_core::RemoteError> {
+    let n: u16 = text.trim().parse()?;
+    if n == 0 {
+        return Err("port 0 is not a port".into());
+    }
+    Ok(n)
+}
+
+#[test]
+fn question_mark_in_a_task_returning_remote_error() {
+    let guard = support::start("question_mark", Duration::from_secs(60));
+    let pool = ProcessPool::builder().max_workers(1).build().unwrap();
+    let ok = pool.submit(parse_port, " 8080 ".to_string()).unwrap();
+    assert_eq!(ok.result().unwrap(), Ok(8080));
+    let bad = pool.submit(parse_port, "http".to_string()).unwrap();
+    let e = bad.result().unwrap().unwrap_err();
+    assert_eq!(e.type_name(), "core::num::error::ParseIntError");
+    assert_eq!(e.message(), "invalid digit found in string");
+    let zero = pool.submit(parse_port, "0".to_string()).unwrap();
+    assert_eq!(
+        zero.result().unwrap().unwrap_err().message(),
+        "port 0 is not a port"
+    );
+    let pid = pool
+        .submit(support::worker_pid, ())
+        .unwrap()
+        .result()
+        .unwrap();
+    pool.shutdown(Shutdown::Wait);
+    guard.finish(&[pid]);
+}
