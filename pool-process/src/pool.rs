@@ -156,6 +156,41 @@ impl<C: Codec> ProcessPool<C> {
         Submit::submit(self, Call { f, arg })
     }
 
+    /// Runs `f(arg)` in a worker process with options (timeout, label, timing), as
+    /// `ThreadPool::submit_with` does for a closure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pool_core::{SubmitOptions, TaskError};
+    ///
+    /// let pool = pool_process::ProcessPool::builder().max_workers(1).build()?;
+    /// let opts = SubmitOptions::default()
+    ///     .timeout(Duration::from_millis(100))
+    ///     .label("nap");
+    /// let nap = pool.submit_with(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 5_000, opts)?;
+    /// assert!(matches!(nap.result(), Err(TaskError::TimedOut { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`ProcessPool::submit`].
+    pub fn submit_with<F, A, R>(
+        &self,
+        f: F,
+        arg: A,
+        opts: SubmitOptions,
+    ) -> Result<Future<R>, SubmitError<Call<F, A>>>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        Submit::submit_with(self, Call { f, arg }, opts)
+    }
+
     /// Runs `f(arg)` in a worker process and waits for its value — `submit(f, arg)` and
     /// `result()` in one call, like `multiprocessing.Pool.apply`. When a worker is idle,
     /// the calling thread borrows it and exchanges the request and reply with it directly,
@@ -232,6 +267,27 @@ impl<C: Codec> ProcessPool<C> {
         I::IntoIter: 'a,
     {
         Executor::map(self, f, items)
+    }
+
+    /// Shut down, waiting for running tasks (and, with `Shutdown::Wait`, the queue) at most
+    /// `d`; workers still running then are reported in `ShutdownReport::unfinished_workers`
+    /// and die with the pool's handle or the parent. As `ThreadPool::shutdown_timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pool_core::Shutdown;
+    ///
+    /// let pool = pool_process::ProcessPool::builder().max_workers(1).build()?;
+    /// let _nap = pool.submit(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 5_000)?;
+    /// let report = pool.shutdown_timeout(Shutdown::Kill, Duration::from_secs(5));
+    /// assert_eq!(report.unfinished_workers, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown_timeout(&self, mode: Shutdown, d: Duration) -> ShutdownReport {
+        self.inner.shut_down.store(true, Ordering::SeqCst);
+        self.inner.engine.shutdown(mode, Some(d))
     }
 
     /// Starts `n` workers now (bounded by `max_workers`) instead of on first use.

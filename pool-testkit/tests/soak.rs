@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use pool_core::{Executor, Future, RemoteError, Shutdown, Submit, SubmitOptions};
+use pool_core::{Executor, Future, RemoteError, Shutdown, SubmitOptions};
 use pool_process::ProcessPool;
 use pool_testkit::faults::{self, Fault, Faulty, Phase};
 use pool_testkit::harness;
@@ -162,13 +162,7 @@ fn soak_with_one_percent_faults() {
         match place {
             None => {
                 let f = pool
-                    .submit_with(
-                        pool_core::Call {
-                            f: faults::run_fault,
-                            arg: fault,
-                        },
-                        opts(fault),
-                    )
+                    .submit_with(faults::run_fault, fault, opts(fault))
                     .expect("submit");
                 window.push_back(Pending::Task(fault, f));
             }
@@ -191,10 +185,8 @@ fn soak_with_one_percent_faults() {
             Some(phase) => {
                 let f = pool
                     .submit_with(
-                        pool_core::Call {
-                            f: faults::pass_through,
-                            arg: Faulty::new(fault, phase, i),
-                        },
+                        faults::pass_through,
+                        Faulty::new(fault, phase, i),
                         opts(fault),
                     )
                     .expect("submit");

@@ -147,10 +147,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     // 4. A runaway task is killed by its timeout; the pool replaces the worker.
     let t0 = Instant::now();
     let f = procs.submit_with(
-        pool::Call {
-            f: runaway,
-            arg: (),
-        },
+        runaway,
+        (),
         SubmitOptions::new()
             .timeout(Duration::from_millis(300))
             .label("runaway"),
