@@ -16,7 +16,9 @@ use serde::de::DeserializeOwned;
 use crate::backend::{EncodedReply, EncodedTask, ProcessBackend, Target};
 use crate::buffers::BufPool;
 use crate::bytes;
+use crate::protocol::MAX_REQUEST_HEADER;
 use crate::transfer;
+use crate::transport::MAX_FRAME;
 use crate::values::encode_caught;
 use crate::values::{decode_reply, drop_argument, short_name};
 
@@ -250,10 +252,30 @@ impl<C: Codec> ProcessPool<C> {
             return Err(self.refusal(type_name::<F>(), CLOSURES_IN_NAMED_POOL.to_owned()));
         }
         let target = Target::Fn(transfer::task_ref::<F, A, R, C>(f));
+        if let Some(raw) = bytes::as_slice(arg) {
+            self.fits::<A>(raw.len())?;
+        }
         match bytes::take(arg) {
             Some(raw) => Ok((target, raw, true)),
             None => Ok((target, self.encode(arg)?, false)),
         }
+    }
+
+    /// Refuses an argument of `len` encoded bytes whose request would not fit in one frame,
+    /// naming its size and the limit (the worker would otherwise never receive it).
+    fn fits<T: ?Sized>(&self, len: usize) -> Result<(), SubmitErrorKind> {
+        let size = len.saturating_add(MAX_REQUEST_HEADER);
+        if size <= MAX_FRAME {
+            return Ok(());
+        }
+        Err(SubmitErrorKind::Encode(TaskError::Encode(CodecFailure {
+            side: Side::Parent,
+            type_name: type_name::<T>().to_owned(),
+            codec: self.inner.codec.name().to_owned(),
+            message: format!(
+                "the request would be {size} bytes, over the {MAX_FRAME}-byte frame limit"
+            ),
+        })))
     }
 
     /// Applies `f` to every item in worker processes, in order, lazily, in automatically
@@ -415,7 +437,8 @@ impl<C: Codec> ProcessPool<C> {
         let inner = &self.inner;
         let mut bytes = inner.bufs.take();
         match encode_caught(&inner.codec, arg, &mut bytes) {
-            Ok(()) => Ok(bytes),
+            // A refused buffer is not put back in the free list: too large to keep.
+            Ok(()) => self.fits::<T>(bytes.len()).map(|()| bytes),
             Err(message) => {
                 inner.bufs.put(bytes);
                 Err(SubmitErrorKind::Encode(TaskError::Encode(CodecFailure {

@@ -20,7 +20,7 @@ pub(crate) use numbers::*;
 pub(crate) use reply::Ready;
 pub(crate) use reply::{
     CodecFailureRecord, Detail, Hello, Malformed, Outcome, PanicRecord, Reply, ready_frame,
-    reply_header, stopped_header, write_codec_name, write_failure,
+    reply_header, stopped_header, write_codec_failure, write_codec_name, write_failure,
 };
 pub(crate) use request::{
     HookCall, Request, RequestHeader, STOP_REQUEST, Setup, named_header, stamp_seq, task_header,

@@ -8,8 +8,8 @@ use super::panics;
 use crate::forkserver;
 use crate::named;
 use crate::protocol::{
-    Hello, Outcome, PROTOCOL_VERSION, Request, Setup, WorkerSpec, ready_frame, reply_header,
-    stopped_header, write_codec_name, write_failure,
+    Hello, Outcome, PROTOCOL_VERSION, REPLY_HEADER, Request, Setup, WorkerSpec, ready_frame,
+    reply_header, stopped_header, write_codec_failure, write_codec_name, write_failure,
 };
 use crate::sys::{fdio, malloc, proc, signals};
 use crate::transfer::{SameBinary, ThisBuild};
@@ -118,6 +118,7 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
         None => write_codec_name(&mut out, ""),
     }
     let codec_field = out.clone();
+    let codec_name = crate::wire::Reader(&codec_field).str().unwrap_or_default();
     out.clear();
     let init_outcome = match (&setup.init, &same_binary) {
         (Some(h), Some(same)) => h.f.resolve(same)(&h.arg, &mut out),
@@ -180,6 +181,7 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
                 return Err(format!("unexpected message kind {kind:?} from the parent"));
             }
         };
+        let outcome = fit_in_a_frame(outcome, &mut out, &codec_name);
         send(&mut transport, &[&reply_header(seq, outcome as u8), &out])?;
         transport.set_spin(if poll {
             transport::WORKER_SPIN
@@ -212,6 +214,23 @@ fn forked_shm_side(spec: &WorkerSpec) -> io::Result<transport::shm::ShmTransport
         ));
     }
     Ok(t)
+}
+
+/// A reply too large for one frame becomes the task's encode failure, naming its size and
+/// the limit: the parent could not receive it, and the worker need not die for it.
+fn fit_in_a_frame(outcome: Outcome, out: &mut Vec<u8>, codec: &str) -> Outcome {
+    let size = out.len().saturating_add(REPLY_HEADER);
+    if size <= transport::MAX_FRAME {
+        return outcome;
+    }
+    out.clear();
+    out.shrink_to(4096);
+    let message = format!(
+        "the reply would be {size} bytes, over the {}-byte frame limit",
+        transport::MAX_FRAME
+    );
+    write_codec_failure(out, "the task's result", codec, &message);
+    Outcome::EncodeFailed
 }
 
 fn send(t: &mut Box<dyn Transport>, parts: &[&[u8]]) -> Result<(), String> {

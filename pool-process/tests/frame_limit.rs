@@ -1,0 +1,93 @@
+//! The frame limit (1 GiB): an argument too large for one frame is refused at submit with an
+//! error naming its size and the limit; a result too large is the task's encode failure and
+//! the worker lives on.
+
+mod support;
+
+use std::time::Duration;
+
+use pool_codec::DEFAULT_MAX_FRAME;
+use pool_core::{Executor, Shutdown, Side, SubmitErrorKind, TaskError};
+use pool_process::ProcessPool;
+use serde::{Deserialize, Serialize};
+
+/// Serialized as one byte string: encoding it is one copy.
+#[derive(Serialize, Deserialize)]
+struct Blob(#[serde(with = "serde_bytes")] Vec<u8>);
+
+fn blob_len(b: Blob) -> usize {
+    b.0.len()
+}
+
+fn raw_len(b: Vec<u8>) -> usize {
+    b.len()
+}
+
+fn huge_result(n: usize) -> Vec<u8> {
+    vec![7u8; n]
+}
+
+fn refused_for_size(kind: &SubmitErrorKind) -> String {
+    match kind {
+        SubmitErrorKind::Encode(TaskError::Encode(c)) => {
+            assert_eq!(c.side, Side::Parent);
+            c.message.clone()
+        }
+        other => panic!("expected an encode refusal, got {other}"),
+    }
+}
+
+#[test]
+fn too_large_arguments_are_refused_at_submit_and_results_fail_only_their_task() {
+    let guard = support::start("frame_limit", Duration::from_secs(120));
+    let pool = ProcessPool::builder().max_workers(1).build().unwrap();
+    let pid = pool
+        .submit(support::worker_pid, ())
+        .unwrap()
+        .result()
+        .unwrap();
+    let limit = DEFAULT_MAX_FRAME.to_string();
+
+    // The bytes fast path: the caller's vector comes back with the refusal.
+    let raw = vec![0u8; DEFAULT_MAX_FRAME];
+    let e = pool.submit(raw_len, raw).unwrap_err();
+    let msg = refused_for_size(e.kind());
+    assert!(msg.contains(&limit) && msg.contains("frame limit"), "{msg}");
+    assert_eq!(
+        e.into_task().expect("handed back").arg.len(),
+        DEFAULT_MAX_FRAME
+    );
+
+    // Through the codec.
+    let e = pool
+        .submit(blob_len, Blob(vec![0u8; DEFAULT_MAX_FRAME]))
+        .unwrap_err();
+    let msg = refused_for_size(e.kind());
+    assert!(msg.contains(&limit), "{msg}");
+    assert!(e.to_string().contains("Blob"), "names the type: {e}");
+
+    // Just under the limit still runs.
+    let ok = pool.submit(raw_len, vec![1u8; 1 << 20]).unwrap();
+    assert_eq!(ok.result(), Ok(1 << 20));
+
+    // A result too large fails its task, naming size and limit; the worker lives on.
+    let big = pool.submit(huge_result, DEFAULT_MAX_FRAME).unwrap();
+    match big.result() {
+        Err(TaskError::Encode(c)) => {
+            assert_eq!(c.side, Side::Worker);
+            assert!(
+                c.message.contains(&limit) && c.message.contains("frame limit"),
+                "{c}"
+            );
+        }
+        other => panic!("expected the result's encode failure, got {other:?}"),
+    }
+    let again = pool
+        .submit(support::worker_pid, ())
+        .unwrap()
+        .result()
+        .unwrap();
+    assert_eq!(again, pid, "the worker did not die for it");
+    pool.shutdown(Shutdown::Wait);
+    guard.finish(&[pid]);
+}
