@@ -20,7 +20,7 @@ use crate::transfer::{self, HookResult};
 use crate::transport::TransportKind;
 
 use crate::pool::ProcessPool;
-use crate::values::encode_caught;
+use crate::values::{codec_reaches_workers, encode_caught};
 
 /// Builds a [`ProcessPool`]; every setter documents its default. By value: chain the setters,
 /// then [`build`](Self::build), which validates everything and returns an error instead of
@@ -179,6 +179,10 @@ impl<C: Codec> ProcessPoolBuilder<C> {
 
     /// Use codec `codec` for arguments and results. Default [`DefaultCodec`]. Set it before
     /// `initializer`/`finalizer` (their arguments are encoded with the codec in force).
+    ///
+    /// Workers use `C2::default()`: a codec whose configuration changes the bytes it writes
+    /// (a key, a format option) is refused by [`build`](Self::build), which compares the two
+    /// on a sample value, rather than failing every task in the workers.
     pub fn codec<C2: Codec>(self, codec: C2) -> ProcessPoolBuilder<C2> {
         let mut problems = self.problems;
         if self.init.is_some() || self.fin.is_some() {
@@ -280,6 +284,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
         if let Some(p) = self.problems.first() {
             return Err(ConfigError::new(p.clone()));
         }
+        codec_reaches_workers(&self.codec).map_err(ConfigError::new)?;
         if self.named.is_some() && (self.init.is_some() || self.fin.is_some()) {
             return Err(ConfigError::new(
                 "a named-tasks pool cannot have an initializer or a finalizer",

@@ -127,6 +127,59 @@ pub(crate) fn short_name<F>() -> &'static str {
     &full[cut + 2..]
 }
 
+/// What every worker's copy of the codec must agree on: a sample of the common shapes
+/// (integers, a float, text, bytes, an option, a sequence of pairs).
+type CodecSample = (
+    u64,
+    i32,
+    f64,
+    String,
+    Vec<u8>,
+    Option<bool>,
+    Vec<(String, u16)>,
+);
+
+/// Workers decode arguments and encode results with `C::default()`: a codec whose
+/// configuration changes its bytes would fail every task there. Refused (with the reason)
+/// when the configured codec and `C::default()` disagree on a sample value.
+pub(crate) fn codec_reaches_workers<C: Codec>(codec: &C) -> Result<(), String> {
+    let sample: CodecSample = (
+        u64::MAX - 1,
+        -12_345,
+        1.5e-7,
+        "configuration".to_owned(),
+        vec![0, 1, 0xfe, 0xff],
+        Some(true),
+        vec![("a".to_owned(), 1), ("bc".to_owned(), 65_535)],
+    );
+    let default = C::default();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let agree = encode_caught(codec, &sample, &mut ours).is_ok()
+        && encode_caught(&default, &sample, &mut theirs).is_ok()
+        && ours == theirs
+        && pool_core::catch_panic(|| {
+            default.decode::<CodecSample>(&ours).ok() == Some(sample.clone())
+                && codec.decode::<CodecSample>(&theirs).ok() == Some(sample.clone())
+        })
+        .unwrap_or(false);
+    if agree {
+        return Ok(());
+    }
+    Err(format!(
+        "the codec's configuration would not reach the workers: they decode arguments and \
+         encode results with `{}::default()`, which does not produce the same bytes as the \
+         codec given to `.codec(..)` (codec {:?}); make the configuration the codec's \
+         `Default`, or a distinct codec type",
+        short_type::<C>(),
+        codec.name()
+    ))
+}
+
+fn short_type<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
 #[cfg(test)]
 mod tests {
     fn plain(x: u32) -> u32 {
