@@ -41,7 +41,7 @@ impl fmt::Display for TaskId {
 }
 
 /// A panic caught at the worker boundary.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PanicInfo {
     /// The panic message (`"<non-string panic payload>"` when it was not a string).
     pub message: String,
@@ -49,11 +49,18 @@ pub struct PanicInfo {
     pub location: Option<String>,
     /// Backtrace text, when `RUST_BACKTRACE` enabled it in the worker.
     pub backtrace: Option<String>,
+    /// In a `map`: the index, in the input, of the item whose call panicked (the other
+    /// items of its chunk have their own results).
+    #[serde(default)]
+    pub item: Option<usize>,
 }
 
 impl fmt::Display for PanicInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "task panicked: {}", self.message)?;
+        match self.item {
+            Some(i) => write!(f, "task panicked on item {i}: {}", self.message)?,
+            None => write!(f, "task panicked: {}", self.message)?,
+        }
         if let Some(loc) = &self.location {
             write!(f, " (at {loc})")?;
         }

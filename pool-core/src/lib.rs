@@ -54,4 +54,4 @@ pub use future::{
 };
 pub use panic::{callback_panics, catch_panic};
 pub use settings::{BuildError, engine_defaults};
-pub use task::{Call, CallFn, ChunkFn, Task};
+pub use task::{Call, CallFn, ChunkFn, ChunkResults, Task};

@@ -72,6 +72,7 @@ pub(crate) fn panic_info(p: Box<dyn Any + Send>) -> PanicInfo {
         message,
         location,
         backtrace,
+        item: None,
     }
 }
 

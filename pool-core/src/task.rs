@@ -1,6 +1,11 @@
 //! What can be submitted: [`Task`], the function-plus-argument shape [`Call`], and
 //! [`ChunkFn`], which turns a per-item function into a per-chunk one for `map`.
 
+use serde::{Deserialize, Serialize};
+
+use crate::error::PanicInfo;
+use crate::panic::catch_panic;
+
 /// A unit of work with an `Output`.
 ///
 /// Closures `FnOnce() -> R` are tasks (for in-process backends), and so is every
@@ -76,19 +81,35 @@ where
     type Output = F::Output;
 }
 
-/// Runs a per-item function over a chunk: `ChunkFn(f)` called with `Vec<A>` returns
-/// `Vec<R>`. Zero-sized when `F` is, so a chunk of a process pool's `map` is itself a
-/// [`Call`].
+/// Runs a per-item function over a chunk: `ChunkFn(f)` called with `Vec<A>` returns the
+/// [`ChunkResults`] of its items. A panicking item fails only itself: the others run. Zero-sized
+/// when `F` is, so a chunk of a process pool's `map` is itself a [`Call`].
 ///
 /// # Examples
 ///
 /// ```
 /// use pool_core::{CallFn, ChunkFn};
 /// let out = ChunkFn(|x: u32| x * 2).call(vec![1, 2, 3]);
-/// assert_eq!(out, vec![2, 4, 6]);
+/// assert_eq!(out.values, vec![2, 4, 6]);
+/// assert!(out.panics.is_empty());
+///
+/// let out = ChunkFn(|x: u32| if x == 2 { panic!("two") } else { x }).call(vec![1, 2, 3]);
+/// assert_eq!(out.values, vec![1, 3]);
+/// assert_eq!(out.panics[0].0, 1);
+/// assert_eq!(out.panics[0].1.message, "two");
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ChunkFn<F>(pub F);
+
+/// What a chunk of `map` produced: the values of the items that returned, in order, and the
+/// items that panicked (their index within the chunk, and the panic).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChunkResults<R> {
+    /// The values of the items that did not panic, in input order.
+    pub values: Vec<R>,
+    /// `(index within the chunk, panic)` of each item that panicked, in input order.
+    pub panics: Vec<(usize, PanicInfo)>,
+}
 
 impl<F, A, R> CallFn<Vec<A>> for ChunkFn<F>
 where
@@ -96,9 +117,26 @@ where
     A: 'static,
     R: Send + 'static,
 {
-    type Output = Vec<R>;
+    type Output = ChunkResults<R>;
     #[inline]
-    fn call(self, arg: Vec<A>) -> Vec<R> {
-        arg.into_iter().map(&self.0).collect()
+    fn call(self, arg: Vec<A>) -> ChunkResults<R> {
+        let mut values = Vec::with_capacity(arg.len());
+        let mut panics = Vec::new();
+        let mut items = arg.into_iter().enumerate();
+        // One catch for the whole chunk; after a panic, the rest of the chunk runs on.
+        loop {
+            let mut at = 0;
+            let ran = catch_panic(|| {
+                values.extend(items.by_ref().map(|(i, a)| {
+                    at = i;
+                    (self.0)(a)
+                }));
+            });
+            match ran {
+                Ok(()) => break,
+                Err(p) => panics.push((at, p)),
+            }
+        }
+        ChunkResults { values, panics }
     }
 }

@@ -141,6 +141,7 @@ fn read_reply(
                 message: p.message,
                 location: p.location,
                 backtrace: p.backtrace,
+                item: None,
             })))
         }
         Detail::DecodeFailed(f) => Ok(Err(TaskError::Decode(codec_failure(Side::Worker, f)))),

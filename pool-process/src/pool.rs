@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use pool_codec::{Codec, DefaultCodec};
 use pool_core::{
-    BrokenReason, Call, ChunkFn, CodecFailure, Engine, Executor, Future, MapIter, Shutdown,
-    ShutdownReport, Side, Stats, Submit, SubmitError, SubmitErrorKind, SubmitOptions, TaskError,
+    BrokenReason, Call, ChunkFn, ChunkResults, CodecFailure, Engine, Executor, Future, MapIter,
+    Shutdown, ShutdownReport, Side, Stats, Submit, SubmitError, SubmitErrorKind, SubmitOptions,
+    TaskError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -573,7 +574,7 @@ where
         &self,
         task: Call<ChunkFn<F>, Vec<A>>,
         opts: SubmitOptions,
-    ) -> Result<Future<Vec<R>>, SubmitError<Call<ChunkFn<F>, Vec<A>>>> {
+    ) -> Result<Future<ChunkResults<R>>, SubmitError<Call<ChunkFn<F>, Vec<A>>>> {
         if self.inner.named.is_some() {
             let kind = self.refusal(type_name::<F>(), CLOSURES_IN_NAMED_POOL.to_owned());
             return Err(SubmitError::new(kind, Some(task)));

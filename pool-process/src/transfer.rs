@@ -28,6 +28,7 @@ use std::io;
 use std::mem::size_of;
 
 use pool_codec::Codec;
+use pool_core::{CallFn, ChunkFn, ChunkResults};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -275,15 +276,15 @@ where
 fn chunk_trampoline<F, A, R, C>(input: &[u8], out: &mut Vec<u8>) -> Outcome
 where
     F: Fn(A) -> R + Copy + Send + Sync + 'static,
-    A: DeserializeOwned,
-    R: Serialize,
+    A: DeserializeOwned + 'static,
+    R: Serialize + Send + 'static,
     C: Codec,
 {
-    run_call::<Vec<A>, Vec<R>, C>(
+    run_call::<Vec<A>, ChunkResults<R>, C>(
         input,
         out,
         coded_arg,
-        |items| items.into_iter().map(conjure::<F>()).collect(),
+        |items| ChunkFn(conjure::<F>()).call(items),
         coded_result,
     )
 }
@@ -358,8 +359,8 @@ where
 pub(crate) fn chunk_ref<F, A, R, C>(_f: &F) -> FnRef
 where
     F: Fn(A) -> R + Copy + Send + Sync + 'static,
-    A: DeserializeOwned,
-    R: Serialize,
+    A: DeserializeOwned + 'static,
+    R: Serialize + Send + 'static,
     C: Codec,
 {
     require_zst::<F>();

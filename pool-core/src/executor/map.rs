@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::{Submit, SubmitOptions};
 use crate::error::TaskError;
 use crate::future::Future;
-use crate::task::{Call, ChunkFn};
+use crate::task::{Call, ChunkFn, ChunkResults};
 
 /// How many items go into one task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,7 +135,9 @@ impl MapOptions {
     }
 }
 
-/// The results of a `map`: `Ok(value)` per item, or the error of the item's chunk.
+/// The results of a `map`: `Ok(value)` per item, or the item's error — its own panic (with
+/// its index in [`PanicInfo::item`](crate::PanicInfo::item)), or the failure of its whole
+/// chunk (a worker death, a timeout, a refused submit).
 ///
 /// Lazy: nothing is submitted before the first `next()`. Dropping it cancels the chunks that
 /// have not started.
@@ -144,12 +146,16 @@ pub struct MapIter<'a, R> {
     current: std::vec::IntoIter<R>,
     /// A failed chunk's error, still to be yielded this many more times.
     repeat: Option<(TaskError, usize)>,
+    /// Results of a chunk in which some items panicked, still to be yielded.
+    mixed: std::vec::IntoIter<Result<R, TaskError>>,
     inner: Box<dyn Source<R> + 'a>,
 }
 
 /// What the source hands the iterator next.
 enum Refill<R> {
     Values(Vec<R>),
+    /// A chunk whose items did not all return: each item's value or panic, in order.
+    Mixed(Vec<Result<R, TaskError>>),
     Errors(TaskError, usize),
 }
 
@@ -162,6 +168,9 @@ impl<R> MapIter<'_, R> {
     #[cold]
     fn next_slow(&mut self) -> Option<Result<R, TaskError>> {
         loop {
+            if let Some(r) = self.mixed.next() {
+                return Some(r);
+            }
             if let Some((e, n)) = &mut self.repeat {
                 let e = e.clone();
                 *n -= 1;
@@ -177,6 +186,7 @@ impl<R> MapIter<'_, R> {
                         return Some(Ok(v));
                     }
                 }
+                Refill::Mixed(v) => self.mixed = v.into_iter(),
                 Refill::Errors(e, n) => {
                     if n > 1 {
                         self.repeat = Some((e.clone(), n - 1));
@@ -204,7 +214,8 @@ impl<R> Iterator for MapIter<'_, R> {
     /// Exact when the input's length is known (every item yields one result, an error
     /// included), so `collect` allocates once.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let buffered = self.current.len() + self.repeat.as_ref().map_or(0, |r| r.1);
+        let buffered =
+            self.current.len() + self.mixed.len() + self.repeat.as_ref().map_or(0, |r| r.1);
         match self.inner.total() {
             Some(t) => (t + buffered, Some(t + buffered)),
             None => (buffered, None),
@@ -219,7 +230,9 @@ impl<R> fmt::Debug for MapIter<'_, R> {
 }
 
 struct Flight<R> {
-    fut: Future<Vec<R>>,
+    fut: Future<ChunkResults<R>>,
+    /// Index in the input of the chunk's first item.
+    start: usize,
     len: usize,
 }
 
@@ -315,6 +328,7 @@ impl<'a, R> MapIter<'a, R> {
         MapIter {
             current: Vec::new().into_iter(),
             repeat: None,
+            mixed: Vec::new().into_iter(),
             inner: Box::new(State {
                 exec,
                 f,
@@ -378,7 +392,11 @@ where
                 arg: chunk,
             };
             match self.exec.submit_with(call, opts) {
-                Ok(fut) => self.push(Flight { fut, len }),
+                Ok(fut) => self.push(Flight {
+                    fut,
+                    start: self.pulled - len,
+                    len,
+                }),
                 Err(e) => {
                     // The pool refuses work: report it for this chunk's items and stop.
                     // With a known length, every item still gets its result (the error), so
@@ -455,11 +473,15 @@ where
         let ran = fl.fut.timing().running();
         self.yielded += len;
         match fl.fut.result() {
-            Ok(v) => {
+            Ok(out) => {
                 self.chunker.observe(len, ran);
                 self.done += len;
+                self.failed += out.panics.len();
                 self.report();
-                Some(Refill::Values(v))
+                if out.panics.is_empty() {
+                    return Some(Refill::Values(out.values));
+                }
+                Some(Refill::Mixed(interleave(out, fl.start)))
             }
             Err(e) => {
                 self.done += len;
@@ -484,4 +506,25 @@ impl<E, F, I, R> Drop for State<'_, E, F, I, R> {
             fl.fut.cancel();
         }
     }
+}
+
+/// A chunk's values and panics back in input order; each panic names its item's index in
+/// the whole input (`start`: the chunk's first).
+fn interleave<R>(out: ChunkResults<R>, start: usize) -> Vec<Result<R, TaskError>> {
+    let n = out.values.len() + out.panics.len();
+    let mut values = out.values.into_iter();
+    let mut panics = out.panics.into_iter().peekable();
+    (0..n)
+        .map(|i| match panics.next_if(|(at, _)| *at == i) {
+            Some((_, mut p)) => {
+                p.item = Some(start + i);
+                Err(TaskError::Panicked(p))
+            }
+            None => values.next().ok_or_else(|| {
+                TaskError::Broken(crate::error::BrokenReason::new(
+                    "a chunk returned fewer values than items",
+                ))
+            }),
+        })
+        .collect()
 }
