@@ -8,8 +8,8 @@ use std::time::Duration;
 use pool_codec::{Codec, DefaultCodec};
 use pool_core::{
     BrokenReason, Call, ChunkFn, ChunkResults, CodecFailure, Engine, Executor, Future, MapIter,
-    Shutdown, ShutdownReport, Side, Stats, Submit, SubmitError, SubmitErrorKind, SubmitOptions,
-    TaskError,
+    Parallel, Shutdown, ShutdownReport, Side, Stats, Submit, SubmitError, SubmitErrorKind,
+    SubmitOptions, TaskError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -592,3 +592,32 @@ where
 
 const CLOSURES_IN_NAMED_POOL: &str = "this pool runs named tasks only (built with named_tasks): \
      use submit_named, or a pool without named_tasks for functions and closures";
+
+/// Generic code over any pool ([`Parallel`]): the same calls as [`ProcessPool::submit_with`]
+/// and [`ProcessPool::map`].
+impl<C: Codec> Parallel for ProcessPool<C> {
+    fn submit_fn_with<F, A, R>(
+        &self,
+        f: F,
+        arg: A,
+        opts: SubmitOptions,
+    ) -> Result<Future<R>, SubmitError<Call<F, A>>>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        ProcessPool::submit_with(self, f, arg, opts)
+    }
+
+    fn map_fn<'a, F, A, R, I>(&'a self, f: F, items: I) -> MapIter<'a, R>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        ProcessPool::map(self, f, items)
+    }
+}

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use pool_core::{
     BrokenReason, Call, CallFn, ChunkFn, ConfigError, Engine, EngineConfig, Executor, Future,
-    Shutdown, ShutdownReport, Stats, Submit, SubmitError, SubmitOptions, TaskError,
+    MapIter, Parallel, Shutdown, ShutdownReport, Stats, Submit, SubmitError, SubmitOptions,
+    TaskError,
 };
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::backend::{CallJob, ClosureJob, ThreadBackend};
 use crate::direct::{self, Helpers};
@@ -263,4 +266,33 @@ pub fn shared() -> &'static ThreadPool {
         p.shared = true;
         p
     })
+}
+
+/// Generic code over any pool ([`Parallel`]): the call runs on a pool thread (the serde bounds
+/// are the process pools'; a thread pool does not encode anything).
+impl Parallel for ThreadPool {
+    fn submit_fn_with<F, A, R>(
+        &self,
+        f: F,
+        arg: A,
+        opts: SubmitOptions,
+    ) -> Result<Future<R>, SubmitError<Call<F, A>>>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        Submit::submit_with(self, Call { f, arg }, opts)
+    }
+
+    fn map_fn<'a, F, A, R, I>(&'a self, f: F, items: I) -> MapIter<'a, R>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        Executor::map(self, f, items)
+    }
 }

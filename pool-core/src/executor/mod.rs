@@ -2,10 +2,12 @@
 //! the provided `map` family (in `map`), written once on top of `submit`.
 
 mod map;
+mod parallel;
 
 use std::time::Duration;
 
 pub use map::{ChunkSize, MapIter, MapOptions, Progress};
+pub use parallel::Parallel;
 
 use crate::error::{SubmitError, TaskError};
 use crate::future::Future;
