@@ -122,13 +122,17 @@ where
     fn call(self, arg: Vec<A>) -> ChunkResults<R> {
         let mut values = Vec::with_capacity(arg.len());
         let mut panics = Vec::new();
-        let mut items = arg.into_iter().enumerate();
+        let mut items = arg.into_iter();
+        // The index of the item running now. Counted by hand: `Enumerate` does not advance
+        // its count when the closure it feeds panics, so it would repeat an index.
+        let mut next = 0;
         // One catch for the whole chunk; after a panic, the rest of the chunk runs on.
         loop {
             let mut at = 0;
             let ran = catch_panic(|| {
-                values.extend(items.by_ref().map(|(i, a)| {
-                    at = i;
+                values.extend(items.by_ref().map(|a| {
+                    at = next;
+                    next += 1;
                     (self.0)(a)
                 }));
             });

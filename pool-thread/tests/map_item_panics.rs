@@ -52,3 +52,34 @@ fn unordered_and_fixed_chunks_name_the_same_items() {
     failed.sort_unstable();
     assert_eq!(failed, [499, 999]);
 }
+
+#[test]
+fn several_panicking_items_in_one_chunk_each_fail_alone() {
+    // Adjacent and scattered panics in one chunk: each names its own item, and every other
+    // item keeps its value.
+    let bad = |x: u32| [3, 4, 5, 9, 17].contains(&x);
+    let pool = ThreadPool::builder().max_workers(2).build().unwrap();
+    let got: Vec<Result<u32, TaskError>> = bounded(30, move || {
+        pool.map_with(
+            move |x: u32| {
+                assert!(!bad(x), "item {x} is bad");
+                x * 2
+            },
+            0..20u32,
+            MapOptions::default().chunk_size(ChunkSize::Fixed(20)),
+        )
+        .collect()
+    });
+    assert_eq!(got.len(), 20);
+    for (i, r) in got.iter().enumerate() {
+        match r {
+            Ok(v) => assert!(!bad(i as u32) && *v == 2 * i as u32, "item {i}: {v}"),
+            Err(TaskError::Panicked(p)) => {
+                assert!(bad(i as u32), "item {i} failed: {p}");
+                assert_eq!(p.item, Some(i));
+                assert_eq!(p.message, format!("item {i} is bad"));
+            }
+            Err(e) => panic!("item {i}: {e}"),
+        }
+    }
+}
