@@ -45,8 +45,8 @@ pub use error::{
     SubmitErrorKind, TaskError, TaskId, WorkerDied, WorkerId,
 };
 pub use executor::{
-    ChunkSize, Executor, MapIter, MapOptions, Parallel, Progress, Shutdown, ShutdownReport, Stats,
-    Submit, SubmitOptions,
+    BackendPool, ChunkSize, Erased, Executor, MapIter, MapOptions, Parallel, Progress, Shutdown,
+    ShutdownReport, Stats, Submit, SubmitOptions,
 };
 pub use future::{
     AsCompleted, Future, Promise, ReturnWhen, State, Timing, WaitResult, as_completed,

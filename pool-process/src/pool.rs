@@ -8,8 +8,8 @@ use std::time::Duration;
 use pool_codec::{Codec, DefaultCodec};
 use pool_core::{
     BrokenReason, Call, ChunkFn, ChunkResults, CodecFailure, Engine, Executor, Future, MapIter,
-    Parallel, Shutdown, ShutdownReport, Side, Stats, Submit, SubmitError, SubmitErrorKind,
-    SubmitOptions, TaskError,
+    MapOptions, Parallel, Shutdown, ShutdownReport, Side, Stats, Submit, SubmitError,
+    SubmitErrorKind, SubmitOptions, TaskError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -610,7 +610,7 @@ impl<C: Codec> Parallel for ProcessPool<C> {
         ProcessPool::submit_with(self, f, arg, opts)
     }
 
-    fn map_fn<'a, F, A, R, I>(&'a self, f: F, items: I) -> MapIter<'a, R>
+    fn map_fn_with<'a, F, A, R, I>(&'a self, f: F, items: I, opts: MapOptions) -> MapIter<'a, R>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
@@ -618,6 +618,6 @@ impl<C: Codec> Parallel for ProcessPool<C> {
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
     {
-        ProcessPool::map(self, f, items)
+        Executor::map_with(self, f, items, opts)
     }
 }

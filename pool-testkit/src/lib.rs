@@ -1,7 +1,7 @@
 //! pool: fault fixtures, conformance suite, leak checks.
 //!
-//! - [`Target`]: what an executor offers so the suite can drive it (implemented here for
-//!   `ThreadPool` and `ProcessPool`; [`impl_target!`] implements it for any other);
+//! - [`Target`]: what an executor offers so the suite can drive it: every
+//!   `pool_core::Parallel` executor is one;
 //! - [`conformance`]: the suite every executor must pass;
 //! - [`faults`]: fault fixtures (values, tasks, hooks) for every phase and fault kind;
 //! - [`harness`]: one-at-a-time process tests with a watchdog and a leak check;

@@ -1,5 +1,5 @@
 //! The conformance suite on a third-party backend (`examples/third_party_backend.rs`), built
-//! only on pool-core's public `Backend` / `Worker` / `Engine`.
+//! from pool-core's public `Backend` + `Worker` alone (a `BackendPool`), run from `tests/`.
 
 #[path = "../examples/third_party_backend.rs"]
 mod third_party_backend;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use pool_core::{
     BrokenReason, Call, CallFn, ChunkFn, ConfigError, Engine, EngineConfig, Executor, Future,
-    MapIter, Parallel, Shutdown, ShutdownReport, Stats, Submit, SubmitError, SubmitOptions,
-    TaskError,
+    MapIter, MapOptions, Parallel, Shutdown, ShutdownReport, Stats, Submit, SubmitError,
+    SubmitOptions, TaskError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -285,7 +285,7 @@ impl Parallel for ThreadPool {
         Submit::submit_with(self, Call { f, arg }, opts)
     }
 
-    fn map_fn<'a, F, A, R, I>(&'a self, f: F, items: I) -> MapIter<'a, R>
+    fn map_fn_with<'a, F, A, R, I>(&'a self, f: F, items: I, opts: MapOptions) -> MapIter<'a, R>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
@@ -293,6 +293,6 @@ impl Parallel for ThreadPool {
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
     {
-        Executor::map(self, f, items)
+        Executor::map_with(self, f, items, opts)
     }
 }

@@ -1,11 +1,13 @@
 //! The [`Executor`] / [`Submit`] traits every pool implements, their options and reports, and
 //! the provided `map` family (in `map`), written once on top of `submit`.
 
+mod backend_pool;
 mod map;
 mod parallel;
 
 use std::time::Duration;
 
+pub use backend_pool::{BackendPool, Erased};
 pub use map::{ChunkSize, MapIter, MapOptions, Progress};
 pub use parallel::Parallel;
 

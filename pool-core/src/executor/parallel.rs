@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Executor, MapIter, SubmitOptions};
+use super::{Executor, MapIter, MapOptions, SubmitOptions};
 use crate::error::{SubmitError, TaskError};
 use crate::future::Future;
 use crate::task::Call;
@@ -50,7 +50,7 @@ use crate::task::Call;
 /// #         p.complete(Ok(f(arg)));
 /// #         Ok(fut)
 /// #     }
-/// #     fn map_fn<'a, F, A, R, I>(&'a self, f: F, items: I) -> pool_core::MapIter<'a, R>
+/// #     fn map_fn_with<'a, F, A, R, I>(&'a self, f: F, items: I, _: pool_core::MapOptions) -> pool_core::MapIter<'a, R>
 /// #     where F: Fn(A) -> R + Copy + Send + Sync + 'static,
 /// #         A: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
 /// #         R: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
@@ -108,13 +108,40 @@ pub trait Parallel: Executor {
             .result()
     }
 
-    /// Apply `f` to every item, in order, lazily (as [`Executor::map`]): `Ok(value)` per
+    /// Apply `f` to every item with options (as [`Executor::map_with`]): `Ok(value)` per
     /// item, or its error (a panicking item fails only itself).
-    fn map_fn<'a, F, A, R, I>(&'a self, f: F, items: I) -> MapIter<'a, R>
+    fn map_fn_with<'a, F, A, R, I>(&'a self, f: F, items: I, opts: MapOptions) -> MapIter<'a, R>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a;
+
+    /// Apply `f` to every item, in order, lazily (as [`Executor::map`]).
+    fn map_fn<'a, F, A, R, I>(&'a self, f: F, items: I) -> MapIter<'a, R>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        self.map_fn_with(f, items, MapOptions::default())
+    }
+
+    /// Every item's value, in order (as [`Executor::map_all`]).
+    ///
+    /// # Errors
+    ///
+    /// The first failure in input order.
+    fn map_all_fn<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>, TaskError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_fn(f, items).collect()
+    }
 }

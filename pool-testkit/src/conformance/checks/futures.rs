@@ -86,7 +86,7 @@ pub(super) fn future_states_and_timing<E: Target>(cx: &Ctx<E>) -> Result<(), Str
     let w = cx.workers() as u32;
     let queued = cx
         .exec
-        .submit_fn(
+        .submit_fn_with(
             tasks::gate,
             cx.gate_arg(w),
             SubmitOptions::new().timing(true),

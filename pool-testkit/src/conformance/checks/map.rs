@@ -17,7 +17,7 @@ pub(super) fn map_ordered<E: Target>(cx: &Ctx<E>) -> Result<(), String> {
         cx.step(format!("map square, chunk {chunk:?}"));
         let got: Result<Vec<u64>, _> = cx
             .exec
-            .map_fn(
+            .map_fn_with(
                 tasks::square,
                 0..300u64,
                 MapOptions::default().chunk_size(chunk),
@@ -33,7 +33,7 @@ pub(super) fn map_ordered<E: Target>(cx: &Ctx<E>) -> Result<(), String> {
     cx.step("map where later items finish first, lookahead 3");
     let got: Result<Vec<u64>, _> = cx
         .exec
-        .map_fn(
+        .map_fn_with(
             tasks::slow_reverse,
             0..48u64,
             MapOptions::default()
@@ -49,7 +49,7 @@ pub(super) fn map_ordered<E: Target>(cx: &Ctx<E>) -> Result<(), String> {
     cx.step("map of nothing");
     let got: Vec<_> = cx
         .exec
-        .map_fn(tasks::square, Vec::<u64>::new(), MapOptions::default())
+        .map_fn_with(tasks::square, Vec::<u64>::new(), MapOptions::default())
         .collect();
     ensure!(got.is_empty(), "empty map yielded {} items", got.len());
     Ok(())
@@ -63,7 +63,7 @@ pub(super) fn map_lazy_bounded<E: Target>(cx: &Ctx<E>) -> Result<(), String> {
         counter.fetch_add(1, Ordering::Relaxed);
     });
     let lookahead = 4;
-    let it = cx.exec.map_fn(
+    let it = cx.exec.map_fn_with(
         tasks::square,
         endless,
         MapOptions::default()
@@ -93,7 +93,7 @@ pub(super) fn map_unordered_complete<E: Target>(cx: &Ctx<E>) -> Result<(), Strin
         cx.step(format!("map_unordered chunk {chunk:?}"));
         let got: Result<Vec<u64>, _> = cx
             .exec
-            .map_fn(
+            .map_fn_with(
                 tasks::slow_reverse,
                 0..64u64,
                 MapOptions::default().ordered(false).chunk_size(chunk),
@@ -140,7 +140,7 @@ pub(super) fn map_item_panic<E: Target>(cx: &Ctx<E>) -> Result<(), String> {
     cx.step("ordered map, chunk 1, item 13 panics");
     let got: Vec<Result<u64, TaskError>> = cx
         .exec
-        .map_fn(
+        .map_fn_with(
             tasks::panic_on_13,
             0..30u64,
             MapOptions::default().chunk_size(ChunkSize::Fixed(1)),
@@ -167,7 +167,7 @@ pub(super) fn map_timeout<E: Target>(cx: &Ctx<E>) -> Result<(), String> {
     let items = vec![0u64, 1, 1500, 2, 0];
     let got: Vec<Result<u64, TaskError>> = cx
         .exec
-        .map_fn(
+        .map_fn_with(
             tasks::sleep_ms,
             items.clone(),
             MapOptions::default()

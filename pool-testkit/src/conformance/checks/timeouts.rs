@@ -13,7 +13,7 @@ pub(super) fn per_call_timeout<E: Target>(cx: &Ctx<E>) -> Result<(), String> {
     let limit = Duration::from_millis(100);
     let slow = cx
         .exec
-        .submit_fn(
+        .submit_fn_with(
             tasks::sleep_ms,
             1500u64,
             SubmitOptions::new().timeout(limit).label("slow one"),
@@ -21,7 +21,7 @@ pub(super) fn per_call_timeout<E: Target>(cx: &Ctx<E>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let quick = cx
         .exec
-        .submit_fn(
+        .submit_fn_with(
             tasks::square,
             9u64,
             SubmitOptions::new().timeout(Duration::from_secs(30)),
@@ -47,7 +47,7 @@ pub(super) fn per_call_timeout<E: Target>(cx: &Ctx<E>) -> Result<(), String> {
     cx.step("a task within its timeout is not affected");
     let f = cx
         .exec
-        .submit_fn(
+        .submit_fn_with(
             tasks::sleep_ms,
             1u64,
             SubmitOptions::new().timeout(Duration::from_secs(30)),
