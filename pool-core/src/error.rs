@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// # Examples
 ///
 /// ```
-/// assert_eq!(pool_core::WorkerId(3).to_string(), "worker #3");
+/// assert_eq!(pool::WorkerId(3).to_string(), "worker #3");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct WorkerId(pub u64);
@@ -28,7 +28,7 @@ impl fmt::Display for WorkerId {
 /// # Examples
 ///
 /// ```
-/// let (_p, fut) = pool_core::promise::<()>();
+/// let (_p, fut) = pool::backend::promise::<()>();
 /// assert!(fut.id().to_string().starts_with("task #"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -73,7 +73,7 @@ impl fmt::Display for PanicInfo {
 /// # Examples
 ///
 /// ```
-/// use pool_core::ExitReason;
+/// use pool::ExitReason;
 /// let r = ExitReason::Signal { number: 11, name: "SIGSEGV".into() };
 /// assert_eq!(r.to_string(), "SIGSEGV (signal 11)");
 /// assert_eq!(ExitReason::Code(3).to_string(), "exit code 3");
@@ -173,12 +173,14 @@ impl fmt::Display for CodecFailure {
     }
 }
 
+impl std::error::Error for CodecFailure {}
+
 /// Why a pool is broken. Cheap to clone (shared).
 ///
 /// # Examples
 ///
 /// ```
-/// let r = pool_core::BrokenReason::new("initializer failed: no config");
+/// let r = pool::BrokenReason::new("initializer failed: no config");
 /// assert_eq!(r.to_string(), "initializer failed: no config");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,7 +209,7 @@ impl fmt::Display for BrokenReason {
 /// # Examples
 ///
 /// ```
-/// use pool_core::TaskError;
+/// use pool::TaskError;
 /// let e = TaskError::Cancelled;
 /// assert!(e.is_cancelled());
 /// assert_eq!(e.to_string(), "the task was cancelled");
@@ -309,6 +311,26 @@ impl fmt::Display for TaskError {
 impl std::error::Error for TaskError {}
 
 /// Why a submit was refused.
+///
+/// # Examples
+///
+/// ```
+/// use pool::{CodecFailure, Side, SubmitErrorKind, TaskError};
+/// let kind = SubmitErrorKind::Encode(CodecFailure {
+///     side: Side::Parent,
+///     type_name: "my::Config".into(),
+///     codec: "msgpack".into(),
+///     message: "map keys must be strings".into(),
+/// });
+/// assert_eq!(
+///     kind.to_string(),
+///     "could not encode my::Config in the parent with codec msgpack: map keys must be strings"
+/// );
+/// match &kind {
+///     SubmitErrorKind::Encode(c) => assert_eq!(c.type_name, "my::Config"),
+///     _ => unreachable!(),
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SubmitErrorKind {
@@ -318,8 +340,9 @@ pub enum SubmitErrorKind {
     Broken(BrokenReason),
     /// The bounded queue is full and the rejection policy is `Reject`.
     QueueFull,
-    /// The task could not be encoded (process pools); holds the `TaskError::Encode`.
-    Encode(TaskError),
+    /// The task's argument could not be encoded (process pools): which type, which codec,
+    /// and why.
+    Encode(CodecFailure),
 }
 
 impl fmt::Display for SubmitErrorKind {
@@ -330,7 +353,7 @@ impl fmt::Display for SubmitErrorKind {
             SubmitErrorKind::QueueFull => {
                 f.write_str("the task queue is full (raise queue_capacity or use Rejection::Block)")
             }
-            SubmitErrorKind::Encode(e) => e.fmt(f),
+            SubmitErrorKind::Encode(c) => write!(f, "could not encode {c}"),
         }
     }
 }
@@ -340,7 +363,7 @@ impl fmt::Display for SubmitErrorKind {
 /// # Examples
 ///
 /// ```
-/// use pool_core::{SubmitError, SubmitErrorKind};
+/// use pool::{SubmitError, SubmitErrorKind};
 /// let e = SubmitError::new(SubmitErrorKind::QueueFull, Some(5));
 /// assert!(e.is_queue_full());
 /// assert_eq!(e.into_task(), Some(5));
@@ -388,7 +411,7 @@ impl<T> SubmitError<T> {
             SubmitErrorKind::Shutdown => TaskError::Shutdown,
             SubmitErrorKind::Broken(r) => TaskError::Broken(r.clone()),
             SubmitErrorKind::QueueFull => TaskError::Cancelled,
-            SubmitErrorKind::Encode(e) => e.clone(),
+            SubmitErrorKind::Encode(c) => TaskError::Encode(c.clone()),
         }
     }
 }
@@ -411,7 +434,7 @@ impl<T> fmt::Display for SubmitError<T> {
 impl<T> std::error::Error for SubmitError<T> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
-            SubmitErrorKind::Encode(e) => Some(e),
+            SubmitErrorKind::Encode(c) => Some(c),
             _ => None,
         }
     }
@@ -423,7 +446,7 @@ impl<T> std::error::Error for SubmitError<T> {
 /// # Examples
 ///
 /// ```
-/// use pool_core::RemoteError;
+/// use pool::RemoteError;
 /// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "config.toml");
 /// let e = RemoteError::from_error(&io);
 /// assert_eq!(e.message(), "config.toml");
@@ -434,7 +457,7 @@ impl<T> std::error::Error for SubmitError<T> {
 /// `source()` chain), on `String`/`&str` messages and on boxed errors:
 ///
 /// ```
-/// use pool_core::RemoteError;
+/// use pool::RemoteError;
 ///
 /// fn port(text: &str) -> Result<u16, RemoteError> {
 ///     let n: u16 = text.trim().parse()?;
@@ -579,7 +602,7 @@ impl From<Box<dyn std::error::Error>> for RemoteError {
 /// # Examples
 ///
 /// ```
-/// let e = pool_core::ConfigError::new("max_workers must be at least 1");
+/// let e = pool::backend::ConfigError::new("max_workers must be at least 1");
 /// assert_eq!(e.to_string(), "invalid pool configuration: max_workers must be at least 1");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -18,7 +18,7 @@
 //! # Examples
 //!
 //! ```
-//! let (promise, future) = pool_core::promise::<u32>();
+//! let (promise, future) = pool::backend::promise::<u32>();
 //! std::thread::spawn(move || {
 //!     if promise.start() {
 //!         promise.complete(Ok(42));

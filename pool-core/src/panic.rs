@@ -128,11 +128,11 @@ pub(crate) fn set_callback_counter(c: std::sync::Arc<AtomicU64>) {
 /// # Examples
 ///
 /// ```
-/// let before = pool_core::callback_panics();
-/// let (p, f) = pool_core::promise::<u8>();
+/// let before = pool::callback_panics();
+/// let (p, f) = pool::backend::promise::<u8>();
 /// f.on_done(|_| panic!("callback bug"));
 /// p.complete(Ok(1));
-/// assert_eq!(pool_core::callback_panics(), before + 1);
+/// assert_eq!(pool::callback_panics(), before + 1);
 /// assert_eq!(f.result().unwrap(), 1);
 /// ```
 pub fn callback_panics() -> u64 {
@@ -150,7 +150,7 @@ pub fn callback_panics() -> u64 {
 /// # Examples
 ///
 /// ```
-/// let r = pool_core::catch_panic(|| -> u8 { panic!("boom") });
+/// let r = pool::backend::catch_panic(|| -> u8 { panic!("boom") });
 /// let info = r.unwrap_err();
 /// assert_eq!(info.message, "boom");
 /// assert!(info.location.unwrap().contains(".rs:"));

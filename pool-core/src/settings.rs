@@ -15,10 +15,10 @@ use crate::error::ConfigError;
 /// # Examples
 ///
 /// ```
-/// let e = pool_core::BuildError::new(
+/// let e = pool::BuildError::new(
 ///     "thread",
 ///     "resize",
-///     pool_core::ConfigError::new("max_workers must be at least 1"),
+///     pool::backend::ConfigError::new("max_workers must be at least 1"),
 /// );
 /// assert_eq!(
 ///     e.to_string(),

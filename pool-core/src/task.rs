@@ -53,7 +53,8 @@ where
 /// # Examples
 ///
 /// ```
-/// use pool_core::{Call, CallFn};
+/// use pool::Call;
+/// use pool::backend::CallFn;
 /// let c = Call { f: |x: u32| x + 1, arg: 41 };
 /// assert_eq!(c.run(), 42);
 /// ```
@@ -88,7 +89,7 @@ where
 /// # Examples
 ///
 /// ```
-/// use pool_core::{CallFn, ChunkFn};
+/// use pool::backend::{CallFn, ChunkFn};
 /// let out = ChunkFn(|x: u32| x * 2).call(vec![1, 2, 3]);
 /// assert_eq!(out.values, vec![2, 4, 6]);
 /// assert!(out.panics.is_empty());

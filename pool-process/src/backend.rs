@@ -22,7 +22,7 @@ use crate::transfer::FnRef;
 use crate::transport;
 
 /// An encoded task: which function to run and its encoded argument.
-pub struct EncodedTask {
+pub(crate) struct EncodedTask {
     pub(crate) target: Target,
     /// The function's short type name, for error messages.
     pub(crate) name: &'static str,
@@ -39,12 +39,12 @@ pub(crate) enum Target {
 }
 
 /// A task's encoded result, as the worker sent it.
-pub struct EncodedReply {
+pub(crate) struct EncodedReply {
     pub(crate) bytes: Vec<u8>,
 }
 
 /// Starts worker processes for a `pool_core::Engine`; generic over the codec `C`.
-pub struct ProcessBackend<C: Codec> {
+pub(crate) struct ProcessBackend<C: Codec> {
     pub(crate) config: Arc<StartConfig>,
     pub(crate) bufs: Arc<BufPool>,
     pub(crate) _codec: PhantomData<fn() -> C>,
@@ -86,7 +86,7 @@ const PIPELINE_MAX_ARG: usize = 256;
 const DEADLINE_GRACE: Duration = Duration::from_millis(50);
 
 /// One worker process, driven by one engine thread.
-pub struct ProcessWorker {
+pub(crate) struct ProcessWorker {
     process: WorkerProcess,
     bufs: Arc<BufPool>,
     /// Tasks sent and not yet answered, oldest first: name and send time.

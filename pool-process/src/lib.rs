@@ -1,7 +1,7 @@
 //! pool: the process backend and [`ProcessPool`].
 //!
 //! ```
-//! use pool_process::ProcessPool;
+//! use pool::ProcessPool;
 //!
 //! fn collatz_steps(mut n: u64) -> u32 {
 //!     let mut steps = 0;
@@ -61,19 +61,21 @@ mod stderr_tail;
 mod supervisor;
 mod sys;
 mod transfer;
+// Public only for this crate's own integration tests (the shm ring across real processes)
+// and the protocol tests of the test kit; not part of the API. Users pick a transport with
+// `TransportKind`.
+#[doc(hidden)]
 pub mod transport;
 mod values;
 mod wire;
 mod worker;
 
-pub use backend::{EncodedReply, EncodedTask, ProcessBackend, ProcessWorker};
 pub use builder::ProcessPoolBuilder;
-pub use named::NamedTask;
 pub use pool::ProcessPool;
 pub use reusable::reusable;
 pub use supervisor::StartMethod;
 pub use transfer::HookResult;
-pub use transport::{Transport, TransportKind};
+pub use transport::TransportKind;
 pub use worker::worker_main;
 
 #[doc(hidden)]

@@ -74,7 +74,7 @@ pub(crate) fn registry() -> &'static [NamedTask] {
 /// fn square(x: u64) -> u64 {
 ///     x * x
 /// }
-/// pool_process::named_task!("square", square);
+/// pool::named_task!("square", square);
 /// # fn main() {}
 /// ```
 #[macro_export]

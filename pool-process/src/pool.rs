@@ -34,7 +34,7 @@ use crate::values::{decode_reply, drop_argument, short_name};
 /// # Examples
 ///
 /// ```
-/// use pool_process::ProcessPool;
+/// use pool::prelude::*;
 ///
 /// fn square(x: u64) -> u64 {
 ///     x * x
@@ -127,20 +127,43 @@ impl<C: Codec> ProcessPool<C> {
     /// through the codec: the argument's own buffer is written to the worker (no encoding
     /// copy), and a byte result arrives as the vector the parent received.
     ///
-    /// `f` must be zero-sized: a fn item or a closure that captures nothing. Anything else
-    /// is refused when the program is built, with a message that says so:
+    /// `f` must be a fn item or a closure that captures nothing: the worker runs the same
+    /// binary, so the function's type says all there is to send. Whatever `f` needs goes
+    /// into `arg` (a tuple for several values):
     ///
-    /// ```compile_fail
-    /// let pool = pool_process::ProcessPool::builder().build().unwrap();
+    /// ```
+    /// let pool = pool::ProcessPool::builder().max_workers(1).build()?;
+    /// let greeting = String::from("hello");
+    /// let text = pool.apply(|(g, name): (String, String)| format!("{g}, {name}"),
+    ///                       (greeting, "you".to_string()))?;
+    /// assert_eq!(text, "hello, you");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// A closure that captures a value which is not `Copy` (a `String`, a `Vec`, an `Arc`)
+    /// or borrows one is refused by `cargo check` and the IDE, as a missing trait bound
+    /// (`Copy` or `'static`):
+    ///
+    /// ```compile_fail,E0277
+    /// let pool = pool::ProcessPool::builder().build().unwrap();
+    /// let greeting = String::from("hello");
+    /// let _ = pool.submit(move |name: String| format!("{greeting}, {name}"), "you".to_string());
+    /// ```
+    ///
+    /// A closure that captures only `Copy` values, and a fn pointer, have the right traits
+    /// but carry data (Rust has no bound for "zero-sized"): they are refused when the program
+    /// is built, by a compile-time assertion whose message says what to do:
+    ///
+    /// ```compile_fail,E0080
+    /// let pool = pool::ProcessPool::builder().build().unwrap();
     /// let offset = 10u64;
-    /// // Captures `offset`: not zero-sized, cannot be sent to another process.
     /// let _ = pool.submit(move |x: u64| x + offset, 1);
     /// ```
     ///
     /// # Examples
     ///
     /// ```
-    /// let pool = pool_process::ProcessPool::builder().max_workers(1).build()?;
+    /// let pool = pool::ProcessPool::builder().max_workers(1).build()?;
     /// let len = pool.submit(|s: String| s.len(), "four".to_string())?.result()?;
     /// assert_eq!(len, 4);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -166,9 +189,9 @@ impl<C: Codec> ProcessPool<C> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use pool_core::{SubmitOptions, TaskError};
+    /// use pool::{SubmitOptions, TaskError};
     ///
-    /// let pool = pool_process::ProcessPool::builder().max_workers(1).build()?;
+    /// let pool = pool::ProcessPool::builder().max_workers(1).build()?;
     /// let opts = SubmitOptions::default()
     ///     .timeout(Duration::from_millis(100))
     ///     .label("nap");
@@ -204,7 +227,7 @@ impl<C: Codec> ProcessPool<C> {
     /// # Examples
     ///
     /// ```
-    /// let pool = pool_process::ProcessPool::builder().max_workers(1).build()?;
+    /// let pool = pool::ProcessPool::builder().max_workers(1).build()?;
     /// assert_eq!(pool.apply(|x: u64| x + 1, 41)?, 42);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -269,27 +292,14 @@ impl<C: Codec> ProcessPool<C> {
         if size <= MAX_FRAME {
             return Ok(());
         }
-        Err(SubmitErrorKind::Encode(TaskError::Encode(CodecFailure {
+        Err(SubmitErrorKind::Encode(CodecFailure {
             side: Side::Parent,
             type_name: type_name::<T>().to_owned(),
             codec: self.inner.codec.name().to_owned(),
             message: format!(
                 "the request would be {size} bytes, over the {MAX_FRAME}-byte frame limit"
             ),
-        })))
-    }
-
-    /// Applies `f` to every item in worker processes, in order, lazily, in automatically
-    /// sized chunks (see `pool_core::Executor::map_with` for options).
-    pub fn map<'a, F, A, R, I>(&'a self, f: F, items: I) -> MapIter<'a, R>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-        I: IntoIterator<Item = A>,
-        I::IntoIter: 'a,
-    {
-        Executor::map(self, f, items)
+        }))
     }
 
     /// Shut down, waiting for running tasks (and, with `Shutdown::Wait`, the queue) at most
@@ -300,9 +310,9 @@ impl<C: Codec> ProcessPool<C> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use pool_core::Shutdown;
+    /// use pool::Shutdown;
     ///
-    /// let pool = pool_process::ProcessPool::builder().max_workers(1).build()?;
+    /// let pool = pool::ProcessPool::builder().max_workers(1).build()?;
     /// let _nap = pool.submit(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 5_000)?;
     /// let report = pool.shutdown_timeout(Shutdown::Kill, Duration::from_secs(5));
     /// assert_eq!(report.unfinished_workers, 0);
@@ -361,9 +371,9 @@ impl<C: Codec> ProcessPool<C> {
     /// fn cube(x: i64) -> i64 {
     ///     x * x * x
     /// }
-    /// pool_process::named_task!("doc-cube", cube);
+    /// pool::named_task!("doc-cube", cube);
     ///
-    /// let pool = pool_process::ProcessPool::builder()
+    /// let pool = pool::ProcessPool::builder()
     ///     .max_workers(1)
     ///     .named_tasks(["doc-cube"])
     ///     .build()?;
@@ -405,12 +415,12 @@ impl<C: Codec> ProcessPool<C> {
     }
 
     fn refusal(&self, type_name: &str, message: String) -> SubmitErrorKind {
-        SubmitErrorKind::Encode(TaskError::Encode(CodecFailure {
+        SubmitErrorKind::Encode(CodecFailure {
             side: Side::Parent,
             type_name: type_name.to_owned(),
             codec: self.inner.codec.name().to_owned(),
             message,
-        }))
+        })
     }
 
     fn send<T, R>(
@@ -442,12 +452,12 @@ impl<C: Codec> ProcessPool<C> {
             Ok(()) => self.fits::<T>(bytes.len()).map(|()| bytes),
             Err(message) => {
                 inner.bufs.put(bytes);
-                Err(SubmitErrorKind::Encode(TaskError::Encode(CodecFailure {
+                Err(SubmitErrorKind::Encode(CodecFailure {
                     side: Side::Parent,
                     type_name: type_name::<T>().to_owned(),
                     codec: inner.codec.name().to_owned(),
                     message,
-                })))
+                }))
             }
         }
     }
@@ -594,7 +604,7 @@ const CLOSURES_IN_NAMED_POOL: &str = "this pool runs named tasks only (built wit
      use submit_named, or a pool without named_tasks for functions and closures";
 
 /// Generic code over any pool ([`Parallel`]): the same calls as [`ProcessPool::submit_with`]
-/// and [`ProcessPool::map`].
+/// and [`Executor::map_with`].
 impl<C: Codec> Parallel for ProcessPool<C> {
     fn submit_fn_with<F, A, R>(
         &self,

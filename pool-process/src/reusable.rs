@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use pool_codec::Codec;
-use pool_core::ConfigError;
+use pool_core::BuildError;
 
 use crate::builder::ProcessPoolBuilder;
 use crate::pool::ProcessPool;
@@ -59,8 +59,8 @@ static REUSABLE: Mutex<Option<HashMap<TypeId, Entry>>> = Mutex::new(None);
 /// # Examples
 ///
 /// ```
-/// use pool_core::Executor;
-/// use pool_process::{ProcessPool, reusable};
+/// use pool::Executor;
+/// use pool::{ProcessPool, reusable};
 ///
 /// let a = reusable(ProcessPool::builder().max_workers(2))?;
 /// let b = reusable(ProcessPool::builder().max_workers(2))?;
@@ -68,9 +68,9 @@ static REUSABLE: Mutex<Option<HashMap<TypeId, Entry>>> = Mutex::new(None);
 /// let c = reusable(ProcessPool::builder().max_workers(1))?; // resized, same pool
 /// assert_eq!(c.executor_id(), a.executor_id());
 /// assert_eq!(c.max_workers(), 1);
-/// # Ok::<(), pool_core::ConfigError>(())
+/// # Ok::<(), pool::BuildError>(())
 /// ```
-pub fn reusable<C: Codec>(config: ProcessPoolBuilder<C>) -> Result<ProcessPool<C>, ConfigError> {
+pub fn reusable<C: Codec>(config: ProcessPoolBuilder<C>) -> Result<ProcessPool<C>, BuildError> {
     let fingerprint = config.fingerprint();
     let max_workers = config.requested_max_workers();
     let mut guard = REUSABLE.lock().unwrap_or_else(PoisonError::into_inner);

@@ -80,9 +80,10 @@ fn codec_failures_on_each_side_fail_one_task() {
     // Parent cannot encode the argument: submit itself fails, the task comes back.
     let err = pool.submit(take_no_ser, NoSer).unwrap_err();
     match err.kind() {
-        SubmitErrorKind::Encode(e) => {
+        SubmitErrorKind::Encode(_) => {
+            let e = err.to_task_error();
             assert!(matches!(e, TaskError::Encode(_)));
-            check_failure(e, Side::Parent, "NoSer");
+            check_failure(&e, Side::Parent, "NoSer");
         }
         other => panic!("expected an encode error, got {other:?}"),
     }

@@ -29,7 +29,7 @@ fn huge_result(n: usize) -> Vec<u8> {
 
 fn refused_for_size(kind: &SubmitErrorKind) -> String {
     match kind {
-        SubmitErrorKind::Encode(TaskError::Encode(c)) => {
+        SubmitErrorKind::Encode(c) => {
             assert_eq!(c.side, Side::Parent);
             c.message.clone()
         }

@@ -164,9 +164,10 @@ fn a_panicking_serialize_in_the_caller_is_refused_at_submit_and_apply() {
     // task comes back.
     let err = pool.submit(take_ser_bomb, SerBomb).unwrap_err();
     match err.kind() {
-        SubmitErrorKind::Encode(e) => {
+        SubmitErrorKind::Encode(_) => {
+            let e = err.to_task_error();
             assert!(matches!(e, TaskError::Encode(_)), "{e:?}");
-            codec_failure(e, Side::Parent, "SerBomb", "SerBomb went off in Serialize");
+            codec_failure(&e, Side::Parent, "SerBomb", "SerBomb went off in Serialize");
         }
         other => panic!("expected an encode refusal, got {other:?}"),
     }

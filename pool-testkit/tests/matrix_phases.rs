@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use pool_core::{Executor, Side, SubmitErrorKind, SubmitOptions, TaskError};
+use pool_core::{Executor, Side, SubmitErrorKind, SubmitOptions};
 use pool_process::{ProcessPool, TransportKind};
 use pool_testkit::faults::{self, Fault, Faulty, Phase};
 use pool_testkit::harness;
@@ -103,7 +103,7 @@ fn parent_phases(pool: &ProcessPool, fault: Fault) {
     match (fault, r) {
         // An error or a panic in Serialize alike: an encode refusal, the task handed back.
         (Fault::Error | Fault::Panic, Ok(Err(e))) => match e.kind() {
-            SubmitErrorKind::Encode(TaskError::Encode(c)) => {
+            SubmitErrorKind::Encode(c) => {
                 let injected = format!("injected {}", fault.name());
                 assert_eq!(c.side, Side::Parent, "{what}: {c}");
                 assert!(c.message.contains(&injected), "{what}: {c}");

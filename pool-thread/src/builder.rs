@@ -36,7 +36,7 @@ pub enum SelfTestError {
 ///
 /// ```
 /// use std::time::Duration;
-/// let pool = pool_thread::ThreadPool::builder()
+/// let pool = pool::ThreadPool::builder()
 ///     .name("resize")
 ///     .max_workers(4)
 ///     .min_workers(1)
@@ -123,7 +123,7 @@ impl ThreadPoolBuilder {
     /// # Examples
     ///
     /// ```
-    /// let e = pool_thread::ThreadPool::builder().max_workers(0).build().unwrap_err();
+    /// let e = pool::ThreadPool::builder().max_workers(0).build().unwrap_err();
     /// assert!(e.to_string().contains("max_workers"));
     /// ```
     pub fn build(self) -> Result<ThreadPool, BuildError> {
@@ -198,7 +198,7 @@ impl ThreadPool {
     /// # Examples
     ///
     /// ```
-    /// use pool_thread::{SelfTestError, ThreadPool};
+    /// use pool::{SelfTestError, ThreadPool};
     /// let b = ThreadPool::builder().initializer(|| Err::<(), _>("no database"));
     /// assert_eq!(
     ///     ThreadPool::test(&b),

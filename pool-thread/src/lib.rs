@@ -16,8 +16,8 @@
 //! # Examples
 //!
 //! ```
-//! use pool_core::Executor;
-//! let pool = pool_thread::ThreadPool::builder().max_workers(2).build().unwrap();
+//! use pool::Executor;
+//! let pool = pool::ThreadPool::builder().max_workers(2).build().unwrap();
 //! let f = pool.submit(|| 6 * 7).unwrap();
 //! assert_eq!(f.result().unwrap(), 42);
 //! let squares: Vec<u64> = pool.map_all(|x: u64| x * x, 0..5).unwrap();

@@ -23,10 +23,10 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// # Examples
 ///
 /// ```
-/// use pool_core::{Executor, Shutdown};
-/// let pool = pool_thread::ThreadPool::builder().max_workers(2).build().unwrap();
+/// use pool::{Executor, Shutdown};
+/// let pool = pool::ThreadPool::builder().max_workers(2).build().unwrap();
 /// let futs: Vec<_> = (0..4u32).map(|i| pool.submit(move || i * 10).unwrap()).collect();
-/// assert_eq!(pool_core::collect(futs).unwrap(), vec![0, 10, 20, 30]);
+/// assert_eq!(pool::collect(futs).unwrap(), vec![0, 10, 20, 30]);
 /// let report = pool.shutdown(Shutdown::Wait);
 /// assert_eq!(report.cancelled, 0);
 /// ```
@@ -84,7 +84,7 @@ impl ThreadPool {
     /// # Examples
     ///
     /// ```
-    /// let pool = pool_thread::ThreadPool::builder().max_workers(2).build()?;
+    /// let pool = pool::ThreadPool::builder().max_workers(2).build()?;
     /// assert_eq!(pool.apply(|| 6 * 7)?, 42);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -129,7 +129,7 @@ impl ThreadPool {
     /// # Examples
     ///
     /// ```
-    /// let pool = pool_thread::ThreadPool::builder().build().unwrap();
+    /// let pool = pool::ThreadPool::builder().build().unwrap();
     /// let words = vec!["a".to_string(), "bcd".to_string()];
     /// assert_eq!(pool.map_slice(|w: &String| w.len(), &words), Ok(vec![1, 3]));
     /// ```
@@ -155,6 +155,30 @@ impl ThreadPool {
     /// Why the pool is broken, if it is.
     pub fn is_broken(&self) -> Option<BrokenReason> {
         self.engine.is_broken()
+    }
+
+    /// Has the pool been shut down? (Never for the [`shared`] pool.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pool::{Executor, Shutdown, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().max_workers(3).build()?;
+    /// assert_eq!(pool.max_workers(), 3);
+    /// assert!(!pool.is_shut_down());
+    /// pool.shutdown(Shutdown::Wait);
+    /// assert!(pool.is_shut_down());
+    /// assert!(pool.submit(|| 1).unwrap_err().is_shutdown());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_shut_down(&self) -> bool {
+        self.engine.is_shut_down()
+    }
+
+    /// The most workers the pool runs at once (as last resized).
+    pub fn max_workers(&self) -> usize {
+        self.engine.config().max_workers
     }
 
     /// Shut down, waiting for running tasks at most `d`.
@@ -252,8 +276,8 @@ where
 /// # Examples
 ///
 /// ```
-/// let a = pool_thread::shared().submit(|| 1).unwrap();
-/// let b = pool_thread::shared().submit(|| 2).unwrap();
+/// let a = pool::shared().submit(|| 1).unwrap();
+/// let b = pool::shared().submit(|| 2).unwrap();
 /// assert_eq!(a.result().unwrap() + b.result().unwrap(), 3);
 /// ```
 pub fn shared() -> &'static ThreadPool {

@@ -8,9 +8,7 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use pool::{
-    Executor, MapOptions, ProcessPool, Shutdown, Submit, SubmitOptions, TaskError, ThreadPool,
-};
+use pool::prelude::*;
 
 fn is_prime(n: u64) -> bool {
     if n < 2 {
@@ -26,13 +24,10 @@ fn is_prime(n: u64) -> bool {
     true
 }
 
-/// Generic code, written once against `Executor`, run on threads and on processes.
-fn count_primes<E, F>(pool: &E, test: F, below: u64) -> Result<usize, TaskError>
-where
-    E: Executor + Submit<pool::Call<pool::ChunkFn<F>, Vec<u64>>>,
-    F: Fn(u64) -> bool + Clone + Send + 'static,
-{
-    let flags = pool.map_all(test, 0..below)?;
+/// Generic code, written once against `Parallel`, run on threads and on processes: the
+/// function it submits is its own.
+fn count_primes<P: Parallel>(pool: &P, below: u64) -> Result<usize, TaskError> {
+    let flags = pool.map_all_fn(is_prime, 0..below)?;
     Ok(flags.into_iter().filter(|&p| p).count())
 }
 
@@ -80,7 +75,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }));
     let threads = ThreadPool::builder().max_workers(2).name("tour").build()?;
     let t0 = Instant::now();
-    let primes = count_primes(&threads, is_prime, 200_000)?;
+    let primes = count_primes(&threads, 200_000)?;
     println!(
         "threads:   {primes} primes below 200 000 in {:?}",
         t0.elapsed()
@@ -98,7 +93,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     // 2. Processes: the same generic function, plain fns, no registration, no init().
     let procs = ProcessPool::builder().max_workers(2).build()?;
     let t0 = Instant::now();
-    let primes = count_primes(&procs, is_prime, 200_000)?;
+    let primes = count_primes(&procs, 200_000)?;
     println!(
         "processes: {primes} primes below 200 000 in {:?}",
         t0.elapsed()

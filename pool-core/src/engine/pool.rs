@@ -39,7 +39,8 @@ pub(super) fn is_current<T>(shared: *const T) -> bool {
 ///
 /// ```
 /// use std::time::Instant;
-/// use pool_core::*;
+/// use pool::backend::*;
+/// use pool::*;
 ///
 /// struct Doubler;
 /// struct W;
@@ -216,6 +217,15 @@ impl<B: Backend> Engine<B> {
     /// Why the pool is broken, if it is.
     pub fn is_broken(&self) -> Option<BrokenReason> {
         lock(&self.shared().ctl).broken.clone()
+    }
+
+    /// Has `shutdown` been called (the pool takes no more tasks)? A broken pool is not shut
+    /// down: see [`Engine::is_broken`].
+    pub fn is_shut_down(&self) -> bool {
+        matches!(
+            self.shared().status.load(Ordering::SeqCst),
+            super::shared::WAIT | super::shared::CANCEL
+        )
     }
 
     /// The configuration the engine runs with (`max_workers` as last resized).

@@ -164,7 +164,7 @@ impl RunContext {
 /// # Examples
 ///
 /// ```
-/// let k = pool_core::Killer::new(|| eprintln!("kill"));
+/// let k = pool::backend::Killer::new(|| eprintln!("kill"));
 /// # drop(k);
 /// ```
 #[derive(Clone)]

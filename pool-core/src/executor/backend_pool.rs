@@ -86,7 +86,8 @@ impl std::fmt::Debug for Erased {
 /// ```
 /// use std::any::Any;
 /// use std::time::Instant;
-/// use pool_core::*;
+/// use pool::backend::*;
+/// use pool::*;
 ///
 /// /// Workers that run each call right on the engine's thread.
 /// struct Here;

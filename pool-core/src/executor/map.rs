@@ -34,7 +34,7 @@ pub enum ChunkSize {
 /// # Examples
 ///
 /// ```
-/// let p = pool_core::Progress::new(|done, total, failed| {
+/// let p = pool::Progress::new(|done, total, failed| {
 ///     eprintln!("{done}/{total:?} ({failed} failed)");
 /// });
 /// # drop(p);
@@ -60,7 +60,7 @@ impl fmt::Debug for Progress {
 /// # Examples
 ///
 /// ```
-/// use pool_core::{ChunkSize, MapOptions};
+/// use pool::{ChunkSize, MapOptions};
 /// let o = MapOptions::default().chunk_size(ChunkSize::Fixed(100)).lookahead(4);
 /// assert_eq!(o.chunk_size, ChunkSize::Fixed(100));
 /// ```

@@ -90,7 +90,7 @@ pub struct Stats {
 ///
 /// ```
 /// use std::time::Duration;
-/// let o = pool_core::SubmitOptions::new().timeout(Duration::from_secs(1)).label("resize");
+/// let o = pool::SubmitOptions::new().timeout(Duration::from_secs(1)).label("resize");
 /// assert_eq!(o.label.as_deref(), Some("resize"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -136,7 +136,8 @@ impl SubmitOptions {
 /// in the `map` family comes with it.
 ///
 /// ```
-/// use pool_core::*;
+/// use pool::backend::{CallFn, Task, promise};
+/// use pool::*;
 ///
 /// struct Inline;
 ///
@@ -181,7 +182,28 @@ pub trait Executor: Send + Sync {
     /// Apply `f` to every item, in order, lazily: items are pulled and chunks submitted as the
     /// iterator is consumed, with a bounded look-ahead, so an endless iterator works in
     /// bounded memory. Chunk size is automatic (see [`ChunkSize::Auto`]). Each item is
-    /// `Ok(value)` or the error of its chunk.
+    /// `Ok(value)` or its own error: a panicking item fails only itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pool::{Executor, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().max_workers(2).build()?;
+    /// let halves: Vec<_> = pool
+    ///     .map(|x: u32| { assert!(x != 3, "three"); x / 2 }, 0..5)
+    ///     .collect();
+    /// assert_eq!(halves[..3], [Ok(0), Ok(0), Ok(1)]);
+    /// let err = halves[3].as_ref().unwrap_err();
+    /// assert!(err.is_panic());
+    /// assert!(err.to_string().starts_with("task panicked on item 3: three"));
+    /// assert_eq!(halves[4], Ok(2));
+    ///
+    /// // Lazy: an endless input is fine, in bounded memory.
+    /// let first: Vec<u64> = pool.map(|x: u64| x * x, 1..).take(3).map(Result::unwrap).collect();
+    /// assert_eq!(first, [1, 4, 9]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn map<'a, F, A, R, I>(&'a self, f: F, items: I) -> MapIter<'a, R>
     where
         Self: Submit<Call<ChunkFn<F>, Vec<A>>> + Sized,
@@ -195,6 +217,20 @@ pub trait Executor: Send + Sync {
     }
 
     /// Like [`Executor::map`], yielding results as chunks finish (not in input order).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pool::{Executor, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().max_workers(2).build()?;
+    /// let mut squares: Vec<u64> = pool
+    ///     .map_unordered(|x: u64| x * x, 0..100)
+    ///     .collect::<Result<_, _>>()?;
+    /// squares.sort_unstable();
+    /// assert_eq!(squares[..4], [0, 1, 4, 9]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn map_unordered<'a, F, A, R, I>(&'a self, f: F, items: I) -> MapIter<'a, R>
     where
         Self: Submit<Call<ChunkFn<F>, Vec<A>>> + Sized,
@@ -212,6 +248,18 @@ pub trait Executor: Send + Sync {
     /// # Errors
     ///
     /// The first error in input order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pool::{Executor, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().max_workers(2).build()?;
+    /// let lengths = pool.map_all(|s: &'static str| s.len(), ["a", "bb", "ccc"])?;
+    /// assert_eq!(lengths, [1, 2, 3]);
+    /// assert!(pool.map_all(|x: u8| 10 / x, [1, 0, 2]).is_err()); // a panic, as an error
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn map_all<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>, TaskError>
     where
         Self: Submit<Call<ChunkFn<F>, Vec<A>>> + Sized,
@@ -224,6 +272,24 @@ pub trait Executor: Send + Sync {
     }
 
     /// `map` with options: chunk size, look-ahead, per-chunk timeout, order, progress.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pool::{ChunkSize, Executor, MapOptions, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().max_workers(2).build()?;
+    /// let opts = MapOptions::default()
+    ///     .chunk_size(ChunkSize::Fixed(64))
+    ///     .timeout(Duration::from_secs(30));
+    /// let total: u64 = pool
+    ///     .map_with(|x: u64| x + 1, 0..1_000, opts)
+    ///     .map(Result::unwrap)
+    ///     .sum();
+    /// assert_eq!(total, 500_500);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn map_with<'a, F, A, R, I>(&'a self, f: F, items: I, opts: MapOptions) -> MapIter<'a, R>
     where
         Self: Submit<Call<ChunkFn<F>, Vec<A>>> + Sized,

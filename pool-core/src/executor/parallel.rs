@@ -19,7 +19,7 @@ use crate::task::Call;
 /// A library function that takes any pool:
 ///
 /// ```
-/// use pool_core::{Parallel, TaskError};
+/// use pool::{Parallel, TaskError};
 ///
 /// fn word_count(text: String) -> usize {
 ///     text.split_whitespace().count()
@@ -34,28 +34,15 @@ use crate::task::Call;
 /// pub fn first_count<P: Parallel>(pool: &P, text: String) -> Result<usize, TaskError> {
 ///     pool.submit_fn(word_count, text).map_err(|e| e.to_task_error())?.result()
 /// }
-/// # let _ = (word_counts::<NoPool>, first_count::<NoPool>);
-/// # struct NoPool;
-/// # impl pool_core::Executor for NoPool {
-/// #     fn shutdown(&self, _: pool_core::Shutdown) -> pool_core::ShutdownReport { Default::default() }
-/// #     fn stats(&self) -> pool_core::Stats { Default::default() }
-/// # }
-/// # impl Parallel for NoPool {
-/// #     fn submit_fn_with<F, A, R>(&self, f: F, arg: A, _: pool_core::SubmitOptions)
-/// #         -> Result<pool_core::Future<R>, pool_core::SubmitError<pool_core::Call<F, A>>>
-/// #     where F: Fn(A) -> R + Copy + Send + Sync + 'static,
-/// #         A: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-/// #         R: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {
-/// #         let (p, fut) = pool_core::promise();
-/// #         p.complete(Ok(f(arg)));
-/// #         Ok(fut)
-/// #     }
-/// #     fn map_fn_with<'a, F, A, R, I>(&'a self, f: F, items: I, _: pool_core::MapOptions) -> pool_core::MapIter<'a, R>
-/// #     where F: Fn(A) -> R + Copy + Send + Sync + 'static,
-/// #         A: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-/// #         R: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-/// #         I: IntoIterator<Item = A>, I::IntoIter: 'a { unimplemented!() }
-/// # }
+///
+/// // The same function on threads and on processes.
+/// let threads = pool::ThreadPool::builder().max_workers(2).build()?;
+/// let texts = vec!["a b c".to_string(), "d".to_string()];
+/// assert_eq!(word_counts(&threads, texts.clone())?, [3, 1]);
+/// let processes = pool::ProcessPool::builder().max_workers(2).build()?;
+/// assert_eq!(word_counts(&processes, texts)?, [3, 1]);
+/// assert_eq!(first_count(&processes, "one two".to_string())?, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// `ThreadPool` and `ProcessPool` implement it; so can any backend, by forwarding to its

@@ -114,13 +114,35 @@ pub(crate) fn next_task_id() -> TaskId {
 /// # Examples
 ///
 /// ```
-/// let (p, f) = pool_core::promise::<&str>();
-/// assert_eq!(f.state(), pool_core::State::Pending);
-/// assert!(p.start());
-/// assert!(f.is_running());
-/// p.complete(Ok("hi"));
-/// assert!(f.is_done());
-/// assert_eq!(f.result(), Ok("hi"));
+/// use std::time::Duration;
+/// use pool::{TaskError, ThreadPool};
+///
+/// let pool = ThreadPool::builder().max_workers(1).build()?;
+/// let answer = pool.submit(|| 6 * 7)?;
+/// assert!(answer.wait_timeout(Duration::from_secs(10)));
+/// assert!(answer.is_done());
+/// assert_eq!(answer.result()?, 42);
+///
+/// // A failure is a value: here a panic, caught in the worker.
+/// let bad = pool.submit(|| -> u8 { panic!("no") })?;
+/// assert!(matches!(bad.result(), Err(TaskError::Panicked(p)) if p.message == "no"));
+///
+/// // Callbacks run when the task is done (at once if it already is).
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// pool.submit(|| "hi")?.on_done(move |r| tx.send(r.is_ok()).unwrap());
+/// assert!(rx.recv_timeout(Duration::from_secs(10))?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// In async code, `.await` it:
+///
+/// ```
+/// # let pool = pool::ThreadPool::builder().max_workers(1).build()?;
+/// let fut = pool.submit(|| 1 + 1)?;
+/// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+/// let two = runtime.block_on(async { fut.await })?;
+/// assert_eq!(two, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Future<T> {
     cell: Arc<dyn HasCore<T>>,
@@ -168,7 +190,7 @@ impl<T> Future<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let (_p, f) = pool_core::promise::<u8>();
+    /// let (_p, f) = pool::backend::promise::<u8>();
     /// let f = f.result_timeout(Duration::from_millis(1)).unwrap_err();
     /// assert!(!f.is_done());
     /// ```
@@ -207,7 +229,7 @@ impl<T> Future<T> {
     /// # Examples
     ///
     /// ```
-    /// let (p, f) = pool_core::promise::<u8>();
+    /// let (p, f) = pool::backend::promise::<u8>();
     /// assert!(f.cancel());
     /// assert!(!p.start());
     /// assert!(f.is_cancelled());
@@ -256,7 +278,7 @@ impl<T> Future<T> {
     /// # Examples
     ///
     /// ```
-    /// let (p, f) = pool_core::promise::<u32>();
+    /// let (p, f) = pool::backend::promise::<u32>();
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// f.on_done(move |r| tx.send(r.is_ok() && *r.unwrap() == 5).unwrap());
     /// p.complete(Ok(5));
@@ -324,7 +346,7 @@ pub struct Promise<T: Send + 'static> {
 /// # Examples
 ///
 /// ```
-/// let (p, f) = pool_core::promise();
+/// let (p, f) = pool::backend::promise();
 /// p.complete(Ok(7));
 /// assert_eq!(f.result(), Ok(7));
 /// ```

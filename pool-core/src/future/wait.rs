@@ -55,16 +55,20 @@ fn scan<T>(futs: &[Future<T>]) -> (WaitResult, bool) {
 /// # Examples
 ///
 /// ```
-/// use pool_core::{ReturnWhen, promise, wait};
-/// let (p1, f1) = promise::<u8>();
-/// let (_p2, f2) = promise::<u8>();
-/// p1.complete(Ok(1));
-/// let futs = vec![f1, f2];
-/// let r = wait(&futs, ReturnWhen::FirstCompleted, None);
+/// use std::time::Duration;
+/// use pool::{ReturnWhen, ThreadPool, wait};
+///
+/// let pool = ThreadPool::builder().max_workers(2).build()?;
+/// let futs = vec![
+///     pool.submit(|| 1)?,
+///     pool.submit(|| { std::thread::sleep(Duration::from_millis(500)); 2 })?,
+/// ];
+/// let r = wait(&futs, ReturnWhen::FirstCompleted, Some(Duration::from_secs(10)));
 /// assert_eq!(r.done, vec![0]);
 /// assert_eq!(r.not_done, vec![1]);
-/// let r = wait(&futs, ReturnWhen::AllCompleted, Some(std::time::Duration::from_millis(5)));
-/// assert_eq!(r.not_done, vec![1]);
+/// let r = wait(&futs, ReturnWhen::AllCompleted, Some(Duration::from_millis(5)));
+/// assert_eq!(r.not_done, vec![1]); // timed out: the sleeper still runs
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn wait<T>(futs: &[Future<T>], when: ReturnWhen, timeout: Option<Duration>) -> WaitResult {
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -130,17 +134,35 @@ enum Order {
 
 /// Yield `(index, result)` for each future in the order they finish.
 ///
+/// To stop waiting at a deadline, use [`AsCompleted::with_deadline`]; the futures not yet
+/// finished then are taken back with [`AsCompleted::into_remaining`] (to cancel them, or
+/// wait longer).
+///
 /// # Examples
 ///
 /// ```
-/// let (p0, f0) = pool_core::promise::<u8>();
-/// let (p1, f1) = pool_core::promise::<u8>();
-/// let mut it = pool_core::as_completed(vec![f0, f1]);
-/// p1.complete(Ok(11));
-/// assert_eq!(it.next(), Some((1, Ok(11))));
-/// p0.complete(Ok(10));
-/// assert_eq!(it.next(), Some((0, Ok(10))));
-/// assert_eq!(it.next(), None);
+/// use std::time::{Duration, Instant};
+/// use pool::{ThreadPool, as_completed};
+///
+/// let pool = ThreadPool::builder().max_workers(2).build()?;
+/// let slow = pool.submit(|| { std::thread::sleep(Duration::from_millis(300)); "slow" })?;
+/// let quick = pool.submit(|| "quick")?;
+/// let mut done = as_completed(vec![slow, quick]);
+/// assert_eq!(done.next(), Some((1, Ok("quick"))));
+/// assert_eq!(done.next(), Some((0, Ok("slow"))));
+/// assert_eq!(done.next(), None);
+///
+/// // With a deadline: what did not finish in time comes back, by index.
+/// let stuck = pool.submit(|| { std::thread::sleep(Duration::from_millis(500)); 0 })?;
+/// let fast = pool.submit(|| 1)?;
+/// let mut done = as_completed(vec![stuck, fast])
+///     .with_deadline(Instant::now() + Duration::from_millis(100));
+/// assert_eq!(done.next(), Some((1, Ok(1))));
+/// assert_eq!(done.next(), None);
+/// let late = done.into_remaining();
+/// assert_eq!(late.len(), 1);
+/// assert_eq!(late[0].0, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn as_completed<T: Send + 'static>(futs: Vec<Future<T>>) -> AsCompleted<T> {
     let (tx, rx) = mpsc::channel();
@@ -165,11 +187,11 @@ pub fn as_completed<T: Send + 'static>(futs: Vec<Future<T>>) -> AsCompleted<T> {
 /// # Examples
 ///
 /// ```
-/// let (p0, f0) = pool_core::promise::<u8>();
-/// let (p1, f1) = pool_core::promise::<u8>();
+/// let (p0, f0) = pool::backend::promise::<u8>();
+/// let (p1, f1) = pool::backend::promise::<u8>();
 /// p1.complete(Ok(11));
 /// p0.complete(Ok(10));
-/// let v: Vec<_> = pool_core::as_completed_ordered(vec![f0, f1]).collect();
+/// let v: Vec<_> = pool::as_completed_ordered(vec![f0, f1]).collect();
 /// assert_eq!(v, vec![(0, Ok(10)), (1, Ok(11))]);
 /// ```
 pub fn as_completed_ordered<T>(futs: Vec<Future<T>>) -> AsCompleted<T> {
@@ -254,11 +276,11 @@ impl<T> Iterator for AsCompleted<T> {
 /// # Examples
 ///
 /// ```
-/// let (p0, f0) = pool_core::promise::<u8>();
-/// let (p1, f1) = pool_core::promise::<u8>();
+/// let (p0, f0) = pool::backend::promise::<u8>();
+/// let (p1, f1) = pool::backend::promise::<u8>();
 /// p0.complete(Ok(1));
 /// p1.complete(Ok(2));
-/// assert_eq!(pool_core::collect(vec![f0, f1]), Ok(vec![1, 2]));
+/// assert_eq!(pool::collect(vec![f0, f1]), Ok(vec![1, 2]));
 /// ```
 pub fn collect<T>(futs: Vec<Future<T>>) -> Result<Vec<T>, TaskError> {
     let mut out = Vec::with_capacity(futs.len());

@@ -21,7 +21,7 @@ mod crash;
 use std::fmt;
 use std::time::Duration;
 
-use pool_core::{RemoteError, Side};
+use pool_core::{Executor, RemoteError, Side};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A fault kind.
@@ -411,7 +411,7 @@ pub fn nested_pool_sum(n: u64) -> u64 {
         .map(ok, 0..n)
         .map(|r| r.unwrap_or_else(|e| panic!("nested task: {e}")))
         .sum();
-    pool_core::Executor::shutdown(&pool, pool_core::Shutdown::Wait);
+    pool.shutdown(pool_core::Shutdown::Wait);
     sum
 }
 
