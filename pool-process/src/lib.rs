@@ -1,6 +1,7 @@
 //! pool: the process backend and [`ProcessPool`].
 //!
 //! ```
+//! # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
 //! use pool::ProcessPool;
 //!
 //! fn collatz_steps(mut n: u64) -> u32 {

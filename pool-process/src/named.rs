@@ -71,6 +71,7 @@ pub(crate) fn registry() -> &'static [NamedTask] {
 /// # Examples
 ///
 /// ```
+/// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
 /// fn square(x: u64) -> u64 {
 ///     x * x
 /// }

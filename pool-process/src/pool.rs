@@ -34,6 +34,7 @@ use crate::values::{decode_reply, drop_argument, short_name};
 /// # Examples
 ///
 /// ```
+/// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
 /// use pool::prelude::*;
 ///
 /// fn square(x: u64) -> u64 {
@@ -132,6 +133,7 @@ impl<C: Codec> ProcessPool<C> {
     /// into `arg` (a tuple for several values):
     ///
     /// ```
+    /// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
     /// let pool = pool::ProcessPool::builder().max_workers(1).build()?;
     /// let greeting = String::from("hello");
     /// let text = pool.apply(|(g, name): (String, String)| format!("{g}, {name}"),
@@ -145,6 +147,7 @@ impl<C: Codec> ProcessPool<C> {
     /// (`Copy` or `'static`):
     ///
     /// ```compile_fail,E0277
+    /// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
     /// let pool = pool::ProcessPool::builder().build().unwrap();
     /// let greeting = String::from("hello");
     /// let _ = pool.submit(move |name: String| format!("{greeting}, {name}"), "you".to_string());
@@ -155,6 +158,7 @@ impl<C: Codec> ProcessPool<C> {
     /// is built, by a compile-time assertion whose message says what to do:
     ///
     /// ```compile_fail,E0080
+    /// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
     /// let pool = pool::ProcessPool::builder().build().unwrap();
     /// let offset = 10u64;
     /// let _ = pool.submit(move |x: u64| x + offset, 1);
@@ -163,6 +167,7 @@ impl<C: Codec> ProcessPool<C> {
     /// # Examples
     ///
     /// ```
+    /// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
     /// let pool = pool::ProcessPool::builder().max_workers(1).build()?;
     /// let len = pool.submit(|s: String| s.len(), "four".to_string())?.result()?;
     /// assert_eq!(len, 4);
@@ -188,6 +193,7 @@ impl<C: Codec> ProcessPool<C> {
     /// # Examples
     ///
     /// ```
+    /// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
     /// use std::time::Duration;
     /// use pool::{SubmitOptions, TaskError};
     ///
@@ -227,6 +233,7 @@ impl<C: Codec> ProcessPool<C> {
     /// # Examples
     ///
     /// ```
+    /// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
     /// let pool = pool::ProcessPool::builder().max_workers(1).build()?;
     /// assert_eq!(pool.apply(|x: u64| x + 1, 41)?, 42);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -309,6 +316,7 @@ impl<C: Codec> ProcessPool<C> {
     /// # Examples
     ///
     /// ```
+    /// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
     /// use std::time::Duration;
     /// use pool::Shutdown;
     ///
@@ -368,6 +376,7 @@ impl<C: Codec> ProcessPool<C> {
     /// # Examples
     ///
     /// ```
+    /// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
     /// fn cube(x: i64) -> i64 {
     ///     x * x * x
     /// }

@@ -59,6 +59,7 @@ static REUSABLE: Mutex<Option<HashMap<TypeId, Entry>>> = Mutex::new(None);
 /// # Examples
 ///
 /// ```
+/// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
 /// use pool::Executor;
 /// use pool::{ProcessPool, reusable};
 ///
