@@ -44,7 +44,7 @@
 //!   stdin is `/dev/null`.
 //! - **Policies** (sizing, idle shrink, recycling, timeouts, failure policy, shutdown) are
 //!   the `pool_core::Engine`'s; this crate supplies the process mechanics
-//!   ([`ProcessBackend`]).
+//!   (its `Backend` and `Worker` for processes).
 
 mod backend;
 mod buffers;
