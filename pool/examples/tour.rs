@@ -180,11 +180,11 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // 6. Shutdown is bounded and explicit: wait for running tasks, then every worker process
     //    has exited and been reaped before `main` returns (dropping a pool never blocks).
-    for pool in [&procs, &leaky_pool] {
+    for (name, pool) in [("process pool", &procs), ("leaky pool", &leaky_pool)] {
         let r = pool.shutdown(Shutdown::Wait);
         println!(
-            "shutdown:  workers exited and reaped ({} cancelled, {} killed, {} finalizer errors, \
-             {} still running)",
+            "shutdown:  {name}: workers exited and reaped ({} cancelled, {} killed, \
+             {} finalizer errors, {} still running)",
             r.cancelled,
             r.killed,
             r.finalizer_errors.len(),
