@@ -1,16 +1,20 @@
 //! The [`Codec`] trait and its error type, [`CodecError`].
 
+use std::borrow::Cow;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Turns serde values into bytes and back: how pool moves tasks and results between
 /// processes.
 ///
 /// A codec is a small value (usually a unit struct) chosen at compile time: the process pool
 /// is generic over `C: Codec`, so every call is statically dispatched and the hot path never
-/// goes through a vtable. The worker process builds its own codec with `C::default()`, and
-/// the parent and the worker agree on it at the handshake by comparing [`name`](Codec::name).
+/// goes through a vtable. Each worker process builds its own codec once, from the parent's
+/// [`configuration`](Codec::configuration) with [`configured`](Codec::configured) (a codec
+/// without configuration: `C::default()`), and the parent and the worker agree on it at the
+/// handshake by comparing [`name`](Codec::name).
 ///
 /// Because [`encode`](Codec::encode) and [`decode`](Codec::decode) are generic, the trait is
 /// not object safe; that is deliberate (a `dyn Codec` would need type-erased serde, which
@@ -20,7 +24,19 @@ use serde::{Deserialize, Serialize};
 ///
 /// A codec outside this crate only has to implement the three methods; report failures with
 /// [`CodecError::encode`] / [`CodecError::decode`] so the error names the codec, the
-/// direction and the type.
+/// direction and the type. A codec with settings (a key, a compression level, a limit) also
+/// implements [`configuration`](Codec::configuration) and [`configured`](Codec::configured),
+/// so the workers use the same settings; a process pool refuses to build with a codec whose
+/// settings would not reach them. A codec that wraps another one (compression, encryption,
+/// a checksum) decodes into its own buffer and hands that to the inner codec:
+/// [`decode`](Codec::decode) returns owned values, so nothing borrows from a temporary.
+///
+/// ## The bytes fast path
+///
+/// A process pool sends a `Vec<u8>` or `serde_bytes::ByteBuf` argument or result as raw
+/// bytes, past the codec (no encoding copy). A codec that must see every byte (an encrypting
+/// or authenticating one) turns that off with [`raw_bytes`](Codec::raw_bytes) returning
+/// `false`.
 ///
 /// A value's own `Serialize` or `Deserialize` implementation may panic; that is not the
 /// codec's to handle. The process pool catches such a panic wherever it encodes or decodes:
@@ -29,21 +45,23 @@ use serde::{Deserialize, Serialize};
 /// worker dies of it.
 ///
 /// ```
-/// use pool_codec::{Codec, CodecError};
-/// use serde::{Deserialize, Serialize};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use std::borrow::Cow;
+/// use pool::codec::{Codec, CodecError};
+/// use serde::{Serialize, de::DeserializeOwned};
 ///
 /// /// JSON, but always pretty-printed.
 /// #[derive(Clone, Copy, Debug, Default)]
 /// struct PrettyJson;
 ///
 /// impl Codec for PrettyJson {
-///     fn name(&self) -> &'static str {
-///         "pretty-json"
+///     fn name(&self) -> Cow<'static, str> {
+///         Cow::Borrowed("pretty-json")
 ///     }
 ///     fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
 ///         serde_json::to_writer_pretty(out, value).map_err(|e| CodecError::encode::<T>(self.name(), e))
 ///     }
-///     fn decode<'de, T: Deserialize<'de>>(&self, bytes: &'de [u8]) -> Result<T, CodecError> {
+///     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
 ///         serde_json::from_slice(bytes).map_err(|e| CodecError::decode::<T>(self.name(), e))
 ///     }
 /// }
@@ -55,16 +73,19 @@ use serde::{Deserialize, Serialize};
 /// # Ok::<(), CodecError>(())
 /// ```
 pub trait Codec: Clone + Default + Send + Sync + 'static {
-    /// The codec's name, compared by parent and worker at the handshake. Two codecs with the
-    /// same name must produce and accept the same bytes.
+    /// The codec's name, compared by parent and worker at the handshake and named in every
+    /// codec error. Two codecs with the same name and configuration must produce and accept
+    /// the same bytes. A wrapping codec can derive its name from the inner one's
+    /// (`format!("zstd+{}", self.inner.name())`).
     ///
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{Codec, Json};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{Codec, Json};
     /// assert_eq!(Json.name(), "json");
     /// ```
-    fn name(&self) -> &'static str;
+    fn name(&self) -> Cow<'static, str>;
 
     /// Appends the encoding of `value` to `out`.
     ///
@@ -81,11 +102,12 @@ pub trait Codec: Clone + Default + Send + Sync + 'static {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{Codec, Json};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{Codec, Json};
     /// let mut out = b"prefix:".to_vec();
     /// Json.encode(&[1, 2, 3], &mut out)?;
     /// assert_eq!(out, b"prefix:[1,2,3]");
-    /// # Ok::<(), pool_codec::CodecError>(())
+    /// # Ok::<(), pool::codec::CodecError>(())
     /// ```
     fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>)
     -> Result<(), CodecError>;
@@ -105,13 +127,74 @@ pub trait Codec: Clone + Default + Send + Sync + 'static {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{Codec, Json};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{Codec, Json};
     /// let v: Vec<u8> = Json.decode(b"[1,2,3]")?;
     /// assert_eq!(v, [1, 2, 3]);
     /// assert!(Json.decode::<Vec<u8>>(b"[1,2").is_err());
-    /// # Ok::<(), pool_codec::CodecError>(())
+    /// # Ok::<(), pool::codec::CodecError>(())
     /// ```
-    fn decode<'de, T: Deserialize<'de>>(&self, bytes: &'de [u8]) -> Result<T, CodecError>;
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError>;
+
+    /// The codec's settings as bytes, sent to every worker process, which rebuilds its codec
+    /// from them with [`Codec::configured`]. Default: none (the workers use
+    /// `Self::default()`).
+    ///
+    /// A codec whose settings change the bytes it writes implements both methods; a process
+    /// pool compares the parent's codec with the one a worker would rebuild on a sample
+    /// value, and refuses to build when they disagree.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{Codec, MsgPack};
+    /// assert!(MsgPack.configuration().is_empty());
+    /// ```
+    fn configuration(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// Rebuilds the codec from [`Codec::configuration`]'s bytes (in a worker process, once).
+    /// Default: `Self::default()`.
+    ///
+    /// # Errors
+    ///
+    /// The bytes are not a configuration of this codec; the worker does not start, and the
+    /// error reaches the parent as the start failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{Codec, Json};
+    /// let again = Json::configured(&Json.configuration())?;
+    /// assert_eq!(again.name(), "json");
+    /// # Ok::<(), pool::codec::CodecError>(())
+    /// ```
+    fn configured(configuration: &[u8]) -> Result<Self, CodecError>
+    where
+        Self: Sized,
+    {
+        let _ = configuration;
+        Ok(Self::default())
+    }
+
+    /// Whether `Vec<u8>` and `serde_bytes::ByteBuf` arguments and results may skip this codec
+    /// and cross as raw bytes (the bytes fast path; default `true`). Return `false` from a
+    /// codec that must see every byte, such as one that encrypts or authenticates: bytes then
+    /// go through [`Codec::encode`] and [`Codec::decode`] like any other value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{Codec, DefaultCodec};
+    /// assert!(DefaultCodec::default().raw_bytes());
+    /// ```
+    fn raw_bytes(&self) -> bool {
+        true
+    }
 }
 
 /// Which way a codec was working when it failed.
@@ -119,7 +202,8 @@ pub trait Codec: Clone + Default + Send + Sync + 'static {
 /// # Examples
 ///
 /// ```
-/// use pool_codec::Direction;
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::Direction;
 /// assert_eq!(Direction::Decode.to_string(), "decode");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,7 +233,8 @@ impl fmt::Display for Direction {
 /// # Examples
 ///
 /// ```
-/// use pool_codec::{Codec, Direction, Postcard};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::{Codec, Direction, Postcard};
 /// let err = Postcard.decode::<String>(&[5, b'a']).unwrap_err();
 /// assert_eq!(err.codec(), "postcard");
 /// assert_eq!(err.direction(), Direction::Decode);
@@ -159,7 +244,7 @@ impl fmt::Display for Direction {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{codec} could not {direction} `{ty}`: {message}", ty = self.type_name.unwrap_or("<unknown type>"))]
 pub struct CodecError {
-    codec: &'static str,
+    codec: Cow<'static, str>,
     direction: Direction,
     type_name: Option<&'static str>,
     message: String,
@@ -171,18 +256,19 @@ impl CodecError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{CodecError, Direction};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{CodecError, Direction};
     /// let e = CodecError::new("toy", Direction::Encode, None, "out of ink");
     /// assert_eq!(e.to_string(), "toy could not encode `<unknown type>`: out of ink");
     /// ```
     pub fn new(
-        codec: &'static str,
+        codec: impl Into<Cow<'static, str>>,
         direction: Direction,
         type_name: Option<&'static str>,
         message: impl Into<String>,
     ) -> Self {
         Self {
-            codec,
+            codec: codec.into(),
             direction,
             type_name,
             message: message.into(),
@@ -194,11 +280,15 @@ impl CodecError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::CodecError;
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::CodecError;
     /// let e = CodecError::encode::<[u32]>("toy", "too long");
     /// assert_eq!(e.to_string(), "toy could not encode `[u32]`: too long");
     /// ```
-    pub fn encode<T: ?Sized>(codec: &'static str, message: impl fmt::Display) -> Self {
+    pub fn encode<T: ?Sized>(
+        codec: impl Into<Cow<'static, str>>,
+        message: impl fmt::Display,
+    ) -> Self {
         Self::new(
             codec,
             Direction::Encode,
@@ -212,12 +302,16 @@ impl CodecError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::CodecError;
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::CodecError;
     /// let e = CodecError::decode::<u8>("toy", "unexpected end of input");
     /// assert!(e.is_decode());
     /// assert_eq!(e.type_name(), Some("u8"));
     /// ```
-    pub fn decode<T: ?Sized>(codec: &'static str, message: impl fmt::Display) -> Self {
+    pub fn decode<T: ?Sized>(
+        codec: impl Into<Cow<'static, str>>,
+        message: impl fmt::Display,
+    ) -> Self {
         Self::new(
             codec,
             Direction::Decode,
@@ -231,11 +325,12 @@ impl CodecError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::CodecError;
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::CodecError;
     /// assert_eq!(CodecError::decode::<u8>("json", "eof").codec(), "json");
     /// ```
-    pub fn codec(&self) -> &'static str {
-        self.codec
+    pub fn codec(&self) -> &str {
+        &self.codec
     }
 
     /// Whether encoding or decoding failed.
@@ -243,7 +338,8 @@ impl CodecError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{CodecError, Direction};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{CodecError, Direction};
     /// assert_eq!(CodecError::encode::<u8>("json", "x").direction(), Direction::Encode);
     /// ```
     pub fn direction(&self) -> Direction {
@@ -255,7 +351,8 @@ impl CodecError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::CodecError;
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::CodecError;
     /// assert_eq!(CodecError::encode::<bool>("json", "x").type_name(), Some("bool"));
     /// ```
     pub fn type_name(&self) -> Option<&'static str> {
@@ -267,7 +364,8 @@ impl CodecError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::CodecError;
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::CodecError;
     /// assert_eq!(CodecError::encode::<u8>("json", "bad").message(), "bad");
     /// ```
     pub fn message(&self) -> &str {
@@ -279,7 +377,8 @@ impl CodecError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::CodecError;
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::CodecError;
     /// assert!(CodecError::encode::<u8>("json", "x").is_encode());
     /// ```
     pub fn is_encode(&self) -> bool {
@@ -291,7 +390,8 @@ impl CodecError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::CodecError;
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::CodecError;
     /// assert!(CodecError::decode::<u8>("json", "x").is_decode());
     /// ```
     pub fn is_decode(&self) -> bool {

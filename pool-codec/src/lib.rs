@@ -27,7 +27,8 @@
 //! error, never an allocation of the claimed size.
 //!
 //! ```
-//! use pool_codec::{encode_frame, DefaultCodec, FrameReader};
+//! # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+//! use pool::codec::{encode_frame, DefaultCodec, FrameReader};
 //!
 //! let mut wire = Vec::new();
 //! encode_frame(&DefaultCodec::default(), &("task", 42u32), &mut wire)?;
@@ -36,10 +37,10 @@
 //! let mut reader = FrameReader::new(&wire[..]);
 //! let first: (String, u32) = reader.read_value(&DefaultCodec::default())?.unwrap();
 //! assert_eq!(first, ("task".to_string(), 42));
-//! let second: (&str, u32) = reader.read_value(&DefaultCodec::default())?.unwrap();
-//! assert_eq!(second, ("task", 43));
+//! let second: (String, u32) = reader.read_value(&DefaultCodec::default())?.unwrap();
+//! assert_eq!(second, ("task".to_string(), 43));
 //! assert!(reader.read_frame()?.is_none()); // clean end of stream
-//! # Ok::<(), pool_codec::FrameError>(())
+//! # Ok::<(), pool::codec::FrameError>(())
 //! ```
 
 mod codec;

@@ -103,36 +103,6 @@ proptest! {
 }
 
 #[test]
-fn borrowed_fields_decode_without_copying() {
-    #[derive(Serialize, Deserialize, PartialEq, Debug)]
-    struct Borrowed<'a> {
-        name: &'a str,
-        #[serde(with = "serde_bytes")]
-        data: &'a [u8],
-    }
-    fn check<C: Codec>(codec: C) {
-        let v = Borrowed {
-            name: "hello",
-            data: b"\x00\x01\x02",
-        };
-        let mut buf = Vec::new();
-        codec.encode(&v, &mut buf).unwrap();
-        let back: Borrowed<'_> = codec.decode(&buf).unwrap();
-        assert_eq!(back, v);
-        let range = buf.as_ptr_range();
-        assert!(
-            range.contains(&back.name.as_ptr()),
-            "{} copied the str",
-            codec.name()
-        );
-    }
-    check(Postcard);
-    check(MsgPack);
-    check(Bincode::default());
-    // JSON writes bytes as a number array, so `&[u8]` cannot borrow from it: not checked.
-}
-
-#[test]
 fn names_are_distinct() {
     let names = [
         Postcard.name(),

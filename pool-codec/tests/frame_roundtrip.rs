@@ -171,7 +171,7 @@ fn encode_frame_batches_and_decodes() {
     }
     let mut r = FrameReader::new(&wire[..]);
     for i in 0..100u32 {
-        let (n, s): (u32, &str) = r.read_value(&MsgPack).unwrap().unwrap();
+        let (n, s): (u32, String) = r.read_value(&MsgPack).unwrap().unwrap();
         assert_eq!(n, i);
         assert_eq!(s, format!("task-{i}"));
     }

@@ -29,9 +29,10 @@ use crate::values::{codec_reaches_workers, encode_caught};
 /// # Examples
 ///
 /// ```
+/// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod codec { pub use pool_codec::*; } pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
 /// use std::time::Duration;
-/// use pool_core::OnWorkerDeath;
-/// use pool_process::{ProcessPool, TransportKind};
+/// use pool::OnWorkerDeath;
+/// use pool::{ProcessPool, TransportKind};
 ///
 /// fn warm_up(cache_mib: u32) -> Result<(), String> {
 ///     if cache_mib > 1024 { Err(format!("{cache_mib} MiB is too much")) } else { Ok(()) }
@@ -57,7 +58,8 @@ use crate::values::{codec_reaches_workers, encode_caught};
 /// Invalid settings are an error from `build`:
 ///
 /// ```
-/// let err = pool_process::ProcessPool::builder().max_workers(0).build().unwrap_err();
+/// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod codec { pub use pool_codec::*; } pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
+/// let err = pool::ProcessPool::builder().max_workers(0).build().unwrap_err();
 /// assert!(err.to_string().contains("max_workers"));
 /// ```
 #[must_use]
@@ -72,8 +74,15 @@ pub struct ProcessPoolBuilder<C: Codec = DefaultCodec> {
     program: Option<PathBuf>,
     start_method: StartMethod,
     named: Option<Vec<String>>,
+    max_frame: usize,
     problems: Vec<String>,
 }
+
+/// The smallest frame limit a pool may set: room for any request and reply header.
+const MIN_FRAME: usize = 4096;
+/// The largest: what every transport carries in one message (the shared-memory transport's
+/// region for large payloads is 2 GiB).
+const MAX_FRAME_SIZE: usize = 2 << 30;
 
 impl ProcessPool<DefaultCodec> {
     /// A builder with the defaults (see each setter).
@@ -89,6 +98,7 @@ impl ProcessPool<DefaultCodec> {
             program: None,
             start_method: StartMethod::default(),
             named: None,
+            max_frame: pool_codec::DEFAULT_MAX_FRAME,
             problems: Vec::new(),
         }
     }
@@ -117,6 +127,35 @@ where
 
 impl<C: Codec> ProcessPoolBuilder<C> {
     pool_core::engine_setters!(engine, "pool-process");
+
+    /// The largest message between the pool and a worker, in bytes: an encoded argument
+    /// (with its request header) or result. Default 1 GiB, at most 2 GiB, at least 4 KiB.
+    /// An argument over it is refused at `submit` and a result over it fails its task in the
+    /// worker, which lives on; both errors name the size and this limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod codec { pub use pool_codec::*; } pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
+    /// let pool = pool::ProcessPool::builder()
+    ///     .max_workers(1)
+    ///     .max_frame_size(1 << 20)
+    ///     .build()?;
+    /// let err = pool.submit(|v: Vec<u8>| v.len(), vec![0u8; 2 << 20]).unwrap_err();
+    /// assert!(err.to_string().contains("over the 1048576-byte frame limit"), "{err}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        if (MIN_FRAME..=MAX_FRAME_SIZE).contains(&bytes) {
+            self.max_frame = bytes;
+        } else {
+            self.problems.push(format!(
+                "max_frame_size must be between {MIN_FRAME} and {MAX_FRAME_SIZE} bytes, not \
+                 {bytes}"
+            ));
+        }
+        self
+    }
 
     /// How long one worker may take to start, handshake and run its initializer.
     /// Default 60 s.
@@ -180,9 +219,11 @@ impl<C: Codec> ProcessPoolBuilder<C> {
     /// Use codec `codec` for arguments and results. Default [`DefaultCodec`]. Set it before
     /// `initializer`/`finalizer` (their arguments are encoded with the codec in force).
     ///
-    /// Workers use `C2::default()`: a codec whose configuration changes the bytes it writes
-    /// (a key, a format option) is refused by [`build`](Self::build), which compares the two
-    /// on a sample value, rather than failing every task in the workers.
+    /// Each worker rebuilds the codec from [`Codec::configuration`] with
+    /// [`Codec::configured`] (by default: `C2::default()`). A codec whose settings would not
+    /// survive that (a key or a level it does not send) is refused by
+    /// [`build`](Self::build), which compares the two on a sample value, rather than failing
+    /// every task in the workers.
     pub fn codec<C2: Codec>(self, codec: C2) -> ProcessPoolBuilder<C2> {
         let mut problems = self.problems;
         if self.init.is_some() || self.fin.is_some() {
@@ -199,6 +240,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
             program: self.program,
             start_method: self.start_method,
             named: self.named,
+            max_frame: self.max_frame,
             problems,
         }
     }
@@ -246,11 +288,13 @@ impl<C: Codec> ProcessPoolBuilder<C> {
         let mut engine = self.engine.clone();
         engine.max_workers = 0;
         format!(
-            "{engine:?}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            "{engine:?}|{:?}|{:?}|{}|{}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
             self.env,
             self.transport,
             std::any::type_name::<C>(),
             self.codec.name(),
+            self.codec.configuration(),
+            self.max_frame,
             self.init,
             self.fin,
             self.start_timeout,
@@ -300,10 +344,12 @@ impl<C: Codec> ProcessPoolBuilder<C> {
             program: self.program,
             setup: Setup {
                 probe: transfer::probe_ref::<C>(),
+                codec_config: self.codec.configuration(),
+                max_frame: self.max_frame,
                 init: self.init,
                 fin: self.fin,
             },
-            codec_name: self.codec.name(),
+            codec_name: self.codec.name().into_owned(),
             start_timeout: self.start_timeout,
             start_method: self.start_method,
             named: self.named.clone(),

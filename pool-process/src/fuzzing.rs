@@ -189,6 +189,8 @@ pub fn handshake_samples() -> Vec<(&'static str, Vec<u8>)> {
     };
     let setup = Setup {
         probe: FnRef(-1024),
+        codec_config: vec![7, 7],
+        max_frame: pool_codec::DEFAULT_MAX_FRAME,
         init: Some(HookCall {
             f: FnRef(2048),
             arg: vec![0x93, 1, 2, 3],
@@ -197,6 +199,8 @@ pub fn handshake_samples() -> Vec<(&'static str, Vec<u8>)> {
     };
     let bare = Setup {
         probe: FnRef(7),
+        codec_config: Vec::new(),
+        max_frame: pool_codec::DEFAULT_MAX_FRAME,
         init: None,
         fin: Some(HookCall {
             f: FnRef(-8),

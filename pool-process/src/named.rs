@@ -16,7 +16,7 @@ use crate::transfer::{self, Trampoline};
 /// One registered task. Made by [`crate::named_task!`]; fields are private.
 pub struct NamedTask {
     pub(crate) name: &'static str,
-    pub(crate) codec: fn() -> &'static str,
+    pub(crate) codec: fn() -> String,
     pub(crate) run: Trampoline,
 }
 
@@ -34,8 +34,8 @@ impl std::fmt::Debug for NamedTask {
 #[linkme::distributed_slice]
 pub static NAMED_TASKS: [NamedTask] = [..];
 
-fn codec_name<C: Codec>() -> &'static str {
-    C::default().name()
+fn codec_name<C: Codec>() -> String {
+    C::default().name().into_owned()
 }
 
 /// Builds a registry entry for `f` with codec `C` (used by [`crate::named_task!`]).

@@ -19,7 +19,6 @@ use crate::buffers::BufPool;
 use crate::bytes;
 use crate::protocol::MAX_REQUEST_HEADER;
 use crate::transfer;
-use crate::transport::MAX_FRAME;
 use crate::values::encode_caught;
 use crate::values::{decode_reply, drop_argument, short_name};
 
@@ -260,7 +259,7 @@ impl<C: Codec> ProcessPool<C> {
             short_name::<F>(),
             body,
             SubmitOptions::default(),
-            bytes::is_raw::<R>(),
+            self.raw_result::<R>(),
         );
         self.inner.engine.call(task, opts, convert)
     }
@@ -282,7 +281,11 @@ impl<C: Codec> ProcessPool<C> {
         if self.inner.named.is_some() {
             return Err(self.refusal(type_name::<F>(), CLOSURES_IN_NAMED_POOL.to_owned()));
         }
-        let target = Target::Fn(transfer::task_ref::<F, A, R, C>(f));
+        let raw_bytes = self.inner.codec.raw_bytes();
+        let target = Target::Fn(transfer::task_ref::<F, A, R, C>(f, raw_bytes));
+        if !raw_bytes {
+            return Ok((target, self.encode(arg)?, false));
+        }
         if let Some(raw) = bytes::as_slice(arg) {
             self.fits::<A>(raw.len())?;
         }
@@ -292,20 +295,25 @@ impl<C: Codec> ProcessPool<C> {
         }
     }
 
+    /// Does the worker answer `R` as raw bytes (a byte type, and the codec allows the bytes
+    /// fast path)?
+    fn raw_result<R: 'static>(&self) -> bool {
+        bytes::is_raw::<R>() && self.inner.codec.raw_bytes()
+    }
+
     /// Refuses an argument of `len` encoded bytes whose request would not fit in one frame,
     /// naming its size and the limit (the worker would otherwise never receive it).
     fn fits<T: ?Sized>(&self, len: usize) -> Result<(), SubmitErrorKind> {
         let size = len.saturating_add(MAX_REQUEST_HEADER);
-        if size <= MAX_FRAME {
+        let max = self.inner.engine.backend().config.setup.max_frame;
+        if size <= max {
             return Ok(());
         }
         Err(SubmitErrorKind::Encode(CodecFailure {
             side: Side::Parent,
             type_name: type_name::<T>().to_owned(),
-            codec: self.inner.codec.name().to_owned(),
-            message: format!(
-                "the request would be {size} bytes, over the {MAX_FRAME}-byte frame limit"
-            ),
+            codec: self.inner.codec.name().into_owned(),
+            message: format!("the request would be {size} bytes, over the {max}-byte frame limit"),
         }))
     }
 
@@ -427,7 +435,7 @@ impl<C: Codec> ProcessPool<C> {
         SubmitErrorKind::Encode(CodecFailure {
             side: Side::Parent,
             type_name: type_name.to_owned(),
-            codec: self.inner.codec.name().to_owned(),
+            codec: self.inner.codec.name().into_owned(),
             message,
         })
     }
@@ -464,7 +472,7 @@ impl<C: Codec> ProcessPool<C> {
                 Err(SubmitErrorKind::Encode(CodecFailure {
                     side: Side::Parent,
                     type_name: type_name::<T>().to_owned(),
-                    codec: inner.codec.name().to_owned(),
+                    codec: inner.codec.name().into_owned(),
                     message,
                 }))
             }
@@ -564,7 +572,13 @@ where
                 Ok(request) => request,
                 Err(kind) => return Err(SubmitError::new(kind, Some(task))),
             };
-        match self.dispatch(target, short_name::<F>(), body, opts, bytes::is_raw::<R>()) {
+        match self.dispatch(
+            target,
+            short_name::<F>(),
+            body,
+            opts,
+            self.raw_result::<R>(),
+        ) {
             Ok(future) => {
                 drop_argument(task);
                 Ok(future)

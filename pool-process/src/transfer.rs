@@ -36,7 +36,7 @@ use crate::bytes;
 use crate::protocol::reply::{Outcome, write_codec_failure, write_codec_name, write_failure};
 pub(crate) use crate::protocol::request::FnRef;
 use crate::sys::exe::BuildIdentity;
-use crate::worker::panics;
+use crate::worker::{self, panics};
 
 /// The shape of every trampoline: input bytes in, output bytes appended, outcome returned.
 pub(crate) type Trampoline = fn(&[u8], &mut Vec<u8>) -> Outcome;
@@ -151,7 +151,9 @@ pub(crate) fn require_zst<F>() {
         assert!(
             size_of::<F>() == 0,
             "pool-process can only send zero-sized functions to a worker: a fn item or a \
-             closure that captures nothing (not a fn pointer, not a capturing closure)"
+             closure that captures nothing (not a fn pointer, not a capturing closure); move \
+             what the closure captures into the argument, e.g. `|(x, offset): (u64, u64)| x + \
+             offset` with `(x, offset)`"
         )
     };
 }
@@ -177,7 +179,7 @@ fn decode_arg<A: DeserializeOwned, C: Codec>(
     match codec.decode::<A>(input) {
         Ok(a) => Some(a),
         Err(e) => {
-            write_codec_failure(out, type_name::<A>(), codec.name(), e.message());
+            write_codec_failure(out, type_name::<A>(), &codec.name(), e.message());
             None
         }
     }
@@ -202,10 +204,37 @@ where
 {
     let start = out.len();
     let caught = panics::catch(|| {
-        let codec = C::default();
+        worker::codec::with(|codec: &C| {
+            run_coded(codec, input, out, start, raw_arg, call, raw_result)
+        })
+    });
+    caught.unwrap_or_else(|record| {
+        out.truncate(start);
+        record.write(out);
+        Outcome::Panicked
+    })
+}
+
+/// [`run_call`]'s work with the worker's codec.
+#[inline]
+fn run_coded<A, R, C>(
+    codec: &C,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    start: usize,
+    raw_arg: fn(&[u8]) -> Option<A>,
+    call: impl FnOnce(A) -> R,
+    raw_result: fn(&R) -> Option<&[u8]>,
+) -> Outcome
+where
+    A: DeserializeOwned,
+    R: Serialize,
+    C: Codec,
+{
+    {
         let arg: A = match raw_arg(input) {
             Some(a) => a,
-            None => match decode_arg::<A, C>(&codec, input, out) {
+            None => match decode_arg::<A, C>(codec, input, out) {
                 Some(a) => a,
                 None => return Outcome::DecodeFailed,
             },
@@ -220,16 +249,11 @@ where
             Ok(()) => Outcome::Ok,
             Err(e) => {
                 out.truncate(start);
-                write_codec_failure(out, type_name::<R>(), codec.name(), e.message());
+                write_codec_failure(out, type_name::<R>(), &codec.name(), e.message());
                 Outcome::EncodeFailed
             }
         }
-    });
-    caught.unwrap_or_else(|record| {
-        out.truncate(start);
-        record.write(out);
-        Outcome::Panicked
-    })
+    }
 }
 
 /// Every argument goes through the codec.
@@ -319,8 +343,8 @@ where
 {
     let start = out.len();
     let caught = panics::catch(|| {
-        let codec = C::default();
-        let Some(arg) = decode_arg::<A, C>(&codec, input, out) else {
+        let Some(arg) = worker::codec::with(|codec: &C| decode_arg::<A, C>(codec, input, out))
+        else {
             return Outcome::DecodeFailed;
         };
         match conjure::<F>()(arg).into_result() {
@@ -338,13 +362,27 @@ where
     })
 }
 
-fn probe_trampoline<C: Codec>(_input: &[u8], out: &mut Vec<u8>) -> Outcome {
-    write_codec_name(out, C::default().name());
+/// The codec probe: builds this worker's codec from the parent's configuration (`input`)
+/// and answers its name, which the parent compares with its own. A configuration the codec
+/// refuses answers a name that cannot match, carrying the codec's reason.
+fn probe_trampoline<C: Codec>(input: &[u8], out: &mut Vec<u8>) -> Outcome {
+    match worker::codec::install::<C>(input) {
+        Ok(name) => write_codec_name(out, &name),
+        Err(e) => write_codec_name(
+            out,
+            &format!(
+                "{} (its configuration was refused: {})",
+                C::default().name(),
+                e.message()
+            ),
+        ),
+    }
     Outcome::Ok
 }
 
-/// The request reference for running `f` on one argument.
-pub(crate) fn task_ref<F, A, R, C>(_f: &F) -> FnRef
+/// The request reference for running `f` on one argument. `raw`: byte arguments and
+/// results cross raw, past the codec (the codec's `raw_bytes`).
+pub(crate) fn task_ref<F, A, R, C>(_f: &F, raw: bool) -> FnRef
 where
     F: Fn(A) -> R + Copy + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
@@ -352,7 +390,11 @@ where
     C: Codec,
 {
     require_zst::<F>();
-    FnRef::of(raw_task_trampoline::<F, A, R, C>)
+    if raw {
+        FnRef::of(raw_task_trampoline::<F, A, R, C>)
+    } else {
+        FnRef::of(task_trampoline::<F, A, R, C>)
+    }
 }
 
 /// The request reference for running `f` over a `Vec<A>` chunk, giving `Vec<R>`.

@@ -104,7 +104,7 @@ where
         TaskError::Decode(CodecFailure {
             side: Side::Parent,
             type_name: type_name::<R>().to_owned(),
-            codec: codec.name().to_owned(),
+            codec: codec.name().into_owned(),
             message,
         })
     });
@@ -139,10 +139,30 @@ type CodecSample = (
     Vec<(String, u16)>,
 );
 
-/// Workers decode arguments and encode results with `C::default()`: a codec whose
-/// configuration changes its bytes would fail every task there. Refused (with the reason)
-/// when the configured codec and `C::default()` disagree on a sample value.
+/// Each worker rebuilds the codec from its configuration (`C::configured(&codec.configuration())`;
+/// for a codec without one, `C::default()`): a codec whose settings would not survive that
+/// trip would fail every task there. Refused (with the reason) when the two disagree on a
+/// sample value.
 pub(crate) fn codec_reaches_workers<C: Codec>(codec: &C) -> Result<(), String> {
+    let configuration = codec.configuration();
+    let rebuilt = match pool_core::catch_panic(|| C::configured(&configuration)) {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            return Err(format!(
+                "the codec {:?} refuses its own configuration ({} bytes), so the workers \
+                 could not build it: {}",
+                codec.name(),
+                configuration.len(),
+                e.message()
+            ));
+        }
+        Err(p) => {
+            return Err(format!(
+                "the codec {:?} panicked rebuilding itself from its configuration: {p}",
+                codec.name()
+            ));
+        }
+    };
     let sample: CodecSample = (
         u64::MAX - 1,
         -12_345,
@@ -152,27 +172,37 @@ pub(crate) fn codec_reaches_workers<C: Codec>(codec: &C) -> Result<(), String> {
         Some(true),
         vec![("a".to_owned(), 1), ("bc".to_owned(), 65_535)],
     );
-    let default = C::default();
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     let agree = encode_caught(codec, &sample, &mut ours).is_ok()
-        && encode_caught(&default, &sample, &mut theirs).is_ok()
+        && encode_caught(&rebuilt, &sample, &mut theirs).is_ok()
         && ours == theirs
         && pool_core::catch_panic(|| {
-            default.decode::<CodecSample>(&ours).ok() == Some(sample.clone())
+            rebuilt.decode::<CodecSample>(&ours).ok() == Some(sample.clone())
                 && codec.decode::<CodecSample>(&theirs).ok() == Some(sample.clone())
         })
         .unwrap_or(false);
     if agree {
         return Ok(());
     }
-    Err(format!(
-        "the codec's configuration would not reach the workers: they decode arguments and \
-         encode results with `{}::default()`, which does not produce the same bytes as the \
-         codec given to `.codec(..)` (codec {:?}); make the configuration the codec's \
-         `Default`, or a distinct codec type",
-        short_type::<C>(),
-        codec.name()
-    ))
+    Err(if configuration.is_empty() {
+        format!(
+            "the codec's configuration would not reach the workers: the codec {:?} has no \
+             `configuration()`, so they would use `{}::default()`, which does not produce the \
+             same bytes as the codec given to `.codec(..)`; implement `Codec::configuration` \
+             and `Codec::configured`",
+            codec.name(),
+            short_type::<C>(),
+        )
+    } else {
+        format!(
+            "the codec's configuration would not reach the workers: `{}::configured` on the \
+             codec's {}-byte configuration gives a codec that does not produce the same bytes \
+             as the one given to `.codec(..)` (codec {:?})",
+            short_type::<C>(),
+            configuration.len(),
+            codec.name()
+        )
+    })
 }
 
 fn short_type<T>() -> &'static str {

@@ -1,6 +1,6 @@
-//! The frame limit (1 GiB): an argument too large for one frame is refused at submit with an
-//! error naming its size and the limit; a result too large is the task's encode failure and
-//! the worker lives on.
+//! The frame limit (1 GiB unless `max_frame_size` says otherwise): an argument too large for
+//! one frame is refused at submit with an error naming its size and the limit; a result too
+//! large is the task's encode failure and the worker lives on.
 
 mod support;
 
@@ -90,4 +90,75 @@ fn too_large_arguments_are_refused_at_submit_and_results_fail_only_their_task() 
     assert_eq!(again, pid, "the worker did not die for it");
     pool.shutdown(Shutdown::Wait);
     guard.finish(&[pid]);
+}
+
+#[test]
+fn the_frame_limit_is_the_builders_on_both_sides_and_on_every_transport() {
+    let guard = support::start("frame_limit_configured", Duration::from_secs(120));
+    const MIB: usize = 1 << 20;
+    let limit = MIB.to_string();
+    let mut pids = Vec::new();
+    for transport in [
+        pool_process::TransportKind::Pipe,
+        pool_process::TransportKind::LocalSocket,
+        pool_process::TransportKind::Shm,
+    ] {
+        let pool = ProcessPool::builder()
+            .max_workers(1)
+            .transport(transport)
+            .max_frame_size(MIB)
+            .build()
+            .unwrap();
+        let pid = pool
+            .submit(support::worker_pid, ())
+            .unwrap()
+            .result()
+            .unwrap();
+        pids.push(pid);
+        // Arguments: raw and through the codec, refused at submit.
+        let e = pool.submit(raw_len, vec![0u8; MIB]).unwrap_err();
+        let msg = refused_for_size(e.kind());
+        assert!(msg.contains(&limit), "{transport:?}: {msg}");
+        let e = pool.submit(blob_len, Blob(vec![0u8; MIB])).unwrap_err();
+        assert!(refused_for_size(e.kind()).contains(&limit), "{transport:?}");
+        // Under it: runs.
+        assert_eq!(pool.apply(raw_len, vec![1u8; MIB / 2]), Ok(MIB / 2));
+        // A result over it: the task's encode failure in the worker, which lives on.
+        match pool.apply(huge_result, MIB) {
+            Err(TaskError::Encode(c)) => {
+                assert_eq!(c.side, Side::Worker, "{transport:?}");
+                assert!(c.message.contains(&limit), "{transport:?}: {c}");
+            }
+            other => panic!("{transport:?}: expected the result's encode failure, got {other:?}"),
+        }
+        assert_eq!(
+            pool.apply(huge_result, MIB / 2).map(|v| v.len()),
+            Ok(MIB / 2)
+        );
+        assert_eq!(
+            pool.apply(support::worker_pid, ()),
+            Ok(pid),
+            "{transport:?}"
+        );
+        pool.shutdown(Shutdown::Wait);
+    }
+    // Raised above the default: a 1 GiB + 1 KiB argument crosses (raw, one copy each way).
+    let big = DEFAULT_MAX_FRAME + 1024;
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .max_frame_size(DEFAULT_MAX_FRAME + MIB)
+        .build()
+        .unwrap();
+    assert_eq!(pool.apply(raw_len, vec![3u8; big]), Ok(big));
+    pids.push(pool.apply(support::worker_pid, ()).unwrap());
+    pool.shutdown(Shutdown::Wait);
+    // Out of range: refused at build, naming the range.
+    for bad in [16, (2 << 30) + 1] {
+        let e = ProcessPool::builder()
+            .max_frame_size(bad)
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("max_frame_size"), "{e}");
+    }
+    guard.finish(&pids);
 }

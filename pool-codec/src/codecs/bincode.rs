@@ -6,7 +6,10 @@
 //! to `~2.0.1`, sits behind the `bincode` cargo feature (on by default) and is never the
 //! default codec.
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::{append_or_roll_back, trailing_bytes};
 use crate::{Codec, CodecError};
@@ -16,7 +19,8 @@ use crate::{Codec, CodecError};
 /// # Examples
 ///
 /// ```
-/// assert_eq!(pool_codec::BINCODE_DEFAULT_LIMIT, pool_codec::DEFAULT_MAX_FRAME);
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// assert_eq!(pool::codec::BINCODE_DEFAULT_LIMIT, pool::codec::DEFAULT_MAX_FRAME);
 /// ```
 pub const BINCODE_DEFAULT_LIMIT: usize = 1 << 30;
 
@@ -37,7 +41,8 @@ pub const BINCODE_DEFAULT_LIMIT: usize = 1 << 30;
 /// # Examples
 ///
 /// ```
-/// use pool_codec::{Bincode, Codec};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::{Bincode, Codec};
 /// let mut buf = Vec::new();
 /// Bincode::default().encode(&(1u32, "ab"), &mut buf)?;
 /// assert_eq!(buf, [1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']);
@@ -45,9 +50,9 @@ pub const BINCODE_DEFAULT_LIMIT: usize = 1 << 30;
 /// assert_eq!(back, (1, "ab".to_string()));
 ///
 /// // A 16-byte limit: a string that claims more is refused before allocating.
-/// let small = pool_codec::BincodeLimited::<16>;
+/// let small = pool::codec::BincodeLimited::<16>;
 /// assert!(small.decode::<String>(&[0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, b'x']).is_err());
-/// # Ok::<(), pool_codec::CodecError>(())
+/// # Ok::<(), pool::codec::CodecError>(())
 /// ```
 pub type Bincode = BincodeLimited<BINCODE_DEFAULT_LIMIT>;
 
@@ -57,12 +62,13 @@ pub type Bincode = BincodeLimited<BINCODE_DEFAULT_LIMIT>;
 /// # Examples
 ///
 /// ```
-/// use pool_codec::{BincodeLimited, Codec};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::{BincodeLimited, Codec};
 /// let codec = BincodeLimited::<{ 16 << 20 }>;
 /// let mut buf = Vec::new();
 /// codec.encode("small enough", &mut buf)?;
 /// assert_eq!(codec.decode::<String>(&buf)?, "small enough");
-/// # Ok::<(), pool_codec::CodecError>(())
+/// # Ok::<(), pool::codec::CodecError>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct BincodeLimited<const LIMIT: usize>;
@@ -78,8 +84,8 @@ impl<const LIMIT: usize> BincodeLimited<LIMIT> {
 }
 
 impl<const LIMIT: usize> Codec for BincodeLimited<LIMIT> {
-    fn name(&self) -> &'static str {
-        "bincode2-fixint"
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed("bincode2-fixint")
     }
 
     #[inline]
@@ -94,7 +100,7 @@ impl<const LIMIT: usize> Codec for BincodeLimited<LIMIT> {
     }
 
     #[inline]
-    fn decode<'de, T: Deserialize<'de>>(&self, bytes: &'de [u8]) -> Result<T, CodecError> {
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         match bincode::serde::borrow_decode_from_slice(bytes, Self::config()) {
             Ok((value, read)) if read == bytes.len() => Ok(value),
             Ok((_, read)) => Err(trailing_bytes::<T>(self.name(), bytes.len() - read)),

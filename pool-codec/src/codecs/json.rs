@@ -1,6 +1,9 @@
 //! [`Json`]: human-readable JSON through `serde_json`, for debugging.
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::append_or_roll_back;
 use crate::{Codec, CodecError};
@@ -15,20 +18,21 @@ use crate::{Codec, CodecError};
 /// # Examples
 ///
 /// ```
-/// use pool_codec::{Codec, Json};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::{Codec, Json};
 /// let mut buf = Vec::new();
 /// Json.encode(&("a", 1), &mut buf)?;
 /// assert_eq!(buf, br#"["a",1]"#);
 /// let back: (String, i32) = Json.decode(&buf)?;
 /// assert_eq!(back, ("a".to_string(), 1));
-/// # Ok::<(), pool_codec::CodecError>(())
+/// # Ok::<(), pool::codec::CodecError>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Json;
 
 impl Codec for Json {
-    fn name(&self) -> &'static str {
-        "json"
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed("json")
     }
 
     #[inline]
@@ -41,7 +45,7 @@ impl Codec for Json {
     }
 
     #[inline]
-    fn decode<'de, T: Deserialize<'de>>(&self, bytes: &'de [u8]) -> Result<T, CodecError> {
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         serde_json::from_slice(bytes).map_err(|e| CodecError::decode::<T>(self.name(), e))
     }
 }

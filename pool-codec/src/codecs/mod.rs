@@ -16,7 +16,7 @@ pub use self::postcard::Postcard;
 /// (no half-written value stays behind) and say which codec failed on which type.
 #[inline]
 fn append_or_roll_back<T: ?Sized, E: std::fmt::Display>(
-    codec: &'static str,
+    codec: std::borrow::Cow<'static, str>,
     out: &mut Vec<u8>,
     write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
 ) -> Result<(), crate::CodecError> {
@@ -28,7 +28,10 @@ fn append_or_roll_back<T: ?Sized, E: std::fmt::Display>(
 }
 
 /// The decode error of a codec that read a whole value and found `extra` bytes after it.
-fn trailing_bytes<T: ?Sized>(codec: &'static str, extra: usize) -> crate::CodecError {
+fn trailing_bytes<T: ?Sized>(
+    codec: std::borrow::Cow<'static, str>,
+    extra: usize,
+) -> crate::CodecError {
     crate::CodecError::decode::<T>(
         codec,
         format_args!("{extra} trailing bytes after the value"),
@@ -42,11 +45,12 @@ fn trailing_bytes<T: ?Sized>(codec: &'static str, extra: usize) -> crate::CodecE
 /// # Examples
 ///
 /// ```
-/// use pool_codec::{Codec, DefaultCodec};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::{Codec, DefaultCodec};
 /// let codec = DefaultCodec::default();
 /// let mut buf = Vec::new();
 /// codec.encode(&vec![1u64, 2, 3], &mut buf)?;
 /// assert_eq!(codec.decode::<Vec<u64>>(&buf)?, [1, 2, 3]);
-/// # Ok::<(), pool_codec::CodecError>(())
+/// # Ok::<(), pool::codec::CodecError>(())
 /// ```
 pub type DefaultCodec = MsgPack;

@@ -1,6 +1,9 @@
 //! [`MsgPack`]: MessagePack through `rmp-serde` (structs as arrays).
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::append_or_roll_back;
 use crate::{Codec, CodecError};
@@ -18,20 +21,21 @@ use crate::{Codec, CodecError};
 /// # Examples
 ///
 /// ```
-/// use pool_codec::{Codec, MsgPack};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::{Codec, MsgPack};
 /// let mut buf = Vec::new();
 /// MsgPack.encode(&(7u64, true), &mut buf)?;
 /// assert_eq!(buf, [0x92, 0x07, 0xc3]);
 /// let back: (u64, bool) = MsgPack.decode(&buf)?;
 /// assert_eq!(back, (7, true));
-/// # Ok::<(), pool_codec::CodecError>(())
+/// # Ok::<(), pool::codec::CodecError>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct MsgPack;
 
 impl Codec for MsgPack {
-    fn name(&self) -> &'static str {
-        "msgpack"
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed("msgpack")
     }
 
     #[inline]
@@ -44,7 +48,7 @@ impl Codec for MsgPack {
     }
 
     #[inline]
-    fn decode<'de, T: Deserialize<'de>>(&self, bytes: &'de [u8]) -> Result<T, CodecError> {
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         // rmp-serde does not say how many bytes it consumed, so trailing bytes after the
         // value go unnoticed (the only built-in codec where they do).
         rmp_serde::from_slice(bytes).map_err(|e| CodecError::decode::<T>(self.name(), e))

@@ -1,6 +1,9 @@
 //! [`Postcard`]: the postcard 1.x wire format (varint integers, no field names).
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::{append_or_roll_back, trailing_bytes};
 use crate::{Codec, CodecError};
@@ -17,13 +20,14 @@ use crate::{Codec, CodecError};
 /// # Examples
 ///
 /// ```
-/// use pool_codec::{Codec, Postcard};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::{Codec, Postcard};
 /// let mut buf = Vec::new();
 /// Postcard.encode(&(300u32, "hi"), &mut buf)?;
 /// assert_eq!(buf, [0xac, 0x02, 2, b'h', b'i']);
-/// let (n, s): (u32, &str) = Postcard.decode(&buf)?;
-/// assert_eq!((n, s), (300, "hi"));
-/// # Ok::<(), pool_codec::CodecError>(())
+/// let (n, s): (u32, String) = Postcard.decode(&buf)?;
+/// assert_eq!((n, s.as_str()), (300, "hi"));
+/// # Ok::<(), pool::codec::CodecError>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Postcard;
@@ -53,8 +57,8 @@ impl postcard::ser_flavors::Flavor for AppendVec<'_> {
 }
 
 impl Codec for Postcard {
-    fn name(&self) -> &'static str {
-        "postcard"
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed("postcard")
     }
 
     #[inline]
@@ -69,7 +73,7 @@ impl Codec for Postcard {
     }
 
     #[inline]
-    fn decode<'de, T: Deserialize<'de>>(&self, bytes: &'de [u8]) -> Result<T, CodecError> {
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         match postcard::take_from_bytes(bytes) {
             Ok((value, [])) => Ok(value),
             Ok((_, rest)) => Err(trailing_bytes::<T>(self.name(), rest.len())),

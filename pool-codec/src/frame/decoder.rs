@@ -1,6 +1,6 @@
 //! [`FrameDecoder`]: a push-based frame decoder over byte slices.
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::{DEFAULT_MAX_FRAME, FrameError, HEADER_LEN, MAX_FRAME_LIMIT, parse_header};
 use crate::Codec;
@@ -16,7 +16,8 @@ use crate::Codec;
 /// # Examples
 ///
 /// ```
-/// use pool_codec::{write_frame, FrameDecoder};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::{write_frame, FrameDecoder};
 /// let mut wire = Vec::new();
 /// write_frame(&mut wire, b"hello")?;
 /// write_frame(&mut wire, b"world")?;
@@ -29,7 +30,7 @@ use crate::Codec;
 /// assert_eq!(d.next_frame()?, Some(&b"world"[..]));
 /// assert_eq!(d.next_frame()?, None);
 /// d.finish()?; // nothing left over
-/// # Ok::<(), pool_codec::FrameError>(())
+/// # Ok::<(), pool::codec::FrameError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
@@ -50,8 +51,9 @@ impl FrameDecoder {
     /// # Examples
     ///
     /// ```
-    /// let d = pool_codec::FrameDecoder::new();
-    /// assert_eq!(d.max_frame(), pool_codec::DEFAULT_MAX_FRAME);
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// let d = pool::codec::FrameDecoder::new();
+    /// assert_eq!(d.max_frame(), pool::codec::DEFAULT_MAX_FRAME);
     /// ```
     pub fn new() -> Self {
         Self::with_max_frame(DEFAULT_MAX_FRAME)
@@ -63,7 +65,8 @@ impl FrameDecoder {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{FrameDecoder, FrameError};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{FrameDecoder, FrameError};
     /// let mut d = FrameDecoder::with_max_frame(2);
     /// d.feed(&[3, 0, 0, 0]);
     /// assert!(matches!(d.next_frame(), Err(FrameError::TooLarge { claimed: 3, max: 2 })));
@@ -82,7 +85,8 @@ impl FrameDecoder {
     /// # Examples
     ///
     /// ```
-    /// let mut d = pool_codec::FrameDecoder::new();
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// let mut d = pool::codec::FrameDecoder::new();
     /// d.feed(&[1, 0]);
     /// assert_eq!(d.buffered(), 2);
     /// ```
@@ -106,12 +110,13 @@ impl FrameDecoder {
     /// # Examples
     ///
     /// ```
-    /// let mut d = pool_codec::FrameDecoder::new();
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// let mut d = pool::codec::FrameDecoder::new();
     /// d.feed(&[1, 0, 0, 0]);
     /// assert_eq!(d.next_frame()?, None);
     /// d.feed(b"!");
     /// assert_eq!(d.next_frame()?, Some(&b"!"[..]));
-    /// # Ok::<(), pool_codec::FrameError>(())
+    /// # Ok::<(), pool::codec::FrameError>(())
     /// ```
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
         let avail = &self.buf[self.start..];
@@ -145,16 +150,17 @@ impl FrameDecoder {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{encode_frame, FrameDecoder, MsgPack};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{encode_frame, FrameDecoder, MsgPack};
     /// let mut wire = Vec::new();
     /// encode_frame(&MsgPack, &[1u16, 2], &mut wire)?;
     /// let mut d = FrameDecoder::new();
     /// d.feed(&wire);
     /// assert_eq!(d.next_value::<_, Vec<u16>>(&MsgPack)?, Some(vec![1, 2]));
-    /// # Ok::<(), pool_codec::FrameError>(())
+    /// # Ok::<(), pool::codec::FrameError>(())
     /// ```
-    pub fn next_value<'a, C: Codec, T: Deserialize<'a>>(
-        &'a mut self,
+    pub fn next_value<C: Codec, T: DeserializeOwned>(
+        &mut self,
         codec: &C,
     ) -> Result<Option<T>, FrameError> {
         match self.next_frame()? {
@@ -173,7 +179,8 @@ impl FrameDecoder {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{FrameDecoder, FrameError};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{FrameDecoder, FrameError};
     /// let mut d = FrameDecoder::new();
     /// d.feed(&[9, 0, 0, 0, 1]);
     /// assert!(matches!(d.finish(), Err(FrameError::Truncated { expected: 13, got: 5 })));
@@ -207,11 +214,12 @@ impl FrameDecoder {
     /// # Examples
     ///
     /// ```
-    /// let mut d = pool_codec::FrameDecoder::new();
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// let mut d = pool::codec::FrameDecoder::new();
     /// d.feed(&[0, 0, 0, 0, 7]);
     /// d.next_frame()?;
     /// assert_eq!(d.buffered(), 1);
-    /// # Ok::<(), pool_codec::FrameError>(())
+    /// # Ok::<(), pool::codec::FrameError>(())
     /// ```
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
@@ -222,7 +230,8 @@ impl FrameDecoder {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(pool_codec::FrameDecoder::with_max_frame(5).max_frame(), 5);
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// assert_eq!(pool::codec::FrameDecoder::with_max_frame(5).max_frame(), 5);
     /// ```
     pub fn max_frame(&self) -> usize {
         self.max

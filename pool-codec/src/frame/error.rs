@@ -7,7 +7,8 @@ use crate::CodecError;
 /// # Examples
 ///
 /// ```
-/// use pool_codec::{FrameError, FrameReader};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::{FrameError, FrameReader};
 /// // A header claiming 100 bytes, followed by only 3.
 /// let wire = [100, 0, 0, 0, 1, 2, 3];
 /// let err = FrameReader::new(&wire[..]).read_frame().unwrap_err();
@@ -53,7 +54,8 @@ impl FrameError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::FrameError;
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::FrameError;
     /// assert!(FrameError::TooLarge { claimed: 9, max: 8 }.is_too_large());
     /// ```
     pub fn is_too_large(&self) -> bool {
@@ -65,7 +67,8 @@ impl FrameError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::FrameError;
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::FrameError;
     /// assert!(FrameError::Truncated { expected: 4, got: 1 }.is_truncated());
     /// ```
     pub fn is_truncated(&self) -> bool {
@@ -77,7 +80,8 @@ impl FrameError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::FrameError;
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::FrameError;
     /// assert!(FrameError::from(std::io::Error::other("boom")).is_io());
     /// ```
     pub fn is_io(&self) -> bool {
@@ -89,7 +93,8 @@ impl FrameError {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{CodecError, FrameError};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{CodecError, FrameError};
     /// assert!(FrameError::from(CodecError::decode::<u8>("json", "eof")).is_codec());
     /// ```
     pub fn is_codec(&self) -> bool {

@@ -25,11 +25,12 @@ pub use self::write::{encode_frame, write_frame};
 /// # Examples
 ///
 /// ```
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
 /// let mut wire = Vec::new();
-/// pool_codec::write_frame(&mut wire, b"abc")?;
-/// assert_eq!(wire.len(), pool_codec::HEADER_LEN + 3);
+/// pool::codec::write_frame(&mut wire, b"abc")?;
+/// assert_eq!(wire.len(), pool::codec::HEADER_LEN + 3);
 /// assert_eq!(wire, [3, 0, 0, 0, b'a', b'b', b'c']);
-/// # Ok::<(), pool_codec::FrameError>(())
+/// # Ok::<(), pool::codec::FrameError>(())
 /// ```
 pub const HEADER_LEN: usize = 4;
 
@@ -38,7 +39,8 @@ pub const HEADER_LEN: usize = 4;
 /// # Examples
 ///
 /// ```
-/// assert_eq!(pool_codec::MAX_FRAME_LIMIT, u32::MAX as usize);
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// assert_eq!(pool::codec::MAX_FRAME_LIMIT, u32::MAX as usize);
 /// ```
 pub const MAX_FRAME_LIMIT: usize = u32::MAX as usize;
 
@@ -47,7 +49,8 @@ pub const MAX_FRAME_LIMIT: usize = u32::MAX as usize;
 /// # Examples
 ///
 /// ```
-/// use pool_codec::{FrameReader, DEFAULT_MAX_FRAME};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::{FrameReader, DEFAULT_MAX_FRAME};
 /// assert_eq!(DEFAULT_MAX_FRAME, 1 << 30);
 /// assert_eq!(FrameReader::new(&b""[..]).max_frame(), DEFAULT_MAX_FRAME);
 /// ```

@@ -8,7 +8,7 @@
 
 use std::io::{self, Read};
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::{DEFAULT_MAX_FRAME, FrameError, HEADER_LEN, MAX_FRAME_LIMIT, parse_header};
 use crate::Codec;
@@ -26,7 +26,8 @@ const INITIAL_CAPACITY: usize = 64 * 1024;
 /// # Examples
 ///
 /// ```
-/// use pool_codec::{write_frame, FrameReader};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::{write_frame, FrameReader};
 /// let mut wire = Vec::new();
 /// write_frame(&mut wire, b"one")?;
 /// write_frame(&mut wire, b"")?;
@@ -34,7 +35,7 @@ const INITIAL_CAPACITY: usize = 64 * 1024;
 /// assert_eq!(r.read_frame()?, Some(&b"one"[..]));
 /// assert_eq!(r.read_frame()?, Some(&b""[..]));
 /// assert_eq!(r.read_frame()?, None);
-/// # Ok::<(), pool_codec::FrameError>(())
+/// # Ok::<(), pool::codec::FrameError>(())
 /// ```
 #[derive(Debug)]
 pub struct FrameReader<R> {
@@ -52,8 +53,9 @@ impl<R: Read> FrameReader<R> {
     /// # Examples
     ///
     /// ```
-    /// let r = pool_codec::FrameReader::new(std::io::empty());
-    /// assert_eq!(r.max_frame(), pool_codec::DEFAULT_MAX_FRAME);
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// let r = pool::codec::FrameReader::new(std::io::empty());
+    /// assert_eq!(r.max_frame(), pool::codec::DEFAULT_MAX_FRAME);
     /// ```
     pub fn new(inner: R) -> Self {
         Self::with_max_frame(inner, DEFAULT_MAX_FRAME)
@@ -65,7 +67,8 @@ impl<R: Read> FrameReader<R> {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{write_frame, FrameError, FrameReader};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{write_frame, FrameError, FrameReader};
     /// let mut wire = Vec::new();
     /// write_frame(&mut wire, &[0; 10])?;
     /// let err = FrameReader::with_max_frame(&wire[..], 8).read_frame().unwrap_err();
@@ -100,7 +103,8 @@ impl<R: Read> FrameReader<R> {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{FrameError, FrameReader};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{FrameError, FrameReader};
     /// let wire = [2, 0, 0, 0, b'o', b'k', 9, 0];
     /// let mut r = FrameReader::new(&wire[..]);
     /// assert_eq!(r.read_frame()?, Some(&b"ok"[..]));
@@ -153,16 +157,17 @@ impl<R: Read> FrameReader<R> {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{encode_frame, FrameReader, Postcard};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{encode_frame, FrameReader, Postcard};
     /// let mut wire = Vec::new();
     /// encode_frame(&Postcard, &(1u8, "x"), &mut wire)?;
     /// let mut r = FrameReader::new(&wire[..]);
-    /// let v: Option<(u8, &str)> = r.read_value(&Postcard)?;
-    /// assert_eq!(v, Some((1, "x")));
-    /// # Ok::<(), pool_codec::FrameError>(())
+    /// let v: Option<(u8, String)> = r.read_value(&Postcard)?;
+    /// assert_eq!(v, Some((1, "x".to_string())));
+    /// # Ok::<(), pool::codec::FrameError>(())
     /// ```
-    pub fn read_value<'a, C: Codec, T: Deserialize<'a>>(
-        &'a mut self,
+    pub fn read_value<C: Codec, T: DeserializeOwned>(
+        &mut self,
         codec: &C,
     ) -> Result<Option<T>, FrameError> {
         match self.read_frame()? {
@@ -202,11 +207,27 @@ impl<R> FrameReader<R> {
     /// # Examples
     ///
     /// ```
-    /// let r = pool_codec::FrameReader::with_max_frame(std::io::empty(), 1024);
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// let r = pool::codec::FrameReader::with_max_frame(std::io::empty(), 1024);
     /// assert_eq!(r.max_frame(), 1024);
     /// ```
     pub fn max_frame(&self) -> usize {
         self.max
+    }
+
+    /// Changes the largest payload this reader accepts (capped at [`MAX_FRAME_LIMIT`]), for
+    /// a limit agreed after the stream started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// let mut r = pool::codec::FrameReader::new(std::io::empty());
+    /// r.set_max_frame(4096);
+    /// assert_eq!(r.max_frame(), 4096);
+    /// ```
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.max = max.min(MAX_FRAME_LIMIT);
     }
 
     /// Bytes read ahead from the stream but not yet returned as frames.
@@ -214,14 +235,15 @@ impl<R> FrameReader<R> {
     /// # Examples
     ///
     /// ```
-    /// use pool_codec::{write_frame, FrameReader};
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{write_frame, FrameReader};
     /// let mut wire = Vec::new();
     /// write_frame(&mut wire, b"a")?;
     /// write_frame(&mut wire, b"b")?;
     /// let mut r = FrameReader::new(&wire[..]);
     /// r.read_frame()?;
     /// assert_eq!(r.buffered(), 5); // the second frame came in with the first read
-    /// # Ok::<(), pool_codec::FrameError>(())
+    /// # Ok::<(), pool::codec::FrameError>(())
     /// ```
     pub fn buffered(&self) -> usize {
         self.end - self.start
@@ -232,7 +254,8 @@ impl<R> FrameReader<R> {
     /// # Examples
     ///
     /// ```
-    /// let r = pool_codec::FrameReader::new(std::io::empty());
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// let r = pool::codec::FrameReader::new(std::io::empty());
     /// assert_eq!(r.buffer_capacity(), 0);
     /// ```
     pub fn buffer_capacity(&self) -> usize {
@@ -244,7 +267,8 @@ impl<R> FrameReader<R> {
     /// # Examples
     ///
     /// ```
-    /// let r = pool_codec::FrameReader::new(std::io::Cursor::new(vec![1u8]));
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// let r = pool::codec::FrameReader::new(std::io::Cursor::new(vec![1u8]));
     /// assert_eq!(r.get_ref().position(), 0);
     /// ```
     pub fn get_ref(&self) -> &R {
@@ -257,10 +281,11 @@ impl<R> FrameReader<R> {
     /// # Examples
     ///
     /// ```
-    /// let mut r = pool_codec::FrameReader::new(std::io::Cursor::new(vec![1u8]));
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// let mut r = pool::codec::FrameReader::new(std::io::Cursor::new(vec![1u8]));
     /// r.get_mut().set_position(1);
     /// assert_eq!(r.read_frame()?, None);
-    /// # Ok::<(), pool_codec::FrameError>(())
+    /// # Ok::<(), pool::codec::FrameError>(())
     /// ```
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.inner
@@ -271,7 +296,8 @@ impl<R> FrameReader<R> {
     /// # Examples
     ///
     /// ```
-    /// let r = pool_codec::FrameReader::new(std::io::empty());
+    /// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// let r = pool::codec::FrameReader::new(std::io::empty());
     /// let _empty: std::io::Empty = r.into_inner();
     /// ```
     pub fn into_inner(self) -> R {

@@ -21,10 +21,11 @@ use crate::Codec;
 /// # Examples
 ///
 /// ```
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
 /// let mut wire = Vec::new();
-/// pool_codec::write_frame(&mut wire, b"hi")?;
+/// pool::codec::write_frame(&mut wire, b"hi")?;
 /// assert_eq!(wire, [2, 0, 0, 0, b'h', b'i']);
-/// # Ok::<(), pool_codec::FrameError>(())
+/// # Ok::<(), pool::codec::FrameError>(())
 /// ```
 pub fn write_frame<W: Write + ?Sized>(w: &mut W, payload: &[u8]) -> Result<(), FrameError> {
     let header = header_for(payload.len())?;
@@ -59,11 +60,12 @@ pub fn write_frame<W: Write + ?Sized>(w: &mut W, payload: &[u8]) -> Result<(), F
 /// # Examples
 ///
 /// ```
-/// use pool_codec::{encode_frame, Json};
+/// # mod pool { pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+/// use pool::codec::{encode_frame, Json};
 /// let mut buf = Vec::new();
 /// encode_frame(&Json, &[1, 2], &mut buf)?;
 /// assert_eq!(buf, b"\x05\x00\x00\x00[1,2]");
-/// # Ok::<(), pool_codec::FrameError>(())
+/// # Ok::<(), pool::codec::FrameError>(())
 /// ```
 pub fn encode_frame<C: Codec, T: Serialize + ?Sized>(
     codec: &C,

@@ -64,6 +64,8 @@ mod tests {
         assert_eq!(Hello::decode(&hello.encode()), Some(hello));
         let setup = Setup {
             probe: FnRef(-3),
+            codec_config: vec![7, 7],
+            max_frame: 1 << 20,
             init: Some(HookCall {
                 f: FnRef(9),
                 arg: vec![1, 2],
@@ -72,6 +74,7 @@ mod tests {
         };
         let back = Setup::decode(&setup.encode()).unwrap();
         assert_eq!(back.probe, FnRef(-3));
+        assert_eq!(back.codec_config, [7, 7]);
         assert_eq!(back.init.unwrap().arg, vec![1, 2]);
         assert!(back.fin.is_none());
         assert!(Setup::decode(&[SETUP, 9, 9]).is_none());

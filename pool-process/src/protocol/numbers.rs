@@ -6,7 +6,7 @@
 
 /// Bumped on any change to the messages below. 3: requests and replies carry a sequence
 /// number. 4: the [`POLL`] flag on requests.
-pub(crate) const PROTOCOL_VERSION: u32 = 4;
+pub(crate) const PROTOCOL_VERSION: u32 = 5;
 
 /// The environment variable that puts a process in worker mode.
 pub(crate) const WORKER_ENV: &str = "POOL_PROCESS_WORKER";

@@ -168,6 +168,11 @@ pub(crate) struct HookCall {
 #[derive(Debug, Clone)]
 pub(crate) struct Setup {
     pub(crate) probe: FnRef,
+    /// The codec's configuration ([`pool_codec::Codec::configuration`]): the probe's input,
+    /// from which the worker builds the codec every task of this pool uses.
+    pub(crate) codec_config: Vec<u8>,
+    /// The largest message either side may send (the builder's `max_frame_size`).
+    pub(crate) max_frame: usize,
     pub(crate) init: Option<HookCall>,
     pub(crate) fin: Option<HookCall>,
 }
@@ -199,6 +204,8 @@ impl Setup {
         let mut out = vec![SETUP];
         out.put_u32(PROTOCOL_VERSION);
         out.put_i64(self.probe.0);
+        out.put_bytes(&self.codec_config);
+        out.put_u32(u32::try_from(self.max_frame).unwrap_or(u32::MAX));
         put_hook(&mut out, &self.init);
         put_hook(&mut out, &self.fin);
         out
@@ -210,6 +217,8 @@ impl Setup {
         (r.u32()? == PROTOCOL_VERSION).then_some(())?;
         Some(Self {
             probe: FnRef(r.i64()?),
+            codec_config: r.bytes()?.to_vec(),
+            max_frame: r.u32()? as usize,
             init: read_hook(&mut r)?,
             fin: read_hook(&mut r)?,
         })

@@ -186,7 +186,7 @@ impl WorkerProcess {
             };
             format!("worker #{id} (pid {pid}) {what} ({exit}){tail}")
         };
-        let transport: Box<dyn Transport> = match (listener, stdin, stdout) {
+        let mut transport: Box<dyn Transport> = match (listener, stdin, stdout) {
             _ if shm_side.is_some() => {
                 let mut side = shm_side.expect("checked");
                 if let Err(e) = side.watch_process(pid) {
@@ -232,6 +232,8 @@ impl WorkerProcess {
                 return Err(StartFailure::Spawn(fail(&cell, &stderr, "has no pipes")));
             }
         };
+        // The pool's frame limit, both ways; the worker sets the same from SETUP.
+        transport.set_max_frame(cfg.setup.max_frame);
         let mut w = Self {
             id,
             cell,
@@ -294,7 +296,7 @@ impl WorkerProcess {
             None
         };
         let named_map = match &cfg.named {
-            Some(wanted) => match map_named(wanted, &hello.tasks, cfg.codec_name) {
+            Some(wanted) => match map_named(wanted, &hello.tasks, &cfg.codec_name) {
                 Ok(map) => map,
                 Err(why) => {
                     let msg = fail(&w.cell, &w.stderr, "lacks named tasks");

@@ -17,7 +17,7 @@ use pool_codec::{Codec, DefaultCodec};
 fn bare_call_latency() {
     let cfg = config_with(TransportKind::Pipe, StartMethod::Spawn);
     let mut w = WorkerProcess::start(&cfg, 9).unwrap();
-    let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&|x: u64| x + 1);
+    let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&|x: u64| x + 1, true);
     let codec = DefaultCodec::default();
     let mut arg = Vec::new();
     codec.encode(&5u64, &mut arg).unwrap();

@@ -40,7 +40,7 @@ pub(crate) struct StartConfig {
     pub(crate) transport: TransportKind,
     pub(crate) program: Option<PathBuf>,
     pub(crate) setup: Setup,
-    pub(crate) codec_name: &'static str,
+    pub(crate) codec_name: String,
     pub(crate) start_timeout: Duration,
     /// Spawn or fork server (ignored with `program`: always spawned).
     pub(crate) start_method: StartMethod,

@@ -25,10 +25,12 @@ pub(super) fn config_with(transport: TransportKind, start_method: StartMethod) -
         program: None,
         setup: Setup {
             probe: transfer::probe_ref::<DefaultCodec>(),
+            codec_config: Vec::new(),
+            max_frame: pool_codec::DEFAULT_MAX_FRAME,
             init: None,
             fin: None,
         },
-        codec_name: DefaultCodec::default().name(),
+        codec_name: DefaultCodec::default().name().into_owned(),
         start_timeout: Duration::from_secs(20),
         start_method,
         named: None,
@@ -65,12 +67,12 @@ fn start_call_and_stop_over_both_transports() {
         let mut w = WorkerProcess::start(&config_with(kind, method), 1)
             .unwrap_or_else(|e| panic!("{kind:?} {method:?}: {e:?}"));
         let pid = w.pid();
-        let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double);
+        let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double, true);
         for i in 0..100 {
             assert_eq!(call_u64(&mut w, f, i), Ok(i * 2));
         }
         let boom = |x: u64| -> u64 { if x > 0 { panic!("boom {x}") } else { 0 } };
-        let pf = transfer::task_ref::<_, u64, u64, DefaultCodec>(&boom);
+        let pf = transfer::task_ref::<_, u64, u64, DefaultCodec>(&boom, true);
         let err = call_u64(&mut w, pf, 7).unwrap_err();
         assert!(
             err.contains("boom 7") && err.contains("supervisor/tests.rs"),
@@ -87,7 +89,7 @@ fn start_call_and_stop_over_both_transports() {
 fn pipelined_requests_are_numbered_and_answered_in_order() {
     let mut w =
         WorkerProcess::start(&config_with(TransportKind::Pipe, StartMethod::Spawn), 4).unwrap();
-    let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double);
+    let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double, true);
     let codec = DefaultCodec::default();
     let deadline = Some(Instant::now() + Duration::from_secs(20));
     for round in 0..3u64 {
@@ -121,11 +123,14 @@ fn a_pipelined_task_dying_before_its_turn_is_read_keeps_its_stderr_lines() {
     // before the parent reads the first answer. The quote must still hold it.
     let mut w =
         WorkerProcess::start(&config_with(TransportKind::Pipe, StartMethod::Spawn), 5).unwrap();
-    let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double);
-    let dies = transfer::task_ref::<_, u64, u64, DefaultCodec>(&|_x: u64| -> u64 {
-        eprintln!("about to abort, pipelined");
-        std::process::abort()
-    });
+    let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double, true);
+    let dies = transfer::task_ref::<_, u64, u64, DefaultCodec>(
+        &|_x: u64| -> u64 {
+            eprintln!("about to abort, pipelined");
+            std::process::abort()
+        },
+        true,
+    );
     let codec = DefaultCodec::default();
     let mut arg = Vec::new();
     codec.encode(&1u64, &mut arg).unwrap();
@@ -165,7 +170,7 @@ fn a_refused_fork_server_falls_back_to_spawn() {
         .parse()
         .unwrap();
     assert_eq!(ppid, proc::own_pid(), "the worker must be spawned by us");
-    let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double);
+    let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&double, true);
     assert_eq!(call_u64(&mut w, f, 21), Ok(42));
     w.stop(Instant::now() + Duration::from_secs(5)).unwrap();
 }
@@ -174,10 +179,13 @@ fn a_refused_fork_server_falls_back_to_spawn() {
 fn abort_is_reported_by_signal_name() {
     for method in [StartMethod::Spawn, StartMethod::ForkServer] {
         let mut w = WorkerProcess::start(&config_with(TransportKind::Pipe, method), 2).unwrap();
-        let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(&|_x: u64| -> u64 {
-            eprintln!("about to abort");
-            std::process::abort()
-        });
+        let f = transfer::task_ref::<_, u64, u64, DefaultCodec>(
+            &|_x: u64| -> u64 {
+                eprintln!("about to abort");
+                std::process::abort()
+            },
+            true,
+        );
         let err = call_u64(&mut w, f, 1).unwrap_err();
         assert_eq!(err, "SIGABRT (signal 6)", "{method:?}");
         assert!(w.bury().stderr_tail.contains("about to abort"));

@@ -34,7 +34,8 @@ pub trait Transport: Send + 'static {
     /// Sends one message whose body is the concatenation of `parts`, in order.
     ///
     /// # Errors
-    /// The peer is gone (`BrokenPipe`) or the message is larger than [`MAX_FRAME`].
+    /// The peer is gone (`BrokenPipe`) or the message is larger than the frame limit
+    /// ([`Transport::set_max_frame`]).
     fn send(&mut self, parts: &[&[u8]]) -> io::Result<()>;
 
     /// Receives the next message; the slice is valid until the next call.
@@ -51,6 +52,10 @@ pub trait Transport: Send + 'static {
     fn set_spin(&mut self, spin: Duration) {
         let _ = spin;
     }
+
+    /// Sets the largest message either way (the pool's `max_frame_size`; [`MAX_FRAME`] until
+    /// then). Both sides set the same value: the parent before SETUP, the worker from it.
+    fn set_max_frame(&mut self, max: usize);
 }
 
 /// How long a worker polls for its next request after answering a polling caller's request

@@ -120,10 +120,11 @@ impl StreamTransport {
 impl Transport for StreamTransport {
     fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        if total > MAX_FRAME {
+        let max = self.reader.max_frame();
+        if total > max {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("message of {total} bytes exceeds the {MAX_FRAME}-byte frame limit"),
+                format!("message of {total} bytes exceeds the {max}-byte frame limit"),
             ));
         }
         let header: [u8; HEADER_LEN] = (total as u32).to_le_bytes();
@@ -140,6 +141,10 @@ impl Transport for StreamTransport {
 
     fn set_spin(&mut self, spin: Duration) {
         self.reader.get_mut().spin = spin;
+    }
+
+    fn set_max_frame(&mut self, max: usize) {
+        self.reader.set_max_frame(max);
     }
 
     fn recv(&mut self, deadline: Option<Instant>) -> io::Result<&[u8]> {

@@ -67,8 +67,9 @@ fn run(value: OsString) -> ! {
 /// # Examples
 ///
 /// ```no_run
+/// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod codec { pub use pool_codec::*; } pub mod prelude { pub use pool_core::{Executor, MapOptions, Parallel, Shutdown, Submit, SubmitOptions, TaskError}; pub use pool_process::ProcessPool; } } // what `pool` re-exports
 /// // First line of the worker binary's `main`:
-/// pool_process::worker_main();
+/// pool::worker_main();
 /// ```
 pub fn worker_main() -> ! {
     match std::env::var_os(WORKER_ENV) {

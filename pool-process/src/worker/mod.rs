@@ -2,6 +2,7 @@
 //! See `README.md` in this folder for the message sequence.
 
 mod bootstrap;
+pub(crate) mod codec;
 pub(crate) mod panics;
 mod serve;
 

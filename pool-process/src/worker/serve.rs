@@ -97,7 +97,7 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
         refusal: refusal.clone(),
         tasks: named::registry()
             .iter()
-            .map(|t| (t.name.to_owned(), (t.codec)().to_owned()))
+            .map(|t| (t.name.to_owned(), (t.codec)()))
             .collect(),
     };
     send(&mut transport, &[&hello.encode()])?;
@@ -110,10 +110,12 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Ended::ChannelClosed),
         Err(e) => return Err(format!("reading SETUP: {e}")),
     };
+    transport.set_max_frame(setup.max_frame);
+    let max_frame = setup.max_frame;
     let mut out = Vec::with_capacity(4096);
     match &same_binary {
         Some(same) => {
-            setup.probe.resolve(same)(&[], &mut out);
+            setup.probe.resolve(same)(&setup.codec_config, &mut out);
         }
         None => write_codec_name(&mut out, ""),
     }
@@ -181,7 +183,7 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
                 return Err(format!("unexpected message kind {kind:?} from the parent"));
             }
         };
-        let outcome = fit_in_a_frame(outcome, &mut out, &codec_name);
+        let outcome = fit_in_a_frame(outcome, &mut out, &codec_name, max_frame);
         send(&mut transport, &[&reply_header(seq, outcome as u8), &out])?;
         transport.set_spin(if poll {
             transport::WORKER_SPIN
@@ -218,17 +220,14 @@ fn forked_shm_side(spec: &WorkerSpec) -> io::Result<transport::shm::ShmTransport
 
 /// A reply too large for one frame becomes the task's encode failure, naming its size and
 /// the limit: the parent could not receive it, and the worker need not die for it.
-fn fit_in_a_frame(outcome: Outcome, out: &mut Vec<u8>, codec: &str) -> Outcome {
+fn fit_in_a_frame(outcome: Outcome, out: &mut Vec<u8>, codec: &str, max: usize) -> Outcome {
     let size = out.len().saturating_add(REPLY_HEADER);
-    if size <= transport::MAX_FRAME {
+    if size <= max {
         return outcome;
     }
     out.clear();
     out.shrink_to(4096);
-    let message = format!(
-        "the reply would be {size} bytes, over the {}-byte frame limit",
-        transport::MAX_FRAME
-    );
+    let message = format!("the reply would be {size} bytes, over the {max}-byte frame limit");
     write_codec_failure(out, "the task's result", codec, &message);
     Outcome::EncodeFailed
 }

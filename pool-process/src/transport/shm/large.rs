@@ -14,7 +14,6 @@ use std::os::fd::BorrowedFd;
 
 use super::layout::REGION_SPAN;
 use crate::sys::shm::{self, Mapping};
-use crate::transport::MAX_FRAME;
 
 /// Smallest mapping of a region; mappings grow to the next power of two of what is needed.
 const MIN_MAP: usize = 1 << 20;
@@ -45,7 +44,7 @@ impl Region {
 
     /// Writer: makes `len` bytes of the region writable, growing the file as needed.
     fn ensure_writable(&mut self, fd: BorrowedFd<'_>, len: usize) -> io::Result<*mut u8> {
-        debug_assert!(len <= MAX_FRAME);
+        debug_assert!(len as u64 <= REGION_SPAN);
         let want = Self::map_len(len);
         if self.file_len < self.base + want as u64 {
             self.file_len = shm::grow_to(fd, self.base + want as u64)?;
@@ -55,10 +54,10 @@ impl Region {
 
     /// Reader: maps `len` bytes announced by the writer, after checking the file holds them.
     fn ensure_readable(&mut self, fd: BorrowedFd<'_>, len: usize) -> io::Result<*const u8> {
-        if len > MAX_FRAME {
+        if len as u64 > REGION_SPAN {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"),
+                format!("frame of {len} bytes exceeds the {REGION_SPAN}-byte region"),
             ));
         }
         if self.file_len < self.base + len as u64 {

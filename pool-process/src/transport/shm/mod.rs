@@ -134,6 +134,8 @@ pub struct ShmTransport {
     /// Length of the large payload handed out by the last `recv`, not yet released.
     held: Option<usize>,
     peer: Option<ProcessWatch>,
+    /// The largest message either way ([`Transport::set_max_frame`]).
+    max_frame: usize,
 }
 
 impl std::fmt::Debug for ShmTransport {
@@ -276,6 +278,7 @@ impl ShmTransport {
             large_sent: 0,
             held: None,
             peer: None,
+            max_frame: MAX_FRAME,
         }
     }
 
@@ -388,10 +391,13 @@ impl Transport for ShmTransport {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        if total > MAX_FRAME {
+        if total > self.max_frame {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("message of {total} bytes exceeds the {MAX_FRAME}-byte frame limit"),
+                format!(
+                    "message of {total} bytes exceeds the {}-byte frame limit",
+                    self.max_frame
+                ),
             ));
         }
         if total <= self.threshold {
@@ -417,6 +423,11 @@ impl Transport for ShmTransport {
         Ok(())
     }
 
+    fn set_max_frame(&mut self, max: usize) {
+        // The region for large payloads holds at most `REGION_SPAN` bytes.
+        self.max_frame = max.min(layout::REGION_SPAN as usize);
+    }
+
     fn recv(&mut self, deadline: Option<Instant>) -> io::Result<&[u8]> {
         self.release_held();
         loop {
@@ -438,6 +449,10 @@ impl Transport for ShmTransport {
                         wake::notify(&rx.ctl.space.0);
                         Ok(&self.rx_buf)
                     }
+                    KIND_LARGE if len > self.max_frame => Err(corrupt(&format!(
+                        "a frame of {len} bytes was announced, over the {}-byte limit",
+                        self.max_frame
+                    ))),
                     KIND_LARGE => {
                         self.rx_tail += HEADER as u64;
                         rx.release(self.rx_tail);
