@@ -345,6 +345,7 @@ impl<C: Codec> ProcessPoolBuilder<C> {
             setup: Setup {
                 probe: transfer::probe_ref::<C>(),
                 codec_config: self.codec.configuration(),
+                codec_name: self.codec.name().into_owned(),
                 max_frame: self.max_frame,
                 init: self.init,
                 fin: self.fin,

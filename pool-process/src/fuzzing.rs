@@ -190,6 +190,7 @@ pub fn handshake_samples() -> Vec<(&'static str, Vec<u8>)> {
     let setup = Setup {
         probe: FnRef(-1024),
         codec_config: vec![7, 7],
+        codec_name: "msgpack".into(),
         max_frame: pool_codec::DEFAULT_MAX_FRAME,
         init: Some(HookCall {
             f: FnRef(2048),
@@ -200,6 +201,7 @@ pub fn handshake_samples() -> Vec<(&'static str, Vec<u8>)> {
     let bare = Setup {
         probe: FnRef(7),
         codec_config: Vec::new(),
+        codec_name: "msgpack".into(),
         max_frame: pool_codec::DEFAULT_MAX_FRAME,
         init: None,
         fin: Some(HookCall {

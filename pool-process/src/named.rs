@@ -17,6 +17,8 @@ use crate::transfer::{self, Trampoline};
 pub struct NamedTask {
     pub(crate) name: &'static str,
     pub(crate) codec: fn() -> String,
+    /// Builds the task's codec from the pool's configuration, as this worker's codec.
+    pub(crate) configure: fn(&[u8]) -> Result<(), String>,
     pub(crate) run: Trampoline,
 }
 
@@ -38,6 +40,23 @@ fn codec_name<C: Codec>() -> String {
     C::default().name().into_owned()
 }
 
+fn configure<C: Codec>(configuration: &[u8]) -> Result<(), String> {
+    crate::worker::codec::install::<C>(configuration)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// A named-tasks worker's codec: its registered tasks' codec named `codec` (the pool's),
+/// built from the pool's configuration. `Err`: why it could not be built.
+pub(crate) fn configure_codec(codec: &str, configuration: &[u8]) -> Result<(), String> {
+    match registry().iter().find(|t| (t.codec)() == codec) {
+        Some(task) => (task.configure)(configuration)
+            .map_err(|why| format!("the codec {codec:?} of named task {:?}: {why}", task.name)),
+        // No task of this codec: the parent refuses the names at the handshake.
+        None => Ok(()),
+    }
+}
+
 /// Builds a registry entry for `f` with codec `C` (used by [`crate::named_task!`]).
 #[doc(hidden)]
 pub const fn entry<F, A, R, C>(name: &'static str, f: F) -> NamedTask
@@ -51,6 +70,7 @@ where
     NamedTask {
         name,
         codec: codec_name::<C>,
+        configure: configure::<C>,
         run: transfer::named_trampoline::<F, A, R, C>(),
     }
 }

@@ -142,3 +142,29 @@ fn named_tasks_also_work_with_this_binary_as_worker() {
     drop(pool);
     guard.finish(&[]);
 }
+
+#[path = "fixtures/xor_codec.rs"]
+mod xor_codec;
+
+#[test]
+fn a_separate_worker_builds_the_pools_codec_from_its_configuration() {
+    let guard = support::start("named_codec_config", Duration::from_secs(60));
+    // The worker binary registers "xor-shout" with `XorJson`, whose default key is 0; the
+    // pool's key reaches it, or nothing it answers would decode.
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .worker_program(WORKER)
+        .codec(xor_codec::XorJson { key: 0x33 })
+        .named_tasks(["xor-shout"])
+        .build()
+        .unwrap();
+    let loud = pool
+        .submit_named::<String, String>("xor-shout", "hey".to_string())
+        .unwrap()
+        .result_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("no answer in 20 s"));
+    assert_eq!(loud, Ok("HEY!".to_string()));
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    guard.finish(&[]);
+}

@@ -65,6 +65,7 @@ mod tests {
         let setup = Setup {
             probe: FnRef(-3),
             codec_config: vec![7, 7],
+            codec_name: "msgpack".into(),
             max_frame: 1 << 20,
             init: Some(HookCall {
                 f: FnRef(9),

@@ -171,6 +171,9 @@ pub(crate) struct Setup {
     /// The codec's configuration ([`pool_codec::Codec::configuration`]): the probe's input,
     /// from which the worker builds the codec every task of this pool uses.
     pub(crate) codec_config: Vec<u8>,
+    /// The pool's codec name: a named-tasks worker builds, from `codec_config`, the codec of
+    /// its registered tasks that has this name.
+    pub(crate) codec_name: String,
     /// The largest message either side may send (the builder's `max_frame_size`).
     pub(crate) max_frame: usize,
     pub(crate) init: Option<HookCall>,
@@ -205,6 +208,7 @@ impl Setup {
         out.put_u32(PROTOCOL_VERSION);
         out.put_i64(self.probe.0);
         out.put_bytes(&self.codec_config);
+        out.put_str(&self.codec_name);
         out.put_u32(u32::try_from(self.max_frame).unwrap_or(u32::MAX));
         put_hook(&mut out, &self.init);
         put_hook(&mut out, &self.fin);
@@ -218,6 +222,7 @@ impl Setup {
         Some(Self {
             probe: FnRef(r.i64()?),
             codec_config: r.bytes()?.to_vec(),
+            codec_name: r.str()?,
             max_frame: r.u32()? as usize,
             init: read_hook(&mut r)?,
             fin: read_hook(&mut r)?,

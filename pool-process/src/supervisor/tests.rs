@@ -26,6 +26,7 @@ pub(super) fn config_with(transport: TransportKind, start_method: StartMethod) -
         setup: Setup {
             probe: transfer::probe_ref::<DefaultCodec>(),
             codec_config: Vec::new(),
+            codec_name: "msgpack".into(),
             max_frame: pool_codec::DEFAULT_MAX_FRAME,
             init: None,
             fin: None,

@@ -1,9 +1,11 @@
 //! The worker's codec: built once per worker process, from the configuration the parent
 //! sent at SETUP (the codec probe's input), and used by every task's trampoline after that.
 //!
-//! A worker serves one pool, so it holds one codec. Code that runs with another codec type
-//! (a named task registered with its own codec) finds none of its type here and uses that
-//! type's `Default`, as a codec without configuration would.
+//! A worker serves one pool, so it holds one codec: built by the codec probe in a worker of
+//! the same build, or — in a named-tasks worker, which may be another binary — by the
+//! registered task whose codec has the pool's codec name (`named::configure_codec`). Code
+//! that runs with another codec type finds none of its type here and uses that type's
+//! `Default`; the handshake only lets a pool use named tasks of its own codec's name.
 
 use std::any::Any;
 use std::sync::OnceLock;

@@ -117,7 +117,13 @@ fn serve_inner(env_value: &str) -> Result<Ended, String> {
         Some(same) => {
             setup.probe.resolve(same)(&setup.codec_config, &mut out);
         }
-        None => write_codec_name(&mut out, ""),
+        None => {
+            // A named-tasks worker (maybe another binary): the codec of its tasks, configured
+            // as the pool's; a configuration it cannot take ends the start, with the reason.
+            named::configure_codec(&setup.codec_name, &setup.codec_config)
+                .map_err(|why| format!("cannot build the pool's codec: {why}"))?;
+            write_codec_name(&mut out, "");
+        }
     }
     let codec_field = out.clone();
     let codec_name = crate::wire::Reader(&codec_field).str().unwrap_or_default();
