@@ -160,3 +160,45 @@ fn idle_workers_exit_and_the_next_submit_respawns() {
     drop(pool);
     guard.finish(&[first, second]);
 }
+
+fn inc(x: u32) -> u32 {
+    x + 1
+}
+
+#[test]
+fn a_task_that_finished_before_its_timeout_holds_nothing_of_its_worker() {
+    // Timed tasks that finish early must not keep their worker's handles (a pidfd, the
+    // stderr pipe) open until their deadline: after shutdown and drop, nothing is left.
+    let guard = support::start("timed_tasks_release", Duration::from_secs(60));
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .max_tasks_per_worker(3) // workers retire while watches of their tasks are pending
+        .build()
+        .unwrap();
+    let opts = pool_core::MapOptions::default()
+        .chunk_size(pool_core::ChunkSize::Fixed(10))
+        .timeout(Duration::from_secs(600));
+    let v: Vec<u32> = pool
+        .map_with(inc, 0..100u32, opts)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(v[99], 100);
+    let timed = SubmitOptions::default().timeout(Duration::from_secs(600));
+    let mut futs: Vec<_> = (0..6)
+        .map(|i| pool.submit_with(inc, i, timed.clone()).unwrap())
+        .collect();
+    // The futures are still held: they must not hold the workers either.
+    for (i, f) in futs.iter_mut().enumerate() {
+        assert!(f.wait_timeout(Duration::from_secs(20)));
+        assert_eq!(f.try_result(), Some(Ok(i as u32 + 1)));
+    }
+    let pid = pool
+        .submit(support::worker_pid, ())
+        .unwrap()
+        .result()
+        .unwrap();
+    pool.shutdown(Shutdown::Wait);
+    drop(pool);
+    guard.finish(&[pid]);
+    drop(futs);
+}

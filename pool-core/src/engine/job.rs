@@ -1,7 +1,7 @@
 //! A queued task: its future's cell and its payload in one allocation, behind the
 //! type-erased [`Job`] the queue holds.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::slot::SlotEnv;
@@ -345,26 +345,28 @@ fn resolve<T: Send>(core: &Core<T>, r: Result<T, TaskError>, env: &SlotEnv<'_>) 
     }
 }
 
-impl<T: Send, P: Send> Resolve for WithPayload<T, P> {
-    fn resolve_running(&self, e: TaskError, count: &dyn Fn()) -> bool {
-        self.core.complete_counted(Err(e), FROM_RUNNING, count)
-    }
-}
-
-/// The watchdog's reference to a timed task's cell. The watchdog keeps it until the deadline,
-/// after the task may have finished and its future been dropped: its release may then drop
-/// the task's result on the watchdog's thread, so it is released with `drop_contained`.
-struct Watched<T: Send, P: Send>(Option<Arc<WithPayload<T, P>>>);
+/// The watchdog's reference to a timed task's cell: weak, so a task that finished before its
+/// deadline does not keep its result (or anything it holds) alive until then. While the task
+/// runs, its slot holds the cell. A reference upgraded here may turn out to be the last one
+/// (the task finished and its future was dropped meanwhile): it is released with
+/// `drop_contained`, since releasing it may drop the task's result on the watchdog's thread.
+struct Watched<T: Send, P: Send>(Weak<WithPayload<T, P>>);
 
 impl<T: Send, P: Send> Resolve for Watched<T, P> {
     fn resolve_running(&self, e: TaskError, count: &dyn Fn()) -> bool {
-        self.0.as_ref().is_some_and(|c| c.resolve_running(e, count))
+        let cell = self.0.upgrade();
+        let won = cell
+            .as_ref()
+            .is_some_and(|c| c.core.complete_counted(Err(e), FROM_RUNNING, count));
+        drop_contained(FINISHED_TASK, cell);
+        won
     }
-}
 
-impl<T: Send, P: Send> Drop for Watched<T, P> {
-    fn drop(&mut self) {
-        drop_contained(FINISHED_TASK, self.0.take());
+    fn finished(&self) -> bool {
+        let cell = self.0.upgrade();
+        let finished = cell.as_ref().is_none_or(|c| c.core.is_terminal());
+        drop_contained(FINISHED_TASK, cell);
+        finished
     }
 }
 
@@ -394,7 +396,7 @@ where
             worker: env.worker_id(),
         };
         if let Some(d) = deadline {
-            let watched = Watched(Some(cell.clone()));
+            let watched = Watched(Arc::downgrade(&cell));
             env.watch(Arc::new(watched), d, timeout.unwrap_or_default(), &ctx);
         }
         if let Some(k) = env.task_killer(core.id()) {

@@ -144,12 +144,18 @@ impl<'a> SlotEnv<'a> {
     }
 
     /// A killer for the cell of task `id` that kills only while the gate shows `id` (the
-    /// gate is not touched).
+    /// gate is not touched). It holds the slot weakly: a finished task's future, or its watch
+    /// before the deadline, must not keep a retired worker's handle (a process's pidfd) open;
+    /// while the task runs, the engine holds the slot.
     #[inline]
     pub(crate) fn killer_for(&self, id: TaskId) -> Option<Killer> {
         self.slot.killer.get()?;
-        let slot = self.slot.clone();
-        Some(Killer::new(move || slot.kill_if_running(id)))
+        let slot = Arc::downgrade(self.slot);
+        Some(Killer::new(move || {
+            if let Some(slot) = slot.upgrade() {
+                slot.kill_if_running(id);
+            }
+        }))
     }
 
     /// Note the error after which the worker may be dead.

@@ -20,6 +20,9 @@ pub(crate) trait Resolve: Send + Sync {
     /// Resolve a running task with `e`, calling `count` after winning and before waiters
     /// wake (so a caller that saw the error sees the count). True if it won.
     fn resolve_running(&self, e: TaskError, count: &dyn Fn()) -> bool;
+
+    /// Has the task finished (or is it gone)? Its watch can then be dropped early.
+    fn finished(&self) -> bool;
 }
 
 pub(crate) struct Watch {
@@ -91,8 +94,15 @@ impl Watchdog {
     }
 }
 
+/// How many watches the heap holds before it is first swept of finished tasks' watches.
+const SWEEP_AT: usize = 1024;
+
 fn run(rx: mpsc::Receiver<Watch>, rare: Arc<Rare>, name: String) {
     let mut heap: BinaryHeap<Item> = BinaryHeap::new();
+    // Most timed tasks finish long before their deadline. Their watches hold only weak
+    // references, but would still pile up until then (tasks per second times the timeout):
+    // each time the heap doubles past its size after the last sweep, finished ones go.
+    let mut sweep_at = SWEEP_AT;
     loop {
         let now = Instant::now();
         while heap.peek().is_some_and(|i| i.0.deadline <= now) {
@@ -114,7 +124,13 @@ fn run(rx: mpsc::Receiver<Watch>, rare: Arc<Rare>, name: String) {
             None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
         };
         match got {
-            Ok(w) => heap.push(Item(w)),
+            Ok(w) => {
+                heap.push(Item(w));
+                if heap.len() >= sweep_at {
+                    heap.retain(|i| !i.0.cell.finished());
+                    sweep_at = (heap.len() * 2).max(SWEEP_AT);
+                }
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 // The engine is gone; still honour the deadlines already registered.
