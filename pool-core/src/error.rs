@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 /// ```
 /// assert_eq!(pool::WorkerId(3).to_string(), "worker #3");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 pub struct WorkerId(pub u64);
 
 impl fmt::Display for WorkerId {
@@ -31,7 +33,9 @@ impl fmt::Display for WorkerId {
 /// let (_p, fut) = pool::backend::promise::<()>();
 /// assert!(fut.id().to_string().starts_with("task #"));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 pub struct TaskId(pub u64);
 
 impl fmt::Display for TaskId {
@@ -78,7 +82,7 @@ impl fmt::Display for PanicInfo {
 /// assert_eq!(r.to_string(), "SIGSEGV (signal 11)");
 /// assert_eq!(ExitReason::Code(3).to_string(), "exit code 3");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExitReason {
     /// Exited with this status code.
     Code(i32),
@@ -104,7 +108,7 @@ impl fmt::Display for ExitReason {
 }
 
 /// A worker died while running a task.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerDied {
     /// Which worker.
     pub worker: WorkerId,
@@ -133,7 +137,7 @@ impl fmt::Display for WorkerDied {
 }
 
 /// Which side of a process boundary a codec failure happened on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Side {
     /// In the parent (the submitting process).
     Parent,
@@ -151,7 +155,7 @@ impl fmt::Display for Side {
 }
 
 /// A value could not be encoded or decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodecFailure {
     /// Where it failed.
     pub side: Side,
@@ -183,8 +187,21 @@ impl std::error::Error for CodecFailure {}
 /// let r = pool::BrokenReason::new("initializer failed: no config");
 /// assert_eq!(r.to_string(), "initializer failed: no config");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
 pub struct BrokenReason(Arc<str>);
+
+impl From<String> for BrokenReason {
+    fn from(reason: String) -> Self {
+        BrokenReason::new(reason)
+    }
+}
+
+impl From<BrokenReason> for String {
+    fn from(r: BrokenReason) -> Self {
+        r.0.to_string()
+    }
+}
 
 impl BrokenReason {
     /// A reason with this text.
@@ -206,6 +223,10 @@ impl fmt::Display for BrokenReason {
 
 /// Why a task produced no value.
 ///
+/// Every error, with what it carries (the panic, the dead worker's exit and stderr tail, the
+/// codec failure), is a serde type: whatever relays tasks on — another process, another
+/// machine — can hand the caller the same error the pool would have.
+///
 /// # Examples
 ///
 /// ```
@@ -214,7 +235,28 @@ impl fmt::Display for BrokenReason {
 /// assert!(e.is_cancelled());
 /// assert_eq!(e.to_string(), "the task was cancelled");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Sent on and read back:
+///
+/// ```
+/// use pool::codec::{Codec, MsgPack};
+/// use pool::{ExitReason, TaskError, WorkerDied, WorkerId};
+///
+/// let died = TaskError::WorkerDied(WorkerDied {
+///     worker: WorkerId(3),
+///     pid: Some(4242),
+///     exit: ExitReason::Signal { number: 11, name: "SIGSEGV".into() },
+///     task: "render".into(),
+///     stderr_tail: "segfault at 0".into(),
+/// });
+/// let mut wire = Vec::new();
+/// MsgPack.encode(&died, &mut wire)?;
+/// let back: TaskError = MsgPack.decode(&wire)?;
+/// assert_eq!(back, died);
+/// assert!(back.to_string().contains("SIGSEGV (signal 11) while running render"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum TaskError {
     /// The task panicked; the worker survived.
