@@ -402,23 +402,12 @@ impl<C: Codec> ProcessPool<C> {
         A: Serialize + Send + 'static,
         R: DeserializeOwned + Send + 'static,
     {
-        let declared = self
-            .inner
-            .named
-            .as_ref()
-            .and_then(|names| names.iter().position(|n| n == name));
-        let Some(index) = declared else {
-            let declared = self.inner.named.as_deref().unwrap_or_default().join(", ");
-            let err = self.refusal(
-                type_name::<A>(),
-                format!(
-                    "no named task {name:?} in this pool (declared with named_tasks: [{declared}])"
-                ),
-            );
-            return Err(SubmitError::new(err, Some(arg)));
+        let index = match self.named_index::<A>(name) {
+            Ok(i) => i,
+            Err(kind) => return Err(SubmitError::new(kind, Some(arg))),
         };
         match self.send(
-            Target::Named(index as u32),
+            Target::Named(index),
             "named task",
             &arg,
             SubmitOptions::default().label(name),
@@ -428,6 +417,81 @@ impl<C: Codec> ProcessPool<C> {
                 Ok(future)
             }
             Err(kind) => Err(SubmitError::new(kind, Some(arg))),
+        }
+    }
+
+    /// Runs the named task `name` on an argument already encoded with this pool's codec, and
+    /// resolves with its result as the codec's bytes: for code that relays tasks without
+    /// knowing their types (a worker that takes them from a queue and answers over the
+    /// network). Errors are the same as [`ProcessPool::submit_named`]'s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # mod pool { pub use pool_core::*; pub use pool_process::*; pub mod codec { pub use pool_codec::*; } } // what `pool` re-exports
+    /// use pool::codec::{Codec, MsgPack};
+    ///
+    /// fn triple(x: u64) -> u64 {
+    ///     x * 3
+    /// }
+    /// pool::named_task!("triple", triple, pool::codec::MsgPack);
+    ///
+    /// let pool = pool::ProcessPool::builder()
+    ///     .codec(MsgPack)
+    ///     .named_tasks(["triple"])
+    ///     .build()?;
+    /// let mut arg = Vec::new();
+    /// MsgPack.encode(&14u64, &mut arg)?;
+    /// let bytes = pool.submit_named_encoded("triple", arg)?.result()?;
+    /// assert_eq!(MsgPack.decode::<u64>(&bytes)?, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `name` is not one of the pool's named tasks, or the pool is shut down, broken or its
+    /// queue full; the argument is handed back.
+    pub fn submit_named_encoded(
+        &self,
+        name: &str,
+        arg: Vec<u8>,
+    ) -> Result<Future<Vec<u8>>, SubmitError<Vec<u8>>> {
+        let index = match self.named_index::<Vec<u8>>(name) {
+            Ok(i) => i,
+            Err(kind) => return Err(SubmitError::new(kind, Some(arg))),
+        };
+        if let Err(kind) = self.fits::<Vec<u8>>(arg.len()) {
+            return Err(SubmitError::new(kind, Some(arg)));
+        }
+        self.dispatch::<Vec<u8>>(
+            Target::Named(index),
+            "named task",
+            arg,
+            SubmitOptions::default().label(name),
+            true,
+        )
+        .map_err(|(kind, arg)| SubmitError::new(kind, Some(arg)))
+    }
+
+    /// The registry index of the named task `name` this pool declared.
+    fn named_index<A>(&self, name: &str) -> Result<u32, SubmitErrorKind> {
+        let declared = self
+            .inner
+            .named
+            .as_ref()
+            .and_then(|names| names.iter().position(|n| n == name));
+        match declared {
+            Some(index) => Ok(index as u32),
+            None => {
+                let declared = self.inner.named.as_deref().unwrap_or_default().join(", ");
+                Err(self.refusal(
+                    type_name::<A>(),
+                    format!(
+                        "no named task {name:?} in this pool (declared with named_tasks: \
+                         [{declared}])"
+                    ),
+                ))
+            }
         }
     }
 

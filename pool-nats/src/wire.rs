@@ -1,0 +1,55 @@
+//! What travels through the server: subjects, headers, and a task's outcome.
+//!
+//! A task is one message on `<prefix>.tasks.<name>` in the work-queue stream `<PREFIX>_TASKS`,
+//! its payload the argument encoded with the pool's codec, with headers `Nats-Msg-Id` (the
+//! task id: the server drops a re-published duplicate), `Pool-Task` (the task id again, for
+//! the answer) and `Pool-Reply` (the caller's results subject). The answer is one message on
+//! that subject, in the stream `<PREFIX>_RESULTS`, with `Pool-Task` and an [`Outcome`] encoded
+//! with the same codec.
+
+use pool_core::TaskError;
+use serde::{Deserialize, Serialize};
+
+/// The header that names the task an answer belongs to.
+pub(crate) const TASK: &str = "Pool-Task";
+/// The header that names the subject a task's answer goes to.
+pub(crate) const REPLY: &str = "Pool-Reply";
+
+/// A task's outcome, as a worker sends it back: the result encoded with the pool's codec, or
+/// the error the local pool resolved it with.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Outcome {
+    Ok(#[serde(with = "serde_bytes")] Vec<u8>),
+    Err(TaskError),
+}
+
+/// The subjects and streams of one prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct Names {
+    pub(crate) prefix: String,
+}
+
+impl Names {
+    pub(crate) fn tasks_stream(&self) -> String {
+        format!("{}_TASKS", self.prefix.to_uppercase())
+    }
+    pub(crate) fn results_stream(&self) -> String {
+        format!("{}_RESULTS", self.prefix.to_uppercase())
+    }
+    pub(crate) fn task_subject(&self, name: &str) -> String {
+        format!("{}.tasks.{name}", self.prefix)
+    }
+    pub(crate) fn all_tasks(&self) -> String {
+        format!("{}.tasks.>", self.prefix)
+    }
+    /// The task name of a message on a task subject.
+    pub(crate) fn task_name<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        subject.strip_prefix(&self.prefix)?.strip_prefix(".tasks.")
+    }
+    pub(crate) fn results_subject(&self, client: &str) -> String {
+        format!("{}.results.{client}", self.prefix)
+    }
+    pub(crate) fn all_results(&self) -> String {
+        format!("{}.results.>", self.prefix)
+    }
+}
