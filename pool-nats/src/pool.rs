@@ -141,26 +141,13 @@ impl<C: Codec> NatsPoolBuilder<C> {
     pub fn build(self) -> Result<NatsPool<C>, BuildError> {
         let fail =
             |msg: String| BuildError::new("nats", self.prefix.clone(), ConfigError::new(msg));
-        if self.prefix.is_empty()
-            || !self
-                .prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(fail(format!(
-                "the prefix {:?} must be letters, digits, '-' or '_'",
-                self.prefix
-            )));
-        }
+        let names = Names::new(&self.prefix).map_err(fail)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name(format!("{}-nats", self.prefix))
             .enable_all()
             .build()
             .map_err(|e| fail(format!("cannot start the client's runtime: {e}")))?;
-        let names = Names {
-            prefix: self.prefix.clone(),
-        };
         let client = client_id();
         let pending: Arc<Mutex<HashMap<String, Resolver>>> = Arc::default();
         let counts = Arc::<Counts>::default();

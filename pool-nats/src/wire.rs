@@ -30,6 +30,24 @@ pub(crate) struct Names {
 }
 
 impl Names {
+    /// The names of `prefix`: letters, digits, `-` and `_` (it becomes a subject token and
+    /// part of the streams' names).
+    pub(crate) fn new(prefix: &str) -> Result<Self, String> {
+        let valid = !prefix.is_empty()
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if valid {
+            Ok(Names {
+                prefix: prefix.to_owned(),
+            })
+        } else {
+            Err(format!(
+                "the prefix {prefix:?} must be letters, digits, '-' or '_'"
+            ))
+        }
+    }
+
     pub(crate) fn tasks_stream(&self) -> String {
         format!("{}_TASKS", self.prefix.to_uppercase())
     }

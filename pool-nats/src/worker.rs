@@ -114,9 +114,7 @@ impl<C: Codec> NatsWorker<C> {
     }
 
     async fn serve(self, stop: &AtomicBool) -> Result<(), String> {
-        let names = Names {
-            prefix: self.prefix.clone(),
-        };
+        let names = Names::new(&self.prefix)?;
         let js = server::connect(&self.url, self.connect_timeout).await?;
         server::ensure_streams(&js, &names).await?;
         let stream = js

@@ -118,3 +118,27 @@ fn named_tasks_run_on_a_remote_worker_with_the_errors_of_a_local_pool() {
     drop(server);
     guard.finish();
 }
+
+#[test]
+fn a_prefix_that_is_not_a_subject_token_is_refused_on_both_sides() {
+    let guard = harness::start("nats_bad_prefix", Duration::from_secs(60));
+    let e = NatsPool::builder()
+        .prefix("a.b")
+        .build()
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("\"a.b\" must be letters"), "{e}");
+    let local = ProcessPool::builder()
+        .named_tasks(["square"])
+        .build()
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    let e = NatsWorker::new(local.clone())
+        .prefix("")
+        .run_until(&stop)
+        .unwrap_err();
+    assert!(e.contains("must be letters"), "{e}");
+    local.shutdown(Shutdown::Wait);
+    drop(local);
+    guard.finish();
+}
