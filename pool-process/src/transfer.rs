@@ -202,13 +202,17 @@ where
     R: Serialize,
     C: Codec,
 {
+    caught(out, |out| {
+        worker::codec::with(|codec: &C| run_coded(codec, input, out, raw_arg, call, raw_result))
+    })
+}
+
+/// Runs `f` on `out`; a panic becomes the `Panicked` outcome, its record replacing whatever
+/// `f` had written.
+#[inline]
+fn caught(out: &mut Vec<u8>, f: impl FnOnce(&mut Vec<u8>) -> Outcome) -> Outcome {
     let start = out.len();
-    let caught = panics::catch(|| {
-        worker::codec::with(|codec: &C| {
-            run_coded(codec, input, out, start, raw_arg, call, raw_result)
-        })
-    });
-    caught.unwrap_or_else(|record| {
+    panics::catch(|| f(&mut *out)).unwrap_or_else(|record| {
         out.truncate(start);
         record.write(out);
         Outcome::Panicked
@@ -221,7 +225,6 @@ fn run_coded<A, R, C>(
     codec: &C,
     input: &[u8],
     out: &mut Vec<u8>,
-    start: usize,
     raw_arg: fn(&[u8]) -> Option<A>,
     call: impl FnOnce(A) -> R,
     raw_result: fn(&R) -> Option<&[u8]>,
@@ -231,27 +234,26 @@ where
     R: Serialize,
     C: Codec,
 {
-    {
-        let arg: A = match raw_arg(input) {
+    let start = out.len();
+    let arg: A = match raw_arg(input) {
+        Some(a) => a,
+        None => match decode_arg::<A, C>(codec, input, out) {
             Some(a) => a,
-            None => match decode_arg::<A, C>(codec, input, out) {
-                Some(a) => a,
-                None => return Outcome::DecodeFailed,
-            },
-        };
-        let result = call(arg);
-        if let Some(raw) = raw_result(&result) {
-            out.extend_from_slice(raw);
-            return Outcome::Ok;
-        }
-        // A `Serialize` that panics unwinds to the catch below: the task's panic.
-        match codec.encode(&result, out) {
-            Ok(()) => Outcome::Ok,
-            Err(e) => {
-                out.truncate(start);
-                write_codec_failure(out, type_name::<R>(), &codec.name(), e.message());
-                Outcome::EncodeFailed
-            }
+            None => return Outcome::DecodeFailed,
+        },
+    };
+    let result = call(arg);
+    if let Some(raw) = raw_result(&result) {
+        out.extend_from_slice(raw);
+        return Outcome::Ok;
+    }
+    // A `Serialize` that panics unwinds to `caught`: the task's panic.
+    match codec.encode(&result, out) {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            out.truncate(start);
+            write_codec_failure(out, type_name::<R>(), &codec.name(), e.message());
+            Outcome::EncodeFailed
         }
     }
 }
@@ -341,8 +343,7 @@ where
     H: HookResult,
     C: Codec,
 {
-    let start = out.len();
-    let caught = panics::catch(|| {
+    caught(out, |out| {
         let Some(arg) = worker::codec::with(|codec: &C| decode_arg::<A, C>(codec, input, out))
         else {
             return Outcome::DecodeFailed;
@@ -354,11 +355,6 @@ where
                 Outcome::Failed
             }
         }
-    });
-    caught.unwrap_or_else(|record| {
-        out.truncate(start);
-        record.write(out);
-        Outcome::Panicked
     })
 }
 
