@@ -4,21 +4,25 @@
 //! refused by `build()` with the reason; one whose configuration is its default works.
 
 mod support;
+#[path = "fixtures/xor_codec.rs"]
+mod xor_codec;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pool_codec::{Codec, CodecError, Json};
+use pool_codec::{Codec, CodecError};
 use pool_core::{Executor, Shutdown};
 use pool_process::ProcessPool;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use xor_codec::XorJson;
 
 /// Values `Scrambled` encoded in this process (the parent: the arguments it sent).
 static ENCODED: AtomicUsize = AtomicUsize::new(0);
 
-/// JSON with every byte XORed with `key`.
+/// `XorJson` (the named-worker fixture's codec: JSON with every byte XORed with `key`) that
+/// counts what it encodes and does not send its key to the workers.
 #[derive(Clone, Copy, Debug, Default)]
 struct Scrambled {
     key: u8,
@@ -35,17 +39,11 @@ impl Codec for Scrambled {
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
         ENCODED.fetch_add(1, Ordering::SeqCst);
-        let start = out.len();
-        Json.encode(value, out)?;
-        for b in &mut out[start..] {
-            *b ^= self.key;
-        }
-        Ok(())
+        XorJson { key: self.key }.encode(value, out)
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        let plain: Vec<u8> = bytes.iter().map(|b| b ^ self.key).collect();
-        Json.decode(&plain)
+        XorJson { key: self.key }.decode(bytes)
     }
 }
 
