@@ -284,6 +284,14 @@ pub enum TaskError {
     Broken(BrokenReason),
     /// The pool shut down before the task ran.
     Shutdown,
+    /// A task handed to workers again and again without an answer — each worker that took
+    /// it died or stopped answering (a poison task) — and given up (remote pools).
+    Poison {
+        /// The task (its name and id).
+        task: String,
+        /// How many times it was handed to a worker.
+        deliveries: u32,
+    },
 }
 
 impl TaskError {
@@ -314,6 +322,10 @@ impl TaskError {
     /// Did the pool shut down first?
     pub fn is_shutdown(&self) -> bool {
         matches!(self, TaskError::Shutdown)
+    }
+    /// Was the task given up as a poison task?
+    pub fn is_poison(&self) -> bool {
+        matches!(self, TaskError::Poison { .. })
     }
     /// The panic details, if this is a panic.
     pub fn panic_info(&self) -> Option<&PanicInfo> {
@@ -346,6 +358,11 @@ impl fmt::Display for TaskError {
             TaskError::Decode(c) => write!(f, "could not decode {c}"),
             TaskError::Broken(r) => write!(f, "the pool is broken: {r}"),
             TaskError::Shutdown => f.write_str("the pool shut down before the task ran"),
+            TaskError::Poison { task, deliveries } => write!(
+                f,
+                "{task} was given up after {deliveries} deliveries: every worker that took it \
+                 died or stopped answering (a poison task)"
+            ),
         }
     }
 }

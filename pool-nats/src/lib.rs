@@ -11,6 +11,7 @@
 
 mod pool;
 mod server;
+mod store;
 mod wire;
 mod worker;
 

@@ -5,7 +5,9 @@
 //! task id: the server drops a re-published duplicate), `Pool-Task` (the task id again, for
 //! the answer) and `Pool-Reply` (the caller's results subject). The answer is one message on
 //! that subject, in the stream `<PREFIX>_RESULTS`, with `Pool-Task` and an [`Outcome`] encoded
-//! with the same codec.
+//! with the same codec. Headers `Pool-Max-Deliver`, `Pool-Ack-Wait` and `Pool-Timeout` carry
+//! the caller's policy to the worker. A cancelled task's id is published (core NATS, not
+//! stored) on `<prefix>.cancel`, so a worker that already holds it stops it.
 
 use pool_core::TaskError;
 use serde::{Deserialize, Serialize};
@@ -14,6 +16,18 @@ use serde::{Deserialize, Serialize};
 pub(crate) const TASK: &str = "Pool-Task";
 /// The header that names the subject a task's answer goes to.
 pub(crate) const REPLY: &str = "Pool-Reply";
+/// How many times the task may be handed to a worker; one more delivery is answered as
+/// [`pool_core::TaskError::Poison`] without running it.
+pub(crate) const MAX_DELIVER: &str = "Pool-Max-Deliver";
+/// The caller's `ack_wait` in milliseconds: the worker's heartbeats come at least three
+/// times as often.
+pub(crate) const ACK_WAIT: &str = "Pool-Ack-Wait";
+/// The task's time limit in milliseconds, if it has one.
+pub(crate) const TIMEOUT: &str = "Pool-Timeout";
+/// The de-duplication header of JetStream.
+pub(crate) const MSG_ID: &str = "Nats-Msg-Id";
+/// The name of the durable consumer all workers of a prefix pull from.
+pub(crate) const WORKERS: &str = "workers";
 
 /// A task's outcome, as a worker sends it back: the result encoded with the pool's codec, or
 /// the error the local pool resolved it with.
@@ -69,5 +83,8 @@ impl Names {
     }
     pub(crate) fn all_results(&self) -> String {
         format!("{}.results.>", self.prefix)
+    }
+    pub(crate) fn cancel_subject(&self) -> String {
+        format!("{}.cancel", self.prefix)
     }
 }

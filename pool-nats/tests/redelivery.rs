@@ -37,7 +37,6 @@ fn worker_process() {
     NatsWorker::new(local)
         .url(url)
         .prefix("r")
-        .ack_wait(Duration::from_secs(2))
         .run_until(&never)
         .unwrap();
 }
@@ -81,6 +80,7 @@ fn tasks_of_a_killed_worker_finish_elsewhere_and_resolve_once() {
     let pool = NatsPool::builder()
         .url(server.url())
         .prefix("r")
+        .ack_wait(Duration::from_secs(2))
         .build()
         .unwrap();
     let doomed = spawn_worker(&server.url());

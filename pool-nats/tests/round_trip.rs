@@ -41,7 +41,6 @@ fn worker(url: String) -> (Arc<AtomicBool>, std::thread::JoinHandle<Result<(), S
         let served = NatsWorker::new(local.clone())
             .url(url)
             .prefix("t")
-            .ack_wait(Duration::from_secs(5))
             .run_until(&flag);
         local.shutdown(Shutdown::Wait);
         served

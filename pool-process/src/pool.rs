@@ -456,6 +456,24 @@ impl<C: Codec> ProcessPool<C> {
         name: &str,
         arg: Vec<u8>,
     ) -> Result<Future<Vec<u8>>, SubmitError<Vec<u8>>> {
+        self.submit_named_encoded_with(name, arg, SubmitOptions::default())
+    }
+
+    /// [`ProcessPool::submit_named_encoded`] with per-task options (a time limit that kills,
+    /// a label; the label defaults to the task's name).
+    ///
+    /// # Errors
+    ///
+    /// As [`ProcessPool::submit_named_encoded`].
+    pub fn submit_named_encoded_with(
+        &self,
+        name: &str,
+        arg: Vec<u8>,
+        mut opts: SubmitOptions,
+    ) -> Result<Future<Vec<u8>>, SubmitError<Vec<u8>>> {
+        if opts.label.is_none() {
+            opts.label = Some(name.to_owned());
+        }
         let index = match self.named_index::<Vec<u8>>(name) {
             Ok(i) => i,
             Err(kind) => return Err(SubmitError::new(kind, Some(arg))),
@@ -463,14 +481,8 @@ impl<C: Codec> ProcessPool<C> {
         if let Err(kind) = self.fits::<Vec<u8>>(arg.len()) {
             return Err(SubmitError::new(kind, Some(arg)));
         }
-        self.dispatch::<Vec<u8>>(
-            Target::Named(index),
-            "named task",
-            arg,
-            SubmitOptions::default().label(name),
-            true,
-        )
-        .map_err(|(kind, arg)| SubmitError::new(kind, Some(arg)))
+        self.dispatch::<Vec<u8>>(Target::Named(index), "named task", arg, opts, true)
+            .map_err(|(kind, arg)| SubmitError::new(kind, Some(arg)))
     }
 
     /// The registry index of the named task `name` this pool declared.

@@ -1,0 +1,108 @@
+//! Collecting answers: this client's durable consumer of its results subject, read for as
+//! long as the pool lives, re-made when the server lost it, each answer resolving its task
+//! once (a repeated answer finds no pending task and is only acknowledged).
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use pool_codec::Codec;
+use pool_core::{CodecFailure, Side, TaskError};
+
+use super::Inner;
+use crate::wire::{self, Names, Outcome};
+
+/// This client's durable consumer of its answers.
+pub(super) async fn answers_consumer(
+    js: &jetstream::Context,
+    names: &Names,
+    client: &str,
+) -> Result<consumer::PullConsumer, String> {
+    let stream = js.get_stream(names.results_stream()).await.map_err(|e| {
+        format!(
+            "the results stream {} is missing: {e}",
+            names.results_stream()
+        )
+    })?;
+    stream
+        .get_or_create_consumer(
+            client,
+            consumer::pull::Config {
+                durable_name: Some(client.to_owned()),
+                filter_subject: names.results_subject(client),
+                ack_policy: consumer::AckPolicy::Explicit,
+                inactive_threshold: Duration::from_secs(3600),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("cannot create this client's answers consumer: {e}"))
+}
+
+/// Reads answers until the pool is gone.
+pub(super) async fn collect<C: Codec>(pool: Weak<Inner<C>>, mut answers: consumer::PullConsumer) {
+    loop {
+        match answers.messages().await {
+            Ok(mut messages) => {
+                while let Some(message) = messages.next().await {
+                    let Some(inner) = pool.upgrade() else { return };
+                    match message {
+                        Ok(m) => {
+                            answer(&inner, &m);
+                            drop(inner);
+                            if let Err(e) = m.ack().await {
+                                tracing::debug!(target: "pool", error = %e,
+                                    "acknowledging an answer (it may come again; ignored then)");
+                            }
+                        }
+                        Err(e) => {
+                            use consumer::pull::MessagesErrorKind as K;
+                            let fatal = matches!(e.kind(), K::ConsumerDeleted);
+                            tracing::debug!(target: "pool", error = %e, "reading answers");
+                            if fatal {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(target: "pool", error = %e, "reading answers"),
+        }
+        // The stream of answers ended (the consumer is gone, or could not be read): make it
+        // again, until the pool is gone.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Some(inner) = pool.upgrade() else { return };
+        match answers_consumer(&inner.js, &inner.names, &inner.client).await {
+            Ok(c) => {
+                tracing::info!(target: "pool", "answers consumer made again");
+                answers = c;
+            }
+            Err(e) => tracing::warn!(target: "pool", error = %e, "answers consumer; retrying"),
+        }
+    }
+}
+
+/// Resolves the task an answer is for, if it is still pending.
+fn answer<C: Codec>(inner: &Inner<C>, message: &jetstream::Message) {
+    let id = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(wire::TASK))
+        .map(|v| v.as_str());
+    let Some(resolve) = id.and_then(|id| inner.pending.take(id)) else {
+        return;
+    };
+    let outcome = match inner.codec.decode::<Outcome>(&message.payload) {
+        Ok(Outcome::Ok(bytes)) => Ok(bytes),
+        Ok(Outcome::Err(e)) => Err(e),
+        Err(e) => Err(TaskError::Decode(CodecFailure {
+            side: Side::Parent,
+            type_name: "the task's outcome".to_owned(),
+            codec: inner.codec.name().into_owned(),
+            message: e.message().to_owned(),
+        })),
+    };
+    inner.count(&outcome);
+    resolve(outcome);
+}

@@ -1,0 +1,147 @@
+//! The caller's table of tasks not answered yet: what resolves each one, where it is stored,
+//! and a condition variable that wakes a submitter waiting for room and a shutdown waiting
+//! for the table to empty.
+//!
+//! A task leaves the table exactly once — answered, failed to store, cancelled by its
+//! caller or by a shutdown — so it is resolved once, whatever the redeliveries.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use pool_core::TaskError;
+
+/// What resolves a pending task's future from its answer (the result's bytes or an error).
+pub(crate) type Resolver = Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>;
+
+/// A task taken out of the table by a cancellation: where it is stored, if it is already.
+pub(crate) struct Withdrawn {
+    pub(crate) id: String,
+    pub(crate) seq: Option<u64>,
+}
+
+struct Entry {
+    resolve: Resolver,
+    /// The task's sequence in the task stream, once the server stored it.
+    seq: Option<u64>,
+}
+
+#[derive(Default)]
+struct Table {
+    tasks: HashMap<String, Entry>,
+    /// Cancelled before the server confirmed storing them: removed from the stream as soon
+    /// as it does.
+    cancelled_unstored: HashSet<String>,
+}
+
+#[derive(Default)]
+pub(crate) struct Pending {
+    table: Mutex<Table>,
+    changed: Condvar,
+}
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().tasks.len()
+    }
+
+    pub(crate) fn insert(&self, id: String, resolve: Resolver) {
+        self.lock().tasks.insert(id, Entry { resolve, seq: None });
+    }
+
+    /// Blocks while `limit` tasks are pending, until `open()` turns false.
+    pub(crate) fn wait_for_room(&self, limit: usize, open: impl Fn() -> bool) {
+        let mut table = self.lock();
+        while table.tasks.len() >= limit && open() {
+            table = self
+                .changed
+                .wait(table)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Wakes whoever waits in [`Pending::wait_for_room`] (the pool is shutting down).
+    pub(crate) fn wake_all(&self) {
+        self.changed.notify_all();
+    }
+
+    /// Waits until nothing is pending or `deadline` passes. True if nothing is pending.
+    pub(crate) fn wait_empty(&self, deadline: Instant) -> bool {
+        let mut table = self.lock();
+        while !table.tasks.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            table = self
+                .changed
+                .wait_timeout(table, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    /// Takes the task `id` out to resolve it (its answer came, or it could not be stored).
+    /// `None` if it is not pending (already resolved: a repeated answer).
+    pub(crate) fn take(&self, id: &str) -> Option<Resolver> {
+        let mut table = self.lock();
+        table.cancelled_unstored.remove(id);
+        let entry = table.tasks.remove(id)?;
+        drop(table);
+        self.changed.notify_all();
+        Some(entry.resolve)
+    }
+
+    /// The server stored task `id` at `seq`. True if the task was cancelled meanwhile (then
+    /// the caller removes it from the stream).
+    pub(crate) fn stored(&self, id: &str, seq: u64) -> bool {
+        let mut table = self.lock();
+        if table.cancelled_unstored.remove(id) {
+            return true;
+        }
+        if let Some(entry) = table.tasks.get_mut(id) {
+            entry.seq = Some(seq);
+        }
+        false
+    }
+
+    /// The caller cancelled task `id` (its future already says so): it leaves the table
+    /// without being resolved again. `None` if it was not pending.
+    pub(crate) fn cancel(&self, id: &str) -> Option<Withdrawn> {
+        let mut table = self.lock();
+        let entry = table.tasks.remove(id)?;
+        if entry.seq.is_none() {
+            table.cancelled_unstored.insert(id.to_owned());
+        }
+        drop(table);
+        self.changed.notify_all();
+        // The resolver is dropped here: its promise finds its future already resolved.
+        Some(Withdrawn {
+            id: id.to_owned(),
+            seq: entry.seq,
+        })
+    }
+
+    /// Takes every pending task out (a shutdown resolves them).
+    pub(crate) fn drain(&self) -> Vec<(Withdrawn, Resolver)> {
+        let mut table = self.lock();
+        let drained: Vec<_> = table
+            .tasks
+            .drain()
+            .map(|(id, e)| (Withdrawn { id, seq: e.seq }, e.resolve))
+            .collect();
+        for (w, _) in &drained {
+            if w.seq.is_none() {
+                table.cancelled_unstored.insert(w.id.clone());
+            }
+        }
+        drop(table);
+        self.changed.notify_all();
+        drained
+    }
+}
