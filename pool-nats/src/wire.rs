@@ -6,7 +6,8 @@
 //! the answer) and `Pool-Reply` (the caller's results subject). The answer is one message on
 //! that subject, in the stream `<PREFIX>_RESULTS`, with `Pool-Task` and an [`Outcome`] encoded
 //! with the same codec. Headers `Pool-Max-Deliver`, `Pool-Ack-Wait` and `Pool-Timeout` carry
-//! the caller's policy to the worker. A cancelled task's id is published (core NATS, not
+//! the caller's policy to the worker; `Pool-Started` names the subject (core NATS) on which the
+//! worker says it started the task. A cancelled task's id is published (core NATS, not
 //! stored) on `<prefix>.cancel`, so a worker that already holds it stops it.
 
 use pool_core::TaskError;
@@ -16,6 +17,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) const TASK: &str = "Pool-Task";
 /// The header that names the subject a task's answer goes to.
 pub(crate) const REPLY: &str = "Pool-Reply";
+/// The header that names the (core NATS) subject a worker says "started" on.
+pub(crate) const STARTED: &str = "Pool-Started";
 /// How many times the task may be handed to a worker; one more delivery is answered as
 /// [`pool_core::TaskError::Poison`] without running it.
 pub(crate) const MAX_DELIVER: &str = "Pool-Max-Deliver";
@@ -83,6 +86,9 @@ impl Names {
     }
     pub(crate) fn all_results(&self) -> String {
         format!("{}.results.>", self.prefix)
+    }
+    pub(crate) fn started_subject(&self, client: &str) -> String {
+        format!("{}.started.{client}", self.prefix)
     }
     pub(crate) fn cancel_subject(&self) -> String {
         format!("{}.cancel", self.prefix)

@@ -1,78 +1,27 @@
-//! A worker process SIGKILLed while it holds tasks: the server delivers them again after
-//! `ack_wait`, another worker runs them, and the caller resolves each task exactly once.
+//! Worker processes: a task of one SIGKILLed while holding tasks is delivered again after
+//! `ack_wait`, runs on another, and resolves exactly once at the caller; tasks spread over
+//! several workers; a poison task (killing every worker that takes it) is given up after
+//! `max_deliver` deliveries without blocking the others.
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::AtomicBool;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use pool_core::{Executor, Shutdown};
-use pool_nats::{NatsPool, NatsWorker};
-use pool_process::ProcessPool;
-use pool_testkit::{harness, leaks};
+use pool_core::{Executor, Shutdown, TaskError};
+use pool_nats::NatsPool;
+use pool_testkit::harness;
+use support::worker::{WorkerProcess, is_worker_process, serve_if_asked};
 
-fn slow_square(x: u64) -> u64 {
-    std::thread::sleep(Duration::from_millis(300));
-    x * x
-}
-
-pool_process::named_task!("slow-square", slow_square);
-
-const WORKER_ENV: &str = "POOL_NATS_TEST_WORKER_URL";
-
-/// Not a test of its own: the body of a worker process this file's test starts (the test
-/// binary again, with the server's URL in its environment).
+/// Not a test of its own: the body of the worker processes this file's tests start.
 #[test]
 fn worker_process() {
-    let Ok(url) = std::env::var(WORKER_ENV) else {
-        return;
-    };
-    let local = ProcessPool::builder()
-        .max_workers(2)
-        .named_tasks(["slow-square"])
-        .build()
-        .unwrap();
-    let never = AtomicBool::new(false);
-    NatsWorker::new(local)
-        .url(url)
-        .prefix("r")
-        .run_until(&never)
-        .unwrap();
-}
-
-fn spawn_worker(url: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "worker_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(WORKER_ENV, url)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// SIGKILLs a worker process; its own workers (its process pool, its fork server) must die
-/// with it. They were adopted by this test (a subreaper): reaped here.
-fn kill_worker(mut worker: Child) {
-    let family: Vec<u32> = leaks::descendants_of(worker.id())
-        .iter()
-        .map(|p| p.pid)
-        .collect();
-    worker.kill().unwrap();
-    worker.wait().unwrap();
-    if let Err(left) = leaks::wait_gone(&family, Duration::from_secs(5)) {
-        panic!("the killed worker's own processes outlived it: {left:?}");
-    }
-    harness::reap(&family);
+    serve_if_asked();
 }
 
 #[test]
 fn tasks_of_a_killed_worker_finish_elsewhere_and_resolve_once() {
-    if std::env::var(WORKER_ENV).is_ok() {
+    if is_worker_process() {
         return;
     }
     let guard = harness::start("nats_redelivery", Duration::from_secs(120));
@@ -83,7 +32,7 @@ fn tasks_of_a_killed_worker_finish_elsewhere_and_resolve_once() {
         .ack_wait(Duration::from_secs(2))
         .build()
         .unwrap();
-    let doomed = spawn_worker(&server.url());
+    let doomed = WorkerProcess::spawn(&server.url(), "r");
 
     // The first worker takes tasks (two at a time) until it is killed.
     let futs: Vec<_> = (0..12u64)
@@ -94,8 +43,8 @@ fn tasks_of_a_killed_worker_finish_elsewhere_and_resolve_once() {
         assert!(Instant::now() < deadline, "the first worker never answered");
         std::thread::sleep(Duration::from_millis(10));
     }
-    kill_worker(doomed); // holding up to two tasks
-    let survivor = spawn_worker(&server.url());
+    doomed.kill(); // holding up to two tasks
+    let survivor = WorkerProcess::spawn(&server.url(), "r");
 
     for (i, f) in futs.into_iter().enumerate() {
         let i = i as u64;
@@ -108,7 +57,105 @@ fn tasks_of_a_killed_worker_finish_elsewhere_and_resolve_once() {
         (12, 12, 0)
     );
     pool.shutdown(Shutdown::Wait);
-    kill_worker(survivor);
+    survivor.kill();
+    drop(pool);
+    drop(server);
+    guard.finish();
+}
+
+#[test]
+fn tasks_spread_over_several_worker_processes() {
+    if is_worker_process() {
+        return;
+    }
+    let guard = harness::start("nats_several_workers", Duration::from_secs(120));
+    let server = support::NatsServer::start();
+    let pool = NatsPool::builder()
+        .url(server.url())
+        .prefix("s")
+        .build()
+        .unwrap();
+    let workers: Vec<_> = (0..3)
+        .map(|_| WorkerProcess::spawn(&server.url(), "s"))
+        .collect();
+    let pids: BTreeSet<u32> = workers.iter().map(WorkerProcess::pid).collect();
+
+    // 60 tasks of 50 ms: one worker (two at a time) cannot take them all before the others
+    // ask.
+    let futs: Vec<_> = (0..60)
+        .map(|_| pool.submit_named::<u64, u32>("host-of", 50).unwrap())
+        .collect();
+    let mut hosts = BTreeSet::new();
+    for f in futs {
+        let host = f
+            .result_timeout(Duration::from_secs(60))
+            .ok()
+            .unwrap()
+            .unwrap();
+        assert!(
+            pids.contains(&host),
+            "answered by {host}, not one of {pids:?}"
+        );
+        hosts.insert(host);
+    }
+    assert!(hosts.len() >= 2, "all 60 tasks ran on {hosts:?}");
+    assert_eq!(pool.stats().completed, 60);
+    pool.shutdown(Shutdown::Wait);
+    drop(workers);
+    drop(pool);
+    drop(server);
+    guard.finish();
+}
+
+#[test]
+fn a_poison_task_is_given_up_after_max_deliver_and_blocks_nothing() {
+    if is_worker_process() {
+        return;
+    }
+    let guard = harness::start("nats_poison", Duration::from_secs(120));
+    let server = support::NatsServer::start();
+    let pool = NatsPool::builder()
+        .url(server.url())
+        .prefix("p")
+        .ack_wait(Duration::from_secs(1))
+        .max_deliver(2)
+        .build()
+        .unwrap();
+    let poison = pool.submit_named::<u64, u64>("doom", 0).unwrap();
+    let others: Vec<_> = (0..6u64)
+        .map(|i| pool.submit_named::<u64, u64>("slow-square", i).unwrap())
+        .collect();
+
+    // Each of the first two workers takes the poison task and dies of it. They hold one task
+    // at a time: a worker's death is charged to every task it holds (which one killed it
+    // cannot be known), and this test is about the poison task alone.
+    for _ in 0..2 {
+        WorkerProcess::spawn_holding(&server.url(), "p", 1).wait_death(Duration::from_secs(30));
+    }
+    // The third delivery is answered without running it.
+    let last = WorkerProcess::spawn_holding(&server.url(), "p", 1);
+    match poison.result_timeout(Duration::from_secs(30)).ok().unwrap() {
+        Err(TaskError::Poison { deliveries, task }) => {
+            assert_eq!(deliveries, 2, "{task}");
+            assert!(task.contains("doom"), "{task}");
+        }
+        other => panic!("expected the poison task given up, got {other:?}"),
+    }
+    let message = TaskError::Poison {
+        task: "t".into(),
+        deliveries: 2,
+    }
+    .to_string();
+    assert!(message.contains("after 2 deliveries"), "{message}");
+    for (i, f) in others.into_iter().enumerate() {
+        let i = i as u64;
+        assert_eq!(
+            f.result_timeout(Duration::from_secs(30)).ok(),
+            Some(Ok(i * i))
+        );
+    }
+    pool.shutdown(Shutdown::Wait);
+    last.kill();
     drop(pool);
     drop(server);
     guard.finish();

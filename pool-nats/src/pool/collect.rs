@@ -1,4 +1,4 @@
-//! Collecting answers: this client's durable consumer of its results subject, read for as
+//! Collecting answers and start notices. Answers: this client's durable consumer of its results subject, read for as
 //! long as the pool lives, re-made when the server lost it, each answer resolving its task
 //! once (a repeated answer finds no pending task and is only acknowledged).
 
@@ -83,6 +83,17 @@ pub(super) async fn collect<C: Codec>(pool: Weak<Inner<C>>, mut answers: consume
     }
 }
 
+/// Marks tasks started as workers say so (core NATS: a notice lost in an outage only means
+/// the task counts as queued, cancellable, until its answer).
+pub(super) async fn starts<C: Codec>(pool: Weak<Inner<C>>, mut notices: async_nats::Subscriber) {
+    while let Some(notice) = notices.next().await {
+        let Some(inner) = pool.upgrade() else { return };
+        if let Ok(id) = std::str::from_utf8(&notice.payload) {
+            inner.pending.start(id);
+        }
+    }
+}
+
 /// Resolves the task an answer is for, if it is still pending.
 fn answer<C: Codec>(inner: &Inner<C>, message: &jetstream::Message) {
     let id = message
@@ -104,5 +115,5 @@ fn answer<C: Codec>(inner: &Inner<C>, message: &jetstream::Message) {
         })),
     };
     inner.count(&outcome);
-    resolve(outcome);
+    resolve.resolve(outcome);
 }

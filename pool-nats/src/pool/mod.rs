@@ -13,15 +13,15 @@ use async_nats::HeaderMap;
 use async_nats::jetstream;
 use pool_codec::{Codec, DefaultCodec};
 use pool_core::{
-    BrokenReason, BuildError, CodecFailure, ConfigError, Executor, Future, Shutdown,
-    ShutdownReport, Side, Stats, SubmitError, SubmitErrorKind, SubmitOptions, TaskError,
+    BrokenReason, BuildError, CodecFailure, ConfigError, Executor, Future, Killer, Promise,
+    Shutdown, ShutdownReport, Side, Stats, SubmitError, SubmitErrorKind, SubmitOptions, TaskError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::wire::{self, Names};
 use crate::{server, store};
-use pending::{Pending, Resolver, Withdrawn};
+use pending::{Pending, Resolver, Waiting, Withdrawn};
 
 /// Named tasks run by workers anywhere, through a NATS JetStream server.
 ///
@@ -198,14 +198,18 @@ impl<C: Codec> NatsPoolBuilder<C> {
             .map_err(|e| fail(format!("cannot start the client's runtime: {e}")))?;
         let client = client_id();
         let ack_wait = self.policy.ack_wait;
-        let (nats, js, answers) = rt
+        let (nats, js, answers, starts) = rt
             .block_on(async {
                 let nats = server::connect(&self.url, self.connect_timeout, "client").await?;
                 let js = jetstream::new(nats.clone());
                 server::ensure_streams(&js, &names).await?;
                 server::workers_consumer(&js, &names, ack_wait, true).await?;
                 let answers = collect::answers_consumer(&js, &names, &client).await?;
-                Ok::<_, String>((nats, js, answers))
+                let starts = nats
+                    .subscribe(names.started_subject(&client))
+                    .await
+                    .map_err(|e| format!("cannot listen for start notices: {e}"))?;
+                Ok::<_, String>((nats, js, answers, starts))
             })
             .map_err(fail)?;
         let inner = Arc::new(Inner {
@@ -224,6 +228,7 @@ impl<C: Codec> NatsPoolBuilder<C> {
             handle: rt.handle().clone(),
         });
         rt.spawn(collect::collect(Arc::downgrade(&inner), answers));
+        rt.spawn(collect::starts(Arc::downgrade(&inner), starts));
         Ok(NatsPool {
             inner,
             rt: Arc::new(rt),
@@ -313,6 +318,10 @@ impl<C: Codec> NatsPool<C> {
             wire::REPLY,
             inner.names.results_subject(&inner.client).as_str(),
         );
+        headers.insert(
+            wire::STARTED,
+            inner.names.started_subject(&inner.client).as_str(),
+        );
         headers.insert(wire::MAX_DELIVER, policy.max_deliver.to_string().as_str());
         headers.insert(wire::ACK_WAIT, millis(policy.ack_wait).as_str());
         if let Some(limit) = opts.timeout.or(policy.task_timeout) {
@@ -331,19 +340,11 @@ impl<C: Codec> NatsPool<C> {
         drop(arg);
 
         let (promise, future) = pool_core::promise::<R>();
-        let codec = inner.codec.clone();
-        let resolve: Resolver = Box::new(move |outcome| {
-            let value = outcome.and_then(|bytes| {
-                codec.decode::<R>(&bytes).map_err(|e| {
-                    TaskError::Decode(CodecFailure {
-                        side: Side::Parent,
-                        type_name: type_name::<R>().to_owned(),
-                        codec: codec.name().into_owned(),
-                        message: e.message().to_owned(),
-                    })
-                })
-            });
-            promise.complete(value);
+        // Kill: the future resolves `Cancelled` and the cancellation below reaches the worker.
+        promise.set_killer(Killer::new(|| {}));
+        let resolve: Resolver = Box::new(Typed {
+            promise,
+            codec: inner.codec.clone(),
         });
         inner.pending.insert(id.clone(), resolve);
         inner.submitted.fetch_add(1, Ordering::Relaxed);
@@ -363,6 +364,33 @@ impl<C: Codec> NatsPool<C> {
             .handle
             .spawn(publish(Arc::clone(inner), id, subject, headers, payload));
         Ok(future)
+    }
+}
+
+/// A pending task's typed promise.
+struct Typed<R: Send + 'static, C> {
+    promise: Promise<R>,
+    codec: C,
+}
+
+impl<R: DeserializeOwned + Send + 'static, C: Codec> Waiting for Typed<R, C> {
+    fn start(&self) -> bool {
+        self.promise.start()
+    }
+
+    fn resolve(self: Box<Self>, outcome: Result<Vec<u8>, TaskError>) {
+        let codec = &self.codec;
+        let value = outcome.and_then(|bytes| {
+            codec.decode::<R>(&bytes).map_err(|e| {
+                TaskError::Decode(CodecFailure {
+                    side: Side::Parent,
+                    type_name: type_name::<R>().to_owned(),
+                    codec: codec.name().into_owned(),
+                    message: e.message().to_owned(),
+                })
+            })
+        });
+        self.promise.complete(value);
     }
 }
 
@@ -404,7 +432,7 @@ async fn publish<C: Codec>(
                     "the task could not be handed to the server: {why}"
                 )));
                 inner.count(&Err::<(), _>(error.clone()));
-                resolve(Err(error));
+                resolve.resolve(Err(error));
             }
         }
     }
@@ -446,32 +474,19 @@ impl<C: Codec> Inner<C> {
     }
 }
 
-impl<C: Codec> Executor for NatsPool<C> {
-    /// Stops taking tasks. `Wait` waits (bounded by the builder's `shutdown_timeout`) for the
-    /// answers of outstanding tasks; what is still outstanding then, or at once with `Cancel`
-    /// and `Kill`, resolves `Cancelled` and is removed from the server (no worker takes it
-    /// afterwards). `Kill` also stops those that workers are running.
-    fn shutdown(&self, mode: Shutdown) -> ShutdownReport {
-        let inner = &self.inner;
-        if inner.shut_down.swap(true, Ordering::SeqCst) {
-            return ShutdownReport::default();
-        }
-        inner.pending.wake_all();
-        if matches!(mode, Shutdown::Wait) {
-            let _ = inner
-                .pending
-                .wait_empty(Instant::now() + inner.policy.shutdown_timeout);
-        }
-        let (tasks, resolvers): (Vec<_>, Vec<_>) = inner.pending.drain().into_iter().unzip();
-        let cancelled = resolvers.len();
+impl<C: Codec> NatsPool<C> {
+    /// Resolves `tasks` `Cancelled` and removes them from the server (bounded), telling
+    /// workers to stop them with `stop`. Returns how many.
+    fn cancel(&self, tasks: Vec<(Withdrawn, Resolver)>, stop: bool) -> usize {
+        let (tasks, resolvers): (Vec<_>, Vec<_>) = tasks.into_iter().unzip();
+        let n = resolvers.len();
         for resolve in resolvers {
-            resolve(Err(TaskError::Cancelled));
+            resolve.resolve(Err(TaskError::Cancelled));
         }
         if !tasks.is_empty() {
             // On the pool's runtime, waited for here (bounded): this may be called from
             // async code, where a `block_on` would panic.
-            let stop = matches!(mode, Shutdown::Kill);
-            let job = withdraw(Arc::clone(inner), tasks, stop);
+            let job = withdraw(Arc::clone(&self.inner), tasks, stop);
             let (done, removed) = mpsc::channel();
             self.rt.spawn(async move {
                 job.await;
@@ -479,6 +494,31 @@ impl<C: Codec> Executor for NatsPool<C> {
             });
             let _ = removed.recv_timeout(Duration::from_secs(5));
         }
+        n
+    }
+}
+
+impl<C: Codec> Executor for NatsPool<C> {
+    /// Stops taking tasks. `Wait` waits for the answers of outstanding tasks; `CancelPending`
+    /// cancels those no worker has started and waits for the others; `Kill` cancels all at
+    /// once. Waits are bounded by the builder's `shutdown_timeout`. A cancelled task resolves
+    /// `Cancelled` and is removed from the server (no worker takes it afterwards); one a
+    /// worker runs when it is given up is stopped there.
+    fn shutdown(&self, mode: Shutdown) -> ShutdownReport {
+        let inner = &self.inner;
+        if inner.shut_down.swap(true, Ordering::SeqCst) {
+            return ShutdownReport::default();
+        }
+        inner.pending.wake_all();
+        let deadline = Instant::now() + inner.policy.shutdown_timeout;
+        let mut cancelled = 0;
+        if matches!(mode, Shutdown::CancelPending) {
+            cancelled += self.cancel(inner.pending.drain(true), false);
+        }
+        if !matches!(mode, Shutdown::Kill) {
+            let _ = inner.pending.wait_empty(deadline);
+        }
+        cancelled += self.cancel(inner.pending.drain(false), true);
         ShutdownReport {
             cancelled,
             ..ShutdownReport::default()

@@ -11,8 +11,16 @@ use std::time::Instant;
 
 use pool_core::TaskError;
 
-/// What resolves a pending task's future from its answer (the result's bytes or an error).
-pub(crate) type Resolver = Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>;
+/// A pending task's future, seen from the table: marked started when a worker says so,
+/// resolved from its answer (the result's bytes or an error).
+pub(crate) trait Waiting: Send {
+    /// A worker started the task. False if its future was cancelled first.
+    fn start(&self) -> bool;
+    /// Resolves the future.
+    fn resolve(self: Box<Self>, outcome: Result<Vec<u8>, TaskError>);
+}
+
+pub(crate) type Resolver = Box<dyn Waiting>;
 
 /// A task taken out of the table by a cancellation: where it is stored, if it is already.
 pub(crate) struct Withdrawn {
@@ -24,6 +32,8 @@ struct Entry {
     resolve: Resolver,
     /// The task's sequence in the task stream, once the server stored it.
     seq: Option<u64>,
+    /// A worker said it started the task.
+    started: bool,
 }
 
 #[derive(Default)]
@@ -50,7 +60,14 @@ impl Pending {
     }
 
     pub(crate) fn insert(&self, id: String, resolve: Resolver) {
-        self.lock().tasks.insert(id, Entry { resolve, seq: None });
+        self.lock().tasks.insert(
+            id,
+            Entry {
+                resolve,
+                seq: None,
+                started: false,
+            },
+        );
     }
 
     /// Blocks while `limit` tasks are pending, until `open()` turns false.
@@ -110,6 +127,16 @@ impl Pending {
         false
     }
 
+    /// A worker started task `id`.
+    pub(crate) fn start(&self, id: &str) {
+        if let Some(entry) = self.lock().tasks.get_mut(id)
+            && !entry.started
+        {
+            entry.started = true;
+            entry.resolve.start();
+        }
+    }
+
     /// The caller cancelled task `id` (its future already says so): it leaves the table
     /// without being resolved again. `None` if it was not pending.
     pub(crate) fn cancel(&self, id: &str) -> Option<Withdrawn> {
@@ -127,13 +154,22 @@ impl Pending {
         })
     }
 
-    /// Takes every pending task out (a shutdown resolves them).
-    pub(crate) fn drain(&self) -> Vec<(Withdrawn, Resolver)> {
+    /// Takes every pending task out (a shutdown resolves them), or with `only_queued` those
+    /// no worker said it started.
+    pub(crate) fn drain(&self, only_queued: bool) -> Vec<(Withdrawn, Resolver)> {
         let mut table = self.lock();
-        let drained: Vec<_> = table
+        let ids: Vec<String> = table
             .tasks
-            .drain()
-            .map(|(id, e)| (Withdrawn { id, seq: e.seq }, e.resolve))
+            .iter()
+            .filter(|(_, e)| !(only_queued && e.started))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let drained: Vec<_> = ids
+            .into_iter()
+            .filter_map(|id| {
+                let e = table.tasks.remove(&id)?;
+                Some((Withdrawn { id, seq: e.seq }, e.resolve))
+            })
             .collect();
         for (w, _) in &drained {
             if w.seq.is_none() {

