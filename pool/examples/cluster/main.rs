@@ -31,8 +31,9 @@ const TASK: &str = "smallest-factor";
 const TASKS: usize = 300;
 /// How many worker processes the demonstration starts.
 const WORKERS: usize = 3;
-/// How long the server waits for a task's acknowledgement before it hands the task to
-/// another worker: how soon the tasks of a dead worker run elsewhere.
+/// How long the server waits for a worker's word on a task (its answer, or a heartbeat while
+/// it runs) before it hands the task to another worker: how soon the tasks of a dead worker
+/// run elsewhere. The client sets it (default 30 s).
 const ACK_WAIT: Duration = Duration::from_secs(2);
 /// The longest the client waits for all the answers.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -115,7 +116,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
         None => label.to_owned(),
     };
 
-    let client = NatsPool::builder().url(&url).build()?;
+    let client = NatsPool::builder().url(&url).ack_wait(ACK_WAIT).build()?;
     let jobs = jobs(TASKS);
     let futures = submit(&client, &jobs)?;
     println!(
@@ -211,7 +212,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
 /// Only the client's part, against workers running elsewhere.
 fn client(url: &str) -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
-    let client = NatsPool::builder().url(url).build()?;
+    let client = NatsPool::builder().url(url).ack_wait(ACK_WAIT).build()?;
     let jobs = jobs(TASKS);
     let futures = submit(&client, &jobs)?;
     println!("client:  {TASKS} tasks submitted to {url}");
@@ -254,10 +255,7 @@ fn worker(url: &str) -> Result<(), Box<dyn Error>> {
         "worker {me}: serving {TASK:?} from {url} on {} processes; Ctrl-C stops it",
         local.max_workers()
     );
-    let served = NatsWorker::new(local.clone())
-        .url(url)
-        .ack_wait(ACK_WAIT)
-        .run_until(&STOP);
+    let served = NatsWorker::new(local.clone()).url(url).run_until(&STOP);
     local.shutdown(Shutdown::Wait);
     served.map_err(|e| format!("worker {me}: {e}"))?;
     println!("worker {me}: stopped");
