@@ -43,7 +43,15 @@ pub(super) async fn answers_consumer(
 /// Reads answers until the pool is gone.
 pub(super) async fn collect<C: Codec>(pool: Weak<Inner<C>>, mut answers: consumer::PullConsumer) {
     loop {
-        match answers.messages().await {
+        // Short pull requests with frequent idle heartbeats: after a server restart (which
+        // forgets waiting pull requests) the answers flow again within a second or two.
+        let messages = answers
+            .stream()
+            .expires(Duration::from_secs(2))
+            .heartbeat(Duration::from_millis(500))
+            .messages()
+            .await;
+        match messages {
             Ok(mut messages) => {
                 while let Some(message) = messages.next().await {
                     let Some(inner) = pool.upgrade() else { return };

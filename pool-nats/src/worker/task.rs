@@ -14,6 +14,11 @@ use super::Shared;
 use crate::store;
 use crate::wire::{self, Outcome};
 
+/// How long a confirmed acknowledgement may take before it is sent again.
+const ACK_ATTEMPT: Duration = Duration::from_secs(1);
+/// How many times a confirmed acknowledgement is tried before a plain one is sent.
+const ACK_ATTEMPTS: u32 = 2;
+
 /// What a task message carries besides its argument.
 struct Envelope {
     id: String,
@@ -103,21 +108,33 @@ impl<C: Codec> Shared<C> {
         let stored = self.beating(&message, &task, stored).await;
         match stored {
             Ok(_) => {
-                for attempt in 1..=3 {
-                    match message.double_ack().await {
-                        Ok(()) => break,
-                        Err(e) if attempt == 3 => tracing::warn!(target: "pool",
-                            task = %task.id, error = %e,
-                            "acknowledging a task failed (it may run again; its caller \
-                             resolves it once)"),
-                        Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                    }
-                }
+                self.acknowledge(&message, &task.id).await;
             }
             Err(e) => {
                 tracing::warn!(target: "pool", task = %task.id, error = %e,
                     "storing an answer failed; the task will be delivered again");
             }
+        }
+    }
+
+    /// Acknowledges a task whose answer is stored, so it is not delivered again. The
+    /// confirmed acknowledgement is a request: one lost in an outage would wait for the
+    /// connection's request timeout, and a server restarted since the delivery ignores it
+    /// without answering. After a few tries a plain one is sent and the slot freed (if it
+    /// is lost too, the task runs again and its caller ignores the second answer).
+    async fn acknowledge(&self, message: &jetstream::Message, id: &str) {
+        for _ in 0..ACK_ATTEMPTS {
+            match tokio::time::timeout(ACK_ATTEMPT, message.double_ack()).await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => tracing::debug!(target: "pool", task = %id, error = %e,
+                    "acknowledging a task"),
+                Err(_) => tracing::debug!(target: "pool", task = %id,
+                    "acknowledging a task: no confirmation"),
+            }
+        }
+        if let Err(e) = message.ack().await {
+            tracing::warn!(target: "pool", task = %id, error = %e,
+                "acknowledging a task failed (it may run again; its caller resolves it once)");
         }
     }
 
