@@ -23,6 +23,9 @@ use crate::wire::{self, Names};
 use crate::{server, store};
 use pending::{Pending, Resolver, Waiting, Withdrawn};
 
+/// How long cancelling waits for the server and the workers to hear of it.
+const WITHDRAW_BOUND: Duration = Duration::from_secs(5);
+
 /// Named tasks run by workers anywhere, through a NATS JetStream server.
 ///
 /// # Examples
@@ -254,9 +257,9 @@ fn client_id() -> String {
 impl<C: Codec> NatsPool<C> {
     /// Runs the named task `name` on `arg` on some worker, anywhere.
     ///
-    /// Cancelling the future ([`Future::cancel`] or [`Future::kill`]) removes the task from
-    /// the server, so no worker takes it afterwards, and stops it on a worker that already
-    /// took it.
+    /// [`Future::cancel`] gives up a task no worker has said it started: it is removed from
+    /// the server and never runs. [`Future::kill`] also stops a started one on its worker
+    /// (the worker's process running it is killed).
     ///
     /// # Errors
     ///
@@ -355,8 +358,10 @@ impl<C: Codec> NatsPool<C> {
                 && let Some(inner) = weak.upgrade()
                 && let Some(task) = inner.pending.cancel(&cancelled_id)
             {
+                // Waited for (bounded), so that by the time `cancel` returns the workers
+                // know and the server no longer holds the task.
                 let handle = inner.handle.clone();
-                handle.spawn(withdraw(inner, vec![task], true));
+                run_bounded(&handle, withdraw(inner, vec![task], true), WITHDRAW_BOUND);
             }
         });
         let subject = inner.names.task_subject(name);
@@ -441,26 +446,51 @@ async fn publish<C: Codec>(
 /// Removes cancelled tasks from the task stream (no worker takes them afterwards) and, with
 /// `stop`, tells the workers to stop those they already hold.
 async fn withdraw<C: Codec>(inner: Arc<Inner<C>>, tasks: Vec<Withdrawn>, stop: bool) {
-    let stream = match inner.js.get_stream(inner.names.tasks_stream()).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(target: "pool", error = %e, "cannot remove cancelled tasks");
-            None
-        }
-    };
-    for task in tasks {
-        if let (Some(stream), Some(seq)) = (&stream, task.seq) {
-            // Already gone if a worker acknowledged it.
-            let _ = stream.delete_message(seq).await;
-        }
-        if stop {
-            let subject = inner.names.cancel_subject();
-            if let Err(e) = inner.nats.publish(subject, task.id.into()).await {
-                tracing::debug!(target: "pool", error = %e, "telling workers of a cancellation");
-            }
+    // The workers are told first (one message each, no waiting for an answer). A task not yet
+    // stored may be delivered once before it is deleted: the worker that gets it then knows.
+    let subject = inner.names.cancel_subject();
+    for task in tasks.iter().filter(|t| stop || t.seq.is_none()) {
+        if let Err(e) = inner
+            .nats
+            .publish(subject.clone(), task.id.clone().into())
+            .await
+        {
+            tracing::debug!(target: "pool", error = %e, "telling workers of a cancellation");
         }
     }
     let _ = inner.nats.flush().await;
+    if tasks.iter().all(|t| t.seq.is_none()) {
+        return; // deleted by their publishers once stored
+    }
+    let stream = match inner.js.get_stream(inner.names.tasks_stream()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(target: "pool", error = %e, "cannot remove cancelled tasks");
+            return;
+        }
+    };
+    for seq in tasks.iter().filter_map(|t| t.seq) {
+        // Already gone if a worker acknowledged it.
+        let _ = stream.delete_message(seq).await;
+    }
+}
+
+/// Runs `job` on the pool's runtime and waits for it (at most `bound`), from any thread but
+/// the runtime's own (where waiting would stall it: then the job runs on, unwaited).
+fn run_bounded(
+    handle: &tokio::runtime::Handle,
+    job: impl std::future::Future<Output = ()> + Send + 'static,
+    bound: Duration,
+) {
+    let (done, finished) = mpsc::channel();
+    handle.spawn(async move {
+        job.await;
+        let _ = done.send(());
+    });
+    let on_runtime = tokio::runtime::Handle::try_current().is_ok_and(|h| h.id() == handle.id());
+    if !on_runtime {
+        let _ = finished.recv_timeout(bound);
+    }
 }
 
 impl<C: Codec> Inner<C> {
@@ -479,20 +509,14 @@ impl<C: Codec> NatsPool<C> {
     /// workers to stop them with `stop`. Returns how many.
     fn cancel(&self, tasks: Vec<(Withdrawn, Resolver)>, stop: bool) -> usize {
         let (tasks, resolvers): (Vec<_>, Vec<_>) = tasks.into_iter().unzip();
+        // Given up on the server first: once a future says `Cancelled`, no worker starts it.
+        if !tasks.is_empty() {
+            let job = withdraw(Arc::clone(&self.inner), tasks, stop);
+            run_bounded(&self.inner.handle, job, WITHDRAW_BOUND);
+        }
         let n = resolvers.len();
         for resolve in resolvers {
             resolve.resolve(Err(TaskError::Cancelled));
-        }
-        if !tasks.is_empty() {
-            // On the pool's runtime, waited for here (bounded): this may be called from
-            // async code, where a `block_on` would panic.
-            let job = withdraw(Arc::clone(&self.inner), tasks, stop);
-            let (done, removed) = mpsc::channel();
-            self.rt.spawn(async move {
-                job.await;
-                let _ = done.send(());
-            });
-            let _ = removed.recv_timeout(Duration::from_secs(5));
         }
         n
     }

@@ -146,7 +146,9 @@ impl<C: Codec> Shared<C> {
     ) -> Option<Result<Vec<u8>, TaskError>> {
         let mut opts = SubmitOptions::default().label(task.name.as_str());
         opts.timeout = task.timeout;
-        let stopped = self.held.enter(&task.id);
+        let Some(stopped) = self.held.enter(&task.id) else {
+            return None; // cancelled before it came here
+        };
         let future =
             match self
                 .pool
