@@ -89,6 +89,14 @@ pub mod prelude {
     };
 }
 
+/// Workers on other machines (feature `nats`): [`NatsPool`](nats::NatsPool) submits named
+/// tasks through a NATS JetStream server, [`NatsWorker`](nats::NatsWorker) serves them from a
+/// local [`ProcessPool`] on any host. See the README's "Outgrowing one machine".
+#[cfg(feature = "nats")]
+pub mod nats {
+    pub use pool_nats::{NatsPool, NatsPoolBuilder, NatsWorker};
+}
+
 /// Codecs: how arguments and results cross a process boundary.
 ///
 /// See [`pool_codec`] for the measured comparison behind [`codec::DefaultCodec`].
