@@ -176,6 +176,17 @@ fn kill(mut child: Child) {
 /// The processes of a dead worker process must die with it; adopted by the test (a
 /// subreaper), they are reaped here.
 fn bury(family: &[u32]) {
+    let mut family = family.to_vec();
+    // A pool process forked just before its parent died may not have been seen as one of
+    // its own: pool processes this test adopted are of a dead worker process (a test that
+    // starts worker processes runs no process pool in the test process itself).
+    let me = std::process::id();
+    for p in leaks::all_processes() {
+        if p.ppid == me && p.comm.starts_with("pool-") && !family.contains(&p.pid) {
+            family.push(p.pid);
+        }
+    }
+    let family = &family[..];
     let gone = leaks::wait_gone(family, Duration::from_secs(5));
     harness::reap(family);
     if let Err(left) = gone
