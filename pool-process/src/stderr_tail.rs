@@ -10,7 +10,8 @@
 //! back-to-back tasks it belongs to) began: the supervisor marks the stream when the worker
 //! starts a task ([`StderrTail::mark_task_start`]). The mark counts the bytes drained so far plus those
 //! still waiting in the pipe (`FIONREAD`): the mark is set only when a request goes to an
-//! idle worker, so everything it wrote before is one or the other. A task sent behind others
+//! idle worker, so everything it wrote before is one or the other — the draining thread reads
+//! and counts under the lock the mark takes, so no byte is between the two. A task sent behind others
 //! (pipelining) starts the moment the worker has answered the one before it, which the
 //! parent learns on another descriptor, possibly after the new task's first lines were
 //! drained: its quote therefore starts where the run of back-to-back tasks began. The last
@@ -66,16 +67,30 @@ impl StderrTail {
         Ok((tail, handle))
     }
 
-    fn drain(&self, mut source: impl Read, forward: bool) {
+    fn drain(&self, mut source: impl Read + AsFd, forward: bool) {
         let mut buf = [0u8; 4096];
         loop {
+            // Wait for bytes without the lock, then read and count them under it: a mark
+            // (which reads the pipe's pending count under the same lock) sees every byte
+            // either still in the pipe or counted, never in between.
+            let mut fds = [rustix::event::PollFd::new(
+                &source,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut fds, None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => break,
+            }
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             match source.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
+                    Self::push(&mut st, &buf[..n]);
+                    drop(st);
                     if forward {
                         let _ = std::io::stderr().write_all(&buf[..n]);
                     }
-                    self.push(&buf[..n]);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
@@ -86,8 +101,7 @@ impl StderrTail {
         self.closed.notify_all();
     }
 
-    fn push(&self, bytes: &[u8]) {
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    fn push(st: &mut State, bytes: &[u8]) {
         st.total += bytes.len() as u64;
         let bytes = &bytes[bytes.len().saturating_sub(TAIL_BYTES)..];
         let over = (st.ring.len() + bytes.len()).saturating_sub(TAIL_BYTES);
@@ -98,11 +112,11 @@ impl StderrTail {
     /// An idle worker (nothing in flight, so all it wrote before is drained or in the pipe)
     /// starts a task now: the death report quotes only what comes after.
     pub(crate) fn mark_task_start(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let pending = match &self.pipe {
             Some(fd) => rustix::io::ioctl_fionread(fd).unwrap_or(0),
             None => 0,
         };
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.task_start = Some(st.total + pending);
     }
 
