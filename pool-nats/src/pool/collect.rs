@@ -109,19 +109,19 @@ fn answer<C: Codec>(inner: &Inner<C>, message: &jetstream::Message) {
         .as_ref()
         .and_then(|h| h.get(wire::TASK))
         .map(|v| v.as_str());
-    let Some(resolve) = id.and_then(|id| inner.pending.take(id)) else {
-        return;
-    };
-    let outcome = match inner.codec.decode::<Outcome>(&message.payload) {
-        Ok(Outcome::Ok(bytes)) => Ok(bytes),
-        Ok(Outcome::Err(e)) => Err(e),
-        Err(e) => Err(TaskError::Decode(CodecFailure {
-            side: Side::Parent,
-            type_name: "the task's outcome".to_owned(),
-            codec: inner.codec.name().into_owned(),
-            message: e.message().to_owned(),
-        })),
-    };
-    inner.count(&outcome);
-    resolve.resolve(outcome);
+    let Some(id) = id else { return };
+    inner.pending.resolve(id, || {
+        let outcome = match inner.codec.decode::<Outcome>(&message.payload) {
+            Ok(Outcome::Ok(bytes)) => Ok(bytes),
+            Ok(Outcome::Err(e)) => Err(e),
+            Err(e) => Err(TaskError::Decode(CodecFailure {
+                side: Side::Parent,
+                type_name: "the task's outcome".to_owned(),
+                codec: inner.codec.name().into_owned(),
+                message: e.message().to_owned(),
+            })),
+        };
+        inner.count(&outcome);
+        outcome
+    });
 }

@@ -432,13 +432,13 @@ async fn publish<C: Codec>(
             }
         }
         Err(why) => {
-            if let Some(resolve) = inner.pending.take(&id) {
+            inner.pending.resolve(&id, || {
                 let error = TaskError::Broken(BrokenReason::new(format!(
                     "the task could not be handed to the server: {why}"
                 )));
                 inner.count(&Err::<(), _>(error.clone()));
-                resolve.resolve(Err(error));
-            }
+                Err(error)
+            });
         }
     }
 }

@@ -42,6 +42,8 @@ struct Table {
     /// Cancelled before the server confirmed storing them: removed from the stream as soon
     /// as it does.
     cancelled_unstored: HashSet<String>,
+    /// Taken out to be resolved, not resolved yet (a shutdown waits for them too).
+    resolving: usize,
 }
 
 #[derive(Default)]
@@ -89,7 +91,7 @@ impl Pending {
     /// Waits until nothing is pending or `deadline` passes. True if nothing is pending.
     pub(crate) fn wait_empty(&self, deadline: Instant) -> bool {
         let mut table = self.lock();
-        while !table.tasks.is_empty() {
+        while !table.tasks.is_empty() || table.resolving > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -103,15 +105,26 @@ impl Pending {
         true
     }
 
-    /// Takes the task `id` out to resolve it (its answer came, or it could not be stored).
-    /// `None` if it is not pending (already resolved: a repeated answer).
-    pub(crate) fn take(&self, id: &str) -> Option<Resolver> {
-        let mut table = self.lock();
-        table.cancelled_unstored.remove(id);
-        let entry = table.tasks.remove(id)?;
-        drop(table);
+    /// Takes the task `id` out and resolves it with `outcome()` (its answer came, or it could
+    /// not be stored). False if it is not pending (already resolved: a repeated answer).
+    pub(crate) fn resolve(
+        &self,
+        id: &str,
+        outcome: impl FnOnce() -> Result<Vec<u8>, TaskError>,
+    ) -> bool {
+        let resolve = {
+            let mut table = self.lock();
+            table.cancelled_unstored.remove(id);
+            let Some(entry) = table.tasks.remove(id) else {
+                return false;
+            };
+            table.resolving += 1;
+            entry.resolve
+        };
+        resolve.resolve(outcome());
+        self.lock().resolving -= 1;
         self.changed.notify_all();
-        Some(entry.resolve)
+        true
     }
 
     /// The server stored task `id` at `seq`. True if the task was cancelled meanwhile (then
