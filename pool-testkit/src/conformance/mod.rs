@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use pool_core::{Future, Shutdown, State, TaskError};
+use pool_core::{Executor, Future, Shutdown, State, TaskError};
 
 use crate::target::Target;
 use tasks::GateArg;
@@ -220,7 +220,7 @@ pub(crate) struct Check<E> {
     pub(crate) run: fn(&Ctx<E>) -> Result<(), String>,
 }
 
-type Factory<E> = Arc<dyn Fn(usize) -> E + Send + Sync>;
+pub(crate) type Factory<E> = Arc<dyn Fn(usize) -> E + Send + Sync>;
 
 /// What a check works with: a fresh executor, a gate directory, the options.
 pub(crate) struct Ctx<E> {
@@ -244,7 +244,7 @@ fn fresh_dir(check: &str) -> PathBuf {
     dir
 }
 
-impl<E: Target> Ctx<E> {
+impl<E: Executor> Ctx<E> {
     /// Record what the check is doing (shown if it hangs or fails).
     pub(crate) fn step(&self, s: impl Into<String>) {
         *self.step.lock().unwrap_or_else(|p| p.into_inner()) = s.into();
@@ -256,18 +256,6 @@ impl<E: Target> Ctx<E> {
 
     pub(crate) fn gate_arg(&self, id: u32) -> GateArg {
         (self.dir.to_string_lossy().into_owned(), id)
-    }
-
-    /// Submit `f(arg)`; a refusal becomes the check's failure text.
-    pub(crate) fn sub<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, String>
-    where
-        F: crate::TaskFn<A, R>,
-        A: crate::Value,
-        R: crate::Value,
-    {
-        self.exec
-            .call(f, arg)
-            .map_err(|e| format!("submit refused: {e}"))
     }
 
     pub(crate) fn release_all(&self) {
@@ -331,6 +319,20 @@ impl<E: Target> Ctx<E> {
     }
 }
 
+impl<E: Target> Ctx<E> {
+    /// Submit `f(arg)`; a refusal becomes the check's failure text.
+    pub(crate) fn sub<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, String>
+    where
+        F: crate::TaskFn<A, R>,
+        A: crate::Value,
+        R: crate::Value,
+    {
+        self.exec
+            .call(f, arg)
+            .map_err(|e| format!("submit refused: {e}"))
+    }
+}
+
 /// Poll `cond` every millisecond or so until it holds; `Err(())` after `bound`.
 pub(crate) fn poll_until(bound: Duration, mut cond: impl FnMut() -> bool) -> Result<(), ()> {
     let until = Instant::now() + bound;
@@ -359,9 +361,18 @@ where
     E: Target,
     M: Fn(usize) -> E + Send + Sync + 'static,
 {
-    let make: Factory<E> = Arc::new(make);
+    run_checks(executor, opts, Arc::new(make), checks::all::<E>())
+}
+
+/// Run `checks` (those matching [`Options::filter`]), each on a fresh executor from `make`.
+pub(crate) fn run_checks<E: Executor + 'static>(
+    executor: &str,
+    opts: Options,
+    make: Factory<E>,
+    checks: Vec<Check<E>>,
+) -> Report {
     let mut results = Vec::new();
-    for check in checks::all::<E>() {
+    for check in checks {
         if let Some(f) = &opts.filter
             && !check.name.contains(f.as_str())
         {
@@ -405,7 +416,7 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn run_one<E: Target>(check: &Check<E>, make: &Factory<E>, opts: &Options) -> Outcome {
+fn run_one<E: Executor + 'static>(check: &Check<E>, make: &Factory<E>, opts: &Options) -> Outcome {
     let dir = fresh_dir(check.name);
     let step = Arc::new(Mutex::new(String::from("building the executor")));
     let cx = Arc::new(Ctx {
@@ -426,10 +437,17 @@ fn run_one<E: Target>(check: &Check<E>, make: &Factory<E>, opts: &Options) -> Ou
                 r.unwrap_or_else(|p| Err(format!("the check panicked: {}", panic_text(&*p)))),
             );
         });
-    if let Err(e) = spawned {
-        return Outcome::Failed(format!("cannot spawn the check thread: {e}"));
-    }
+    let thread = match spawned {
+        Ok(t) => t,
+        Err(e) => return Outcome::Failed(format!("cannot spawn the check thread: {e}")),
+    };
     let got = rx.recv_timeout(opts.watchdog);
+    if got.is_ok() {
+        // It has sent its outcome and is ending: once joined, its handle on the executor is
+        // gone, so the executor is dropped here, before the next check, and not later on
+        // that thread.
+        let _ = thread.join();
+    }
     // Whatever happened, open every gate so no task stays blocked.
     cx.release_all();
     let last_step = step.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -449,11 +467,16 @@ fn run_one<E: Target>(check: &Check<E>, make: &Factory<E>, opts: &Options) -> Ou
         Shutdown::CancelPending
     };
     let (done_tx, done_rx) = mpsc::channel();
-    std::thread::spawn(move || {
+    let stopper = std::thread::spawn(move || {
         exec.shutdown(mode);
+        drop(exec);
         let _ = done_tx.send(());
     });
-    if done_rx.recv_timeout(opts.bound).is_err() && outcome == Outcome::Passed {
+    let stopped = done_rx.recv_timeout(opts.bound).is_ok();
+    if stopped {
+        let _ = stopper.join();
+    }
+    if !stopped && outcome == Outcome::Passed {
         outcome = Outcome::Failed(format!(
             "shutdown({mode:?}) after the check did not return within {:?}",
             opts.bound

@@ -9,9 +9,9 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use pool_core::Future;
+use pool_core::{Executor, Future};
 
-use super::tasks;
+use super::tasks::{self, GateArg};
 use super::{Check, Ctx, Need};
 use crate::target::{Target, TaskFn, Value};
 
@@ -101,18 +101,38 @@ fn sub_on<E: Target, F: TaskFn<A, R>, A: Value, R: Value>(
 
 /// Occupy every worker with a gate task (ids `0..workers`) and wait until all run.
 fn occupy<E: Target>(cx: &Ctx<E>) -> Result<Vec<Future<u32>>, String> {
+    occupy_with(cx, |arg| cx.sub(tasks::gate, arg))
+}
+
+/// [`occupy`] with gate tasks submitted by `gate` (given each task's gate argument).
+fn occupy_with<E: Executor>(
+    cx: &Ctx<E>,
+    gate: impl Fn(GateArg) -> Result<Future<u32>, String>,
+) -> Result<Vec<Future<u32>>, String> {
     let w = cx.workers() as u32;
     let futs: Vec<_> = (0..w)
-        .map(|i| cx.sub(tasks::gate, cx.gate_arg(i)))
+        .map(|i| gate(cx.gate_arg(i)))
         .collect::<Result<_, _>>()?;
     cx.wait_started(0..w)?;
     Ok(futs)
 }
 
-/// Submit `n` `mark` tasks with ids starting at 1000.
+/// Submit `n` `mark` tasks with ids starting at [`FIRST_MARK`].
 fn pending_marks<E: Target>(cx: &Ctx<E>, n: u32) -> Result<Vec<Future<u32>>, String> {
-    (1000..1000 + n)
-        .map(|i| cx.sub(tasks::mark, cx.gate_arg(i)))
+    marks_with(cx, n, |arg| cx.sub(tasks::mark, arg))
+}
+
+/// The id of the first task [`pending_marks`] submits.
+const FIRST_MARK: u32 = 1000;
+
+/// [`pending_marks`] with mark tasks submitted by `mark` (given each task's gate argument).
+fn marks_with<E: Executor>(
+    cx: &Ctx<E>,
+    n: u32,
+    mark: impl Fn(GateArg) -> Result<Future<u32>, String>,
+) -> Result<Vec<Future<u32>>, String> {
+    (FIRST_MARK..FIRST_MARK + n)
+        .map(|i| mark(cx.gate_arg(i)))
         .collect::<Result<_, _>>()
 }
 
