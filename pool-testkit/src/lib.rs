@@ -2,7 +2,8 @@
 //!
 //! - [`Target`]: what an executor offers so the suite can drive it: every
 //!   `pool_core::Parallel` executor is one;
-//! - [`conformance`]: the suite every executor must pass;
+//! - [`NamedTarget`]: what an executor of named tasks offers so the named suite can drive it;
+//! - [`conformance`]: the suite every executor must pass, and the suite of named tasks;
 //! - [`faults`]: fault fixtures (values, tasks, hooks) for every phase and fault kind;
 //! - [`harness`]: one-at-a-time process tests with a watchdog and a leak check;
 //! - [`matrix`]: the outcome DESIGN §8 promises for each phase × fault;
@@ -16,4 +17,4 @@ pub mod matrix;
 pub mod rng;
 mod target;
 
-pub use target::{__rt, Target, TaskFn, Value};
+pub use target::{__rt, NamedTarget, Target, TaskFn, Value};

@@ -8,6 +8,9 @@
 //! that must be "running" are held at a file-system gate (see [`tasks::gate`]) that the check
 //! opens, and every wait is bounded.
 //!
+//! [`named`] is the suite for executors of named tasks (`named_task!`), such as a pool whose
+//! workers are on other machines: the checks that apply to a task known by its name only.
+//!
 //! # Examples
 //!
 //! ```no_run
@@ -19,7 +22,10 @@
 //! ```
 
 mod checks;
+pub mod named;
 pub mod tasks;
+
+pub use named::run_named;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -29,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use pool_core::{Executor, Future, Shutdown, State, TaskError};
 
-use crate::target::Target;
+use crate::target::{NamedTarget, Target};
 use tasks::GateArg;
 
 /// How to run the suite.
@@ -136,7 +142,7 @@ pub struct CheckResult {
 /// The suite's results for one executor.
 #[derive(Clone, Debug)]
 pub struct Report {
-    /// The executor's name, as given to [`run`].
+    /// The executor's name, as given to [`run`] or [`run_named`].
     pub executor: String,
     /// One entry per check, in run order.
     pub results: Vec<CheckResult>,
@@ -330,6 +336,19 @@ impl<E: Target> Ctx<E> {
         self.exec
             .call(f, arg)
             .map_err(|e| format!("submit refused: {e}"))
+    }
+}
+
+impl<E: NamedTarget> Ctx<E> {
+    /// Submit the named task `name` on `arg`; a refusal becomes the check's failure text.
+    pub(crate) fn named<A, R>(&self, name: &str, arg: A) -> Result<Future<R>, String>
+    where
+        A: crate::Value,
+        R: crate::Value,
+    {
+        self.exec
+            .submit_named(name, arg)
+            .map_err(|e| format!("submit_named({name:?}) refused: {e}"))
     }
 }
 

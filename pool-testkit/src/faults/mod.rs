@@ -16,7 +16,7 @@
 //! with an error instead, so a misplaced fixture shows up as a test failure, not a dead test
 //! runner.
 
-mod crash;
+pub(crate) mod crash;
 
 use std::fmt;
 use std::time::Duration;

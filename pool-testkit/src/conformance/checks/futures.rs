@@ -331,7 +331,10 @@ impl Wake for ThreadWaker {
 }
 
 /// A minimal `block_on` with a deadline: the suite must not depend on an async runtime.
-fn block_on<F: std::future::Future + Unpin>(mut f: F, bound: Duration) -> Option<F::Output> {
+pub(super) fn block_on<F: std::future::Future + Unpin>(
+    mut f: F,
+    bound: Duration,
+) -> Option<F::Output> {
     let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     let until = std::time::Instant::now() + bound;

@@ -26,6 +26,7 @@ macro_rules! ensure {
 
 mod futures;
 mod map;
+pub(crate) mod named;
 mod results;
 mod shutdown;
 mod timeouts;
