@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 /// [`GATE_GAVE_UP`]), so a failed check never leaves a worker blocked forever.
 pub const GATE_CAP: Duration = Duration::from_secs(60);
 
-/// What a gated task returns when nobody released it within [`GATE_CAP`].
+/// What a gated task returns when nobody released it within [`GATE_CAP`] (or its gate
+/// directory is gone).
 pub const GATE_GAVE_UP: u32 = u32::MAX;
 
 /// `x * x`.
@@ -134,13 +135,15 @@ fn released(dir: &Path, id: u32) -> bool {
 
 /// Creates `<dir>/started-<id>`, waits (polling) until `<dir>/release` or
 /// `<dir>/release-<id>` exists, creates `<dir>/finished-<id>`, returns `id` — or
-/// [`GATE_GAVE_UP`] after [`GATE_CAP`].
+/// [`GATE_GAVE_UP`] after [`GATE_CAP`], or as soon as `<dir>` is gone (the check that made
+/// it has ended and nobody can release the gate: an executor that still runs the task after
+/// the check, or missed the release before the directory was removed, is not held up).
 pub fn gate((dir, id): GateArg) -> u32 {
     let dir = PathBuf::from(dir);
     touch(&dir.join(format!("started-{id}")));
     let until = Instant::now() + GATE_CAP;
     while !released(&dir, id) {
-        if Instant::now() > until {
+        if Instant::now() > until || !dir.is_dir() {
             return GATE_GAVE_UP;
         }
         std::thread::sleep(Duration::from_millis(2));
