@@ -109,6 +109,8 @@ fn a_cancelled_pending_task_never_runs_and_a_killed_running_one_stops() {
     assert!(!Path::new(&second).join("finished").exists());
     let after = pool.submit_named::<u64, u64>("slow-square", 4).unwrap();
     assert_eq!(after.result_timeout(BOUND).ok(), Some(Ok(16)));
+    let stats = pool.stats();
+    assert_eq!((stats.cancelled, stats.completed), (2, 3), "{stats:?}");
 
     pool.shutdown(Shutdown::Wait);
     worker.stop();

@@ -110,6 +110,19 @@ fn named_tasks_run_on_a_remote_worker_with_the_errors_of_a_local_pool() {
     assert_eq!(stats.completed, 201);
     assert_eq!(stats.failed, 3);
     assert_eq!(pool.shutdown(Shutdown::Wait).cancelled, 0);
+    // The client's answers consumer goes with it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let consumers = rt.block_on(async {
+        use futures::StreamExt;
+        let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+        let stream = js.get_stream("T_RESULTS").await.unwrap();
+        stream.consumer_names().count().await
+    });
+    drop(rt);
+    assert_eq!(consumers, 0, "the answers consumer outlived the shutdown");
 
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     served.join().unwrap().unwrap();

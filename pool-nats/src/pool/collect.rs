@@ -32,7 +32,9 @@ pub(super) async fn answers_consumer(
                 durable_name: Some(client.to_owned()),
                 filter_subject: names.results_subject(client),
                 ack_policy: consumer::AckPolicy::Explicit,
-                inactive_threshold: Duration::from_secs(3600),
+                // A client gone without a shutdown leaves it for ten minutes; back later, it
+                // makes it again and reads its answers from the start.
+                inactive_threshold: Duration::from_secs(600),
                 ..Default::default()
             },
         )
@@ -81,6 +83,9 @@ pub(super) async fn collect<C: Codec>(pool: Weak<Inner<C>>, mut answers: consume
         // again, until the pool is gone.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let Some(inner) = pool.upgrade() else { return };
+        if inner.shut_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return; // its consumer was deleted on purpose
+        }
         match answers_consumer(&inner.js, &inner.names, &inner.client).await {
             Ok(c) => {
                 tracing::info!(target: "pool", "answers consumer made again");

@@ -69,6 +69,8 @@ pub(crate) struct Inner<C: Codec> {
     submitted: AtomicU64,
     completed: AtomicU64,
     failed: AtomicU64,
+    cancelled: AtomicU64,
+    timed_out: AtomicU64,
     policy: Policy,
     handle: tokio::runtime::Handle,
 }
@@ -227,6 +229,8 @@ impl<C: Codec> NatsPoolBuilder<C> {
             submitted: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
             policy: self.policy,
             handle: rt.handle().clone(),
         });
@@ -358,6 +362,7 @@ impl<C: Codec> NatsPool<C> {
                 && let Some(inner) = weak.upgrade()
                 && let Some(task) = inner.pending.cancel(&cancelled_id)
             {
+                inner.cancelled.fetch_add(1, Ordering::Relaxed);
                 // Waited for (bounded), so that by the time `cancel` returns the workers
                 // know and the server no longer holds the task.
                 let handle = inner.handle.clone();
@@ -495,10 +500,15 @@ fn run_bounded(
 
 impl<C: Codec> Inner<C> {
     fn count<T>(&self, outcome: &Result<T, TaskError>) {
-        let counter = if outcome.is_ok() {
-            &self.completed
-        } else {
-            &self.failed
+        let counter = match outcome {
+            Ok(_) => &self.completed,
+            Err(TaskError::Cancelled) => &self.cancelled,
+            Err(e) => {
+                if e.is_timed_out() {
+                    self.timed_out.fetch_add(1, Ordering::Relaxed);
+                }
+                &self.failed
+            }
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -515,6 +525,7 @@ impl<C: Codec> NatsPool<C> {
             run_bounded(&self.inner.handle, job, WITHDRAW_BOUND);
         }
         let n = resolvers.len();
+        self.inner.cancelled.fetch_add(n as u64, Ordering::Relaxed);
         for resolve in resolvers {
             resolve.resolve(Err(TaskError::Cancelled));
         }
@@ -543,19 +554,38 @@ impl<C: Codec> Executor for NatsPool<C> {
             let _ = inner.pending.wait_empty(deadline);
         }
         cancelled += self.cancel(inner.pending.drain(false), true);
+        // Nothing more to collect: this client's answers consumer goes (the collector,
+        // seeing the pool shut down, does not make it again).
+        let (js, results, client) = (
+            inner.js.clone(),
+            inner.names.results_stream(),
+            inner.client.clone(),
+        );
+        let forget = async move {
+            if let Ok(stream) = js.get_stream(results).await {
+                let _ = stream.delete_consumer(&client).await;
+            }
+        };
+        run_bounded(&inner.handle, forget, WITHDRAW_BOUND);
         ShutdownReport {
             cancelled,
             ..ShutdownReport::default()
         }
     }
 
+    /// `pending`: tasks no worker has said it started; `busy`: started and not answered;
+    /// `workers` and `idle` are not known to a caller (0).
     fn stats(&self) -> Stats {
         let inner = &self.inner;
+        let (pending, busy) = inner.pending.counts();
         Stats {
-            pending: inner.pending.len(),
+            pending,
+            busy,
             submitted: inner.submitted.load(Ordering::Relaxed),
             completed: inner.completed.load(Ordering::Relaxed),
             failed: inner.failed.load(Ordering::Relaxed),
+            cancelled: inner.cancelled.load(Ordering::Relaxed),
+            timed_out: inner.timed_out.load(Ordering::Relaxed),
             ..Stats::default()
         }
     }

@@ -57,8 +57,11 @@ impl Pending {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.lock().tasks.len()
+    /// (queued, started): tasks not answered yet, by whether a worker said it started them.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let table = self.lock();
+        let started = table.tasks.values().filter(|e| e.started).count();
+        (table.tasks.len() - started, started)
     }
 
     pub(crate) fn insert(&self, id: String, resolve: Resolver) {
