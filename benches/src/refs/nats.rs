@@ -4,24 +4,27 @@
 //! The floor, per task (see `benches/README.md` for why it is a lower bound):
 //!
 //! 1. the caller publishes the task to `<prefix>.tasks.<name>` in the work-queue stream with
-//!    the headers pool-nats sends (`Nats-Msg-Id`, `Pool-Task`, `Pool-Reply`) and awaits the
-//!    store acknowledgement;
-//! 2. a worker task in this process, on its own thread and connection, pulls it from a
-//!    durable consumer that holds at most [`WORKERS`] unacknowledged tasks (the in-flight
-//!    depth our worker is given), computes the answer inline, publishes it to the caller's
-//!    results subject (`Nats-Msg-Id` `r-<id>`, `Pool-Task`; the same outcome envelope and
-//!    codec as pool-nats, so the same bytes) and awaits its store acknowledgement, then
-//!    acknowledges the task with a double ack;
+//!    the headers pool-nats sends and awaits the store acknowledgement;
+//! 2. a worker task in this process, on its own thread and connection, pulls it from the
+//!    workers' consumer, bounded to [`WORKERS`] unacknowledged tasks (the in-flight depth our
+//!    worker is given), computes the answer inline, publishes it to the caller's results
+//!    subject (`Nats-Msg-Id` `r-<id>`, `Pool-Task`; the same outcome envelope and codec as
+//!    pool-nats, so the same bytes) and awaits its store acknowledgement, then acknowledges
+//!    the task with a double ack;
 //! 3. the caller receives the answer from its durable pull consumer and acknowledges it.
 //!
-//! The streams are created by pool-nats itself (a throwaway `NatsPool` on the floor's own
-//! prefix), so their configuration is pool-nats' by construction.
+//! What pool-nats sets up, pool-nats makes: a throwaway `NatsPool` on the floor's own prefix
+//! creates the two streams and the workers' consumer (the floor only adds the in-flight bound
+//! to that consumer), and submits one task whose stored headers become the floor's template
+//! (names and values, the ids replaced) before it is withdrawn. So the streams, the consumer
+//! and the headers stay pool-nats' own as pool-nats changes.
 
 use super::{Made, WORKERS};
 use crate::measure::timed;
 use crate::nats::{self, DOUBLE_TASK, NOOP_TASK, NatsServer};
 use crate::work::{check_doubled, double, noop};
 use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::FromConsumer;
 use async_nats::jetstream::{self, consumer};
 use futures::{StreamExt, TryStreamExt};
 use pool_codec::{Codec, DefaultCodec};
@@ -36,6 +39,10 @@ use std::time::Duration;
 const TASK_HEADER: &str = "Pool-Task";
 /// The header naming the subject a task's answer goes to.
 const REPLY_HEADER: &str = "Pool-Reply";
+/// The durable consumer every worker of a prefix pulls from (pool-nats creates it).
+const WORKERS_CONSUMER: &str = "workers";
+/// How long set-up waits for pool-nats' sample task to be stored.
+const SETUP_WAIT: Duration = Duration::from_secs(10);
 /// How long the floor's caller waits for one answer before the operation fails.
 const ANSWER_WAIT: Duration = Duration::from_secs(60);
 /// Tasks whose store acknowledgement the floor's caller awaits at once in `nats.tasks_*`:
@@ -130,6 +137,7 @@ struct Floor {
     rt: tokio::runtime::Runtime,
     js: jetstream::Context,
     answers: consumer::pull::Stream,
+    headers: TaskHeaders,
     client: String,
     next: u64,
     prefix: String,
@@ -156,18 +164,14 @@ impl Floor {
     fn start() -> Result<Self, String> {
         let server = nats::server()?;
         let prefix = nats::unique_prefix("floor");
-        // The streams, made by pool-nats' own code; the throwaway pool goes at once.
-        NatsPool::builder()
-            .url(server.url())
-            .prefix(prefix.as_str())
-            .build()
-            .map_err(|e| format!("creating the floor's streams with a NatsPool: {e}"))?
-            .shutdown(Shutdown::CancelPending);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("the floor's runtime: {e}"))?;
+        let template = made_by_pool_nats(&rt, &server, &prefix)?;
         let client = client_id();
+        let headers = template.for_client(&client);
+        let reply = headers.reply()?.to_owned();
         let (js, answers) = rt.block_on(async {
             let js = jetstream::new(async_nats::connect(server.url()).await.map_err(e2s)?);
             // The caller's answers consumer, configured as pool-nats configures its own.
@@ -179,7 +183,7 @@ impl Floor {
                     &client,
                     consumer::pull::Config {
                         durable_name: Some(client.clone()),
-                        filter_subject: format!("{prefix}.results.{client}"),
+                        filter_subject: reply,
                         ack_policy: consumer::AckPolicy::Explicit,
                         inactive_threshold: Duration::from_secs(3600),
                         ..Default::default()
@@ -204,6 +208,7 @@ impl Floor {
             rt,
             js,
             answers,
+            headers,
             client,
             next: 0,
             prefix,
@@ -237,11 +242,10 @@ impl Floor {
         self.next += 1;
         let id = format!("{}-{}", self.client, self.next);
         let subject = format!("{}.tasks.{NOOP_TASK}", self.prefix);
-        let reply = format!("{}.results.{}", self.prefix, self.client);
-        let (js, answers) = (&self.js, &mut self.answers);
+        let (js, answers, headers) = (&self.js, &mut self.answers, &self.headers);
         let (d, got) = timed(|| {
             self.rt.block_on(async {
-                publish_task(js, &subject, &reply, &id, x).await?;
+                publish_task(js, &subject, headers.for_task(&id), x).await?;
                 let (task, value) = receive_answer(answers).await?;
                 if task != id {
                     return Err(format!("answer for {task}, expected {id}"));
@@ -261,16 +265,16 @@ impl Floor {
         let first = self.next + 1;
         self.next += n as u64;
         let subject = format!("{}.tasks.{DOUBLE_TASK}", self.prefix);
-        let reply = format!("{}.results.{}", self.prefix, self.client);
-        let (js, answers, client) = (&self.js, &mut self.answers, &self.client);
+        let (js, answers, client, headers) =
+            (&self.js, &mut self.answers, &self.client, &self.headers);
         let (d, got) = timed(|| {
             self.rt.block_on(async {
                 let publishing = futures::stream::iter(0..n as u64)
                     .map(|i| {
-                        let (subject, reply) = (&subject, &reply);
+                        let subject = &subject;
                         async move {
                             let id = format!("{client}-{}", first + i);
-                            publish_task(js, subject, reply, &id, i).await
+                            publish_task(js, subject, headers.for_task(&id), i).await
                         }
                     })
                     .buffer_unordered(PUBLISH_WINDOW)
@@ -311,22 +315,129 @@ impl Drop for Floor {
     }
 }
 
-/// Publishes task `id` (argument `x`) with pool-nats' headers and awaits its store ack.
+/// The headers of a task as pool-nats sends them, with the ids of one sample task, which the
+/// floor replaces by its own.
+#[derive(Debug)]
+struct TaskHeaders {
+    fields: Vec<(String, String)>,
+    /// The task id in `fields` (the values equal to it are the task's id).
+    id: String,
+    /// The client id in `fields` (inside the reply subject and the like).
+    client: String,
+}
+
+impl TaskHeaders {
+    /// The template for another client: its id in place of the sample's.
+    fn for_client(&self, client: &str) -> TaskHeaders {
+        TaskHeaders {
+            fields: self
+                .fields
+                .iter()
+                .map(|(k, v)| {
+                    let v = if *v == self.id {
+                        v.clone()
+                    } else {
+                        v.replace(&self.client, client)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+            // The fields equal to the sample's id keep it, to be replaced task by task.
+            id: self.id.clone(),
+            client: client.to_owned(),
+        }
+    }
+
+    /// The results subject the answers go to.
+    fn reply(&self) -> Result<&str, String> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(REPLY_HEADER))
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| format!("pool-nats' task has no {REPLY_HEADER} header"))
+    }
+
+    /// The headers of task `id`.
+    fn for_task(&self, id: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (k, v) in &self.fields {
+            let v = if *v == self.id { id } else { v.as_str() };
+            headers.insert(k.as_str(), v);
+        }
+        headers
+    }
+}
+
+/// Has pool-nats set up `prefix` (its two streams, its workers' consumer) with a throwaway
+/// [`NatsPool`], and returns the headers of a task it stored there; the task is withdrawn
+/// and the task stream purged before this returns. `rt` runs the floor's own requests (the
+/// pool has its runtime, which must not be entered from another).
+fn made_by_pool_nats(
+    rt: &tokio::runtime::Runtime,
+    server: &NatsServer,
+    prefix: &str,
+) -> Result<TaskHeaders, String> {
+    let pool = NatsPool::builder()
+        .url(server.url())
+        .prefix(prefix)
+        .build()
+        .map_err(|e| format!("setting up the floor's streams with a NatsPool: {e}"))?;
+    let sample = pool.submit_named::<u64, u64>(NOOP_TASK, 1).map_err(e2s)?;
+    let subject = format!("{prefix}.tasks.{NOOP_TASK}");
+    let found = rt.block_on(async {
+        let js = jetstream::new(async_nats::connect(server.url()).await.map_err(e2s)?);
+        let stream = js
+            .get_stream(nats::tasks_stream(prefix))
+            .await
+            .map_err(e2s)?;
+        let deadline = std::time::Instant::now() + SETUP_WAIT;
+        loop {
+            match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(m) => return Ok((stream, m)),
+                Err(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => return Err(format!("pool-nats' sample task was not stored: {e}")),
+            }
+        }
+    });
+    // Withdrawn (cancelled), so no worker sees it; the purge makes sure.
+    drop(sample);
+    pool.shutdown(Shutdown::CancelPending);
+    drop(pool);
+    let (stream, stored) = found?;
+    rt.block_on(async { stream.purge().await }).map_err(e2s)?;
+    let fields: Vec<(String, String)> = stored
+        .headers
+        .iter()
+        .flat_map(|(k, vs)| {
+            vs.iter()
+                .map(move |v| (AsRef::<str>::as_ref(k).to_owned(), v.as_str().to_owned()))
+        })
+        .collect();
+    let id = fields
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(TASK_HEADER))
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| format!("pool-nats' task has no {TASK_HEADER} header"))?;
+    let client = id
+        .rsplit_once('-')
+        .map(|(c, _)| c.to_owned())
+        .ok_or_else(|| format!("pool-nats' task id {id:?} is not <client>-<n>"))?;
+    Ok(TaskHeaders { fields, id, client })
+}
+
+/// Publishes a task (argument `x`) with `headers` and awaits its store ack.
 async fn publish_task(
     js: &jetstream::Context,
     subject: &str,
-    reply: &str,
-    id: &str,
+    headers: HeaderMap,
     x: u64,
 ) -> Result<(), String> {
     let mut payload = Vec::new();
     DefaultCodec::default()
         .encode(&x, &mut payload)
         .map_err(e2s)?;
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", id);
-    headers.insert(TASK_HEADER, id);
-    headers.insert(REPLY_HEADER, reply);
     js.publish_with_headers(subject.to_owned(), headers, payload.into())
         .await
         .map_err(e2s)?
@@ -370,23 +481,21 @@ fn floor_worker(
         .map_err(e2s)?;
     rt.block_on(async {
         let js = jetstream::new(async_nats::connect(url).await.map_err(e2s)?);
-        let tasks = js
+        // pool-nats' workers' consumer, with the in-flight bound added (held by the server).
+        let stream = js
             .get_stream(nats::tasks_stream(prefix))
             .await
-            .map_err(e2s)?
-            .get_or_create_consumer(
-                "workers",
-                // pool-nats' workers' consumer, plus the in-flight bound held by the server.
-                consumer::pull::Config {
-                    durable_name: Some("workers".to_owned()),
-                    filter_subject: format!("{prefix}.tasks.>"),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
-                    max_deliver: 5,
-                    max_ack_pending: depth as i64,
-                    ..Default::default()
-                },
-            )
+            .map_err(e2s)?;
+        let made = stream
+            .get_consumer::<consumer::pull::Config>(WORKERS_CONSUMER)
+            .await
+            .map_err(|e| format!("pool-nats' {WORKERS_CONSUMER:?} consumer is missing: {e}"))?;
+        let mut config =
+            consumer::pull::Config::try_from_consumer_config(made.cached_info().config.clone())
+                .map_err(e2s)?;
+        config.max_ack_pending = depth as i64;
+        let tasks = stream
+            .update_consumer(config)
             .await
             .map_err(e2s)?
             .messages()
