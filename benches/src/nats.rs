@@ -5,9 +5,12 @@
 //! `nats-server` on `PATH`) is started with JetStream on a free loopback port and a temporary
 //! store directory; it is killed, reaped and its directory removed when the last subject
 //! holding it drops — so one server serves all subjects of a scenario, and a scenario that
-//! ends (or panics) takes it down.
+//! ends (or panics) takes it down. Killed without unwinding, this process takes the server
+//! with it (its parent-death signal); only the store directory is then left in the
+//! temporary directory.
 
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,19 +60,34 @@ impl NatsServer {
             .port();
         let store =
             std::env::temp_dir().join(format!("pool-bench-nats-{}-{port}", std::process::id()));
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        command
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(&store)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "no NATS server: set NATS_URL, or put nats-server on PATH or in NATS_SERVER \
-                     (starting {bin:?}: {e})"
-                )
-            })?;
+            .stderr(Stdio::null());
+        // Should this process be killed without unwinding (SIGKILL, a CI timeout), the kernel
+        // kills the server too: the parent-death signal, which fires when the thread that
+        // spawned it exits — here the thread building the subjects, `compare`'s main thread.
+        let parent = rustix::process::getpid();
+        // SAFETY: the hook runs in the forked child before exec and only makes two system
+        // calls through rustix (no allocation, no lock), which is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))?;
+                // The parent may have died before the signal was armed.
+                if rustix::process::getppid() != Some(parent) {
+                    return Err(std::io::Error::other("the parent process is gone"));
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|e| {
+            format!("no NATS server: NATS_URL unset and {bin:?} does not start ({e})")
+        })?;
         // From here on the handle owns the child: an early return kills and reaps it.
         let mut server = NatsServer {
             url: format!("nats://127.0.0.1:{port}"),

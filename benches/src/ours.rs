@@ -381,6 +381,10 @@ pub struct NatsSubject {
 /// How long one operation of a NATS subject may wait for its result before it is a failure
 /// (a worker that died would otherwise hang the run).
 const NATS_WAIT: Duration = Duration::from_secs(60);
+/// How long dropping a NATS subject waits for its worker's thread to stop.
+const NATS_STOP_WAIT: Duration = Duration::from_secs(10);
+/// How often a NATS subject waiting for a result looks whether its worker is still there.
+const NATS_POLL: Duration = Duration::from_millis(100);
 
 impl NatsSubject {
     fn start() -> Result<Self, String> {
@@ -417,7 +421,7 @@ impl NatsSubject {
                 })
                 .map_err(|e| format!("cannot start the NatsWorker's thread: {e}"))?
         };
-        let me = NatsSubject {
+        let mut me = NatsSubject {
             pool,
             local,
             stop,
@@ -443,14 +447,29 @@ impl NatsSubject {
         Ok(me)
     }
 
-    /// The result of `f`, or why there is none (the worker's own error if it stopped).
-    fn wait(&self, f: pool_core::Future<u64>) -> Result<u64, String> {
-        match f.result_timeout(NATS_WAIT) {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) if self.worker.as_ref().is_some_and(|w| w.is_finished()) => {
-                Err("the NatsWorker stopped".to_string())
+    /// The result of `f`, or why there is none: the worker's own error if it stopped (looked
+    /// at every [`NATS_POLL`]), or no result within [`NATS_WAIT`].
+    fn wait(&mut self, f: pool_core::Future<u64>) -> Result<u64, String> {
+        let deadline = Instant::now() + NATS_WAIT;
+        let mut f = f;
+        loop {
+            match f.result_timeout(NATS_POLL) {
+                Ok(r) => return r.map_err(|e| e.to_string()),
+                Err(pending) => f = pending,
             }
-            Err(_) => Err(format!("no result within {NATS_WAIT:?}")),
+            if self.worker.as_ref().is_some_and(|w| w.is_finished()) {
+                let ended = self.worker.take().map(std::thread::JoinHandle::join);
+                return Err(match ended {
+                    Some(Ok(Err(e))) => format!("the NatsWorker failed: {e}"),
+                    _ => "the NatsWorker stopped".to_string(),
+                });
+            }
+            if self.worker.is_none() {
+                return Err("the NatsWorker stopped".to_string());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no result within {NATS_WAIT:?}"));
+            }
         }
     }
 }
@@ -459,7 +478,16 @@ impl Drop for NatsSubject {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(w) = self.worker.take() {
-            let _ = w.join();
+            // The worker answers the tasks it holds before `run_until` returns; with the
+            // server gone that may not end, so it gets a bounded time and is otherwise left
+            // behind (its local pool is killed below, and the thread ends with the process).
+            let deadline = Instant::now() + NATS_STOP_WAIT;
+            while !w.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if w.is_finished() {
+                let _ = w.join();
+            }
         }
         self.pool.shutdown(Shutdown::CancelPending);
         self.local.shutdown(Shutdown::Kill);
@@ -474,7 +502,7 @@ impl Drop for NatsSubject {
 ///
 /// No server, or the pool or the worker could not be started.
 pub fn nats_roundtrip() -> Made {
-    let ours = NatsSubject::start()?;
+    let mut ours = NatsSubject::start()?;
     let mut i = 0u64;
     Ok(Box::new(move || {
         i += 1;
@@ -500,7 +528,7 @@ pub fn nats_roundtrip() -> Made {
 ///
 /// No server, or the pool or the worker could not be started.
 pub fn nats_tasks(n: usize) -> Made {
-    let ours = NatsSubject::start()?;
+    let mut ours = NatsSubject::start()?;
     Ok(Box::new(move || {
         let (d, out) = timed(|| -> Result<Vec<u64>, String> {
             let futures = (0..n as u64)
