@@ -293,9 +293,10 @@ impl Floor {
                     }
                     Ok::<_, String>(out)
                 };
-                let (published, collected) = futures::join!(publishing, collecting);
-                published?;
-                collected
+                // The first error ends both halves.
+                futures::future::try_join(publishing, collecting)
+                    .await
+                    .map(|((), out)| out)
             })
         });
         match got {
