@@ -2,13 +2,15 @@
 //!
 //! The library half holds what the binary and the criterion benches share: the measuring
 //! loop ([`measure`]), the peers we compare against ([`refs`]), the raw pipe and spawn floors
-//! ([`floor`]), our own pools driven the same way ([`ours`]), the table of scenarios
+//! ([`floor`]), the NATS server of the `nats.*` rows ([`mod@nats`]), our own pools driven the
+//! same way ([`ours`]), the table of scenarios
 //! ([`mod@scenarios`]) and the output formats ([`report`]). See `benches/README.md` for what each
 //! scenario measures.
 
 pub mod criterion_glue;
 pub mod floor;
 pub mod measure;
+pub mod nats;
 pub mod ours;
 pub mod refs;
 pub mod report;

@@ -1,15 +1,20 @@
-//! Our pools, driven exactly like the references: [`pool_thread::ThreadPool`] and
-//! [`pool_process::ProcessPool`], each with [`WORKERS`] workers kept alive for the whole
-//! scenario (`min_workers` = `max_workers`, so no idle shrink between rounds).
+//! Our pools, driven exactly like the references: [`pool_thread::ThreadPool`],
+//! [`pool_process::ProcessPool`] and [`pool_nats::NatsPool`] (with its worker in this
+//! process), each with [`WORKERS`] workers kept alive for the whole scenario
+//! (`min_workers` = `max_workers`, so no idle shrink between rounds).
 
 use crate::measure::timed;
+use crate::nats;
 use crate::refs::{Made, WORKERS};
 use crate::work::{byte_len, check_doubled, double, noop};
-use pool_core::Executor;
+use pool_core::{Executor, Shutdown};
+use pool_nats::{NatsPool, NatsWorker};
 use pool_process::{ProcessPool, StartMethod, TransportKind};
 use pool_thread::ThreadPool;
 use serde_bytes::ByteBuf;
 use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A process-pool variant: the default transport, or a named one.
@@ -356,4 +361,185 @@ pub fn run_first_pool_child_if_requested() {
         }
     };
     std::process::exit(code);
+}
+
+/// Our NATS pool as one subject: a [`NatsPool`] that submits, and a [`NatsWorker`] on a
+/// thread of this process serving a local named-task [`ProcessPool`] of [`WORKERS`] (whose
+/// workers are this binary), at most [`WORKERS`] tasks in hand.
+///
+/// Dropping it stops the worker (and waits for its thread), shuts both pools down and, on
+/// an external server, deletes the streams it used; the server goes with the last holder.
+pub struct NatsSubject {
+    pool: NatsPool,
+    local: ProcessPool,
+    stop: Arc<AtomicBool>,
+    worker: Option<std::thread::JoinHandle<Result<(), String>>>,
+    prefix: String,
+    server: Arc<nats::NatsServer>,
+}
+
+/// How long one operation of a NATS subject may wait for its result before it is a failure
+/// (a worker that died would otherwise hang the run).
+const NATS_WAIT: Duration = Duration::from_secs(60);
+/// How long dropping a NATS subject waits for its worker's thread to stop.
+const NATS_STOP_WAIT: Duration = Duration::from_secs(10);
+/// How often a NATS subject waiting for a result looks whether its worker is still there.
+const NATS_POLL: Duration = Duration::from_millis(100);
+
+impl NatsSubject {
+    fn start() -> Result<Self, String> {
+        let server = nats::server()?;
+        let prefix = nats::unique_prefix("bench");
+        let local = ProcessPool::builder()
+            .min_workers(WORKERS)
+            .max_workers(WORKERS)
+            .named_tasks([nats::NOOP_TASK, nats::DOUBLE_TASK])
+            .build()
+            .map_err(|e| format!("ProcessPool: {e}"))?;
+        // The pool first: it creates the streams, so the worker only finds them.
+        let pool = NatsPool::builder()
+            .url(server.url())
+            .prefix(prefix.as_str())
+            .build()
+            .map_err(|e| format!("NatsPool: {e}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (local, stop, url, prefix) = (
+                local.clone(),
+                Arc::clone(&stop),
+                server.url().to_owned(),
+                prefix.clone(),
+            );
+            std::thread::Builder::new()
+                .name("nats-worker".into())
+                .spawn(move || {
+                    NatsWorker::new(local)
+                        .url(url)
+                        .prefix(prefix)
+                        .max_in_flight(WORKERS)
+                        .run_until(&stop)
+                })
+                .map_err(|e| format!("cannot start the NatsWorker's thread: {e}"))?
+        };
+        let mut me = NatsSubject {
+            pool,
+            local,
+            stop,
+            worker: Some(worker),
+            prefix,
+            server,
+        };
+        // Both local workers up and the whole path warm: a few tasks in flight together.
+        let warm: Vec<_> = (0..WORKERS as u64 * 4)
+            .map(|i| {
+                me.pool
+                    .submit_named::<u64, u64>(nats::NOOP_TASK, i)
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<_, _>>()?;
+        for (i, f) in warm.into_iter().enumerate() {
+            match me.wait(f) {
+                Ok(v) if v == i as u64 => {}
+                Ok(v) => return Err(format!("NatsPool warm-up: got {v}, expected {i}")),
+                Err(e) => return Err(format!("NatsPool warm-up: {e}")),
+            }
+        }
+        Ok(me)
+    }
+
+    /// The result of `f`, or why there is none: the worker's own error if it stopped (looked
+    /// at every [`NATS_POLL`]), or no result within [`NATS_WAIT`].
+    fn wait(&mut self, f: pool_core::Future<u64>) -> Result<u64, String> {
+        let deadline = Instant::now() + NATS_WAIT;
+        let mut f = f;
+        loop {
+            match f.result_timeout(NATS_POLL) {
+                Ok(r) => return r.map_err(|e| e.to_string()),
+                Err(pending) => f = pending,
+            }
+            if self.worker.as_ref().is_some_and(|w| w.is_finished()) {
+                let ended = self.worker.take().map(std::thread::JoinHandle::join);
+                return Err(match ended {
+                    Some(Ok(Err(e))) => format!("the NatsWorker failed: {e}"),
+                    _ => "the NatsWorker stopped".to_string(),
+                });
+            }
+            if self.worker.is_none() {
+                return Err("the NatsWorker stopped".to_string());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no result within {NATS_WAIT:?}"));
+            }
+        }
+    }
+}
+
+impl Drop for NatsSubject {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(w) = self.worker.take() {
+            // The worker answers the tasks it holds before `run_until` returns; with the
+            // server gone that may not end, so it gets a bounded time and is otherwise left
+            // behind (its local pool is killed below, and the thread ends with the process).
+            let deadline = Instant::now() + NATS_STOP_WAIT;
+            while !w.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if w.is_finished() {
+                let _ = w.join();
+            }
+        }
+        self.pool.shutdown(Shutdown::CancelPending);
+        self.local.shutdown(Shutdown::Kill);
+        nats::remove_streams(&self.server, &self.prefix);
+    }
+}
+
+/// `nats.roundtrip`: `pool.submit_named::<u64, u64>(noop, x)` on a [`NatsPool`], then
+/// `future.result()`; the task runs on a [`NatsWorker`] in this process.
+///
+/// # Errors
+///
+/// No server, or the pool or the worker could not be started.
+pub fn nats_roundtrip() -> Made {
+    let mut ours = NatsSubject::start()?;
+    let mut i = 0u64;
+    Ok(Box::new(move || {
+        i += 1;
+        let x = i;
+        let (d, got) = timed(|| {
+            ours.pool
+                .submit_named::<u64, u64>(nats::NOOP_TASK, x)
+                .map_err(|e| e.to_string())
+                .and_then(|f| ours.wait(f))
+        });
+        match got {
+            Ok(v) if v == x => Ok(d),
+            Ok(v) => Err(format!("got {v}, expected {x}")),
+            Err(e) => Err(e),
+        }
+    }))
+}
+
+/// `nats.tasks_*`: `n` named tasks ([`double`]) submitted one by one on a [`NatsPool`],
+/// every future kept, then every result collected in order.
+///
+/// # Errors
+///
+/// No server, or the pool or the worker could not be started.
+pub fn nats_tasks(n: usize) -> Made {
+    let mut ours = NatsSubject::start()?;
+    Ok(Box::new(move || {
+        let (d, out) = timed(|| -> Result<Vec<u64>, String> {
+            let futures = (0..n as u64)
+                .map(|i| {
+                    ours.pool
+                        .submit_named::<u64, u64>(nats::DOUBLE_TASK, i)
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            futures.into_iter().map(|f| ours.wait(f)).collect()
+        });
+        check_doubled(&out?, n as u64).map(|()| d)
+    }))
 }

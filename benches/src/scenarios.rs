@@ -7,7 +7,7 @@
 
 use crate::measure::Plan;
 use crate::ours;
-use crate::refs::{Made, process as rp, thread as rt};
+use crate::refs::{Made, nats as rn, process as rp, thread as rt};
 use pool_process::StartMethod;
 use std::time::Duration;
 
@@ -58,6 +58,8 @@ pub const THREAD_N: usize = 1_000_000;
 pub const PROCESS_N: usize = 100_000;
 /// Payload of `process.bytes_64m`.
 pub const BYTES_LEN: usize = 64 << 20;
+/// Tasks in `nats.tasks_10k`.
+pub const NATS_N: usize = 10_000;
 
 fn reference(name: &'static str, make: impl Fn() -> Made + 'static) -> Reference {
     Reference {
@@ -255,12 +257,46 @@ fn process_scenarios(v: &'static ours::ProcessVariant) -> Vec<Scenario> {
     out
 }
 
-/// Every scenario, thread ones first, then the process ones per variant.
+/// Named tasks through a NATS server (pool-nats), our worker in this process.
+fn nats_scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            id: "nats.roundtrip".into(),
+            what: "one named task (u64 in, u64 out) through a NATS server to a worker in this \
+                   process and back, awaited, one after the other",
+            quick: Plan::new(20, 300, 50),
+            full: Plan::new(100, 3_000, 250),
+            bytes: None,
+            ours: Box::new(ours::nats_roundtrip),
+            refs: vec![
+                reference("process-pool", rn::process_named_roundtrip),
+                reference("nats-floor", rn::floor_roundtrip),
+            ],
+        },
+        Scenario {
+            id: "nats.tasks_10k".into(),
+            what: "10 k tiny named tasks submitted one by one through a NATS server, each its \
+                   own future, all collected",
+            // In --quick each NATS subject runs one batch (the local pool three, quickly).
+            quick: Plan::new(0, 3, 1).with_budget(Duration::from_millis(500)),
+            full: Plan::new(1, 9, 1).with_budget(Duration::from_secs(30)),
+            bytes: None,
+            ours: Box::new(|| ours::nats_tasks(NATS_N)),
+            refs: vec![
+                reference("process-pool", || rn::process_named_tasks(NATS_N)),
+                reference("nats-floor", || rn::floor_tasks(NATS_N)),
+            ],
+        },
+    ]
+}
+
+/// Every scenario: thread ones first, then the process ones per variant, then the NATS ones.
 pub fn scenarios() -> Vec<Scenario> {
     let mut out = thread_scenarios();
     for v in PROCESS_VARIANTS {
         out.extend(process_scenarios(v));
     }
+    out.extend(nats_scenarios());
     debug_assert!(out.iter().all(|s| !s.refs.is_empty()));
     out
 }
@@ -285,6 +321,8 @@ mod tests {
             "process.map_100k",
             "process.bytes_64m",
             "process.cold_start",
+            "nats.roundtrip",
+            "nats.tasks_10k",
         ] {
             assert!(ids.iter().any(|i| i == id), "{id} missing");
         }

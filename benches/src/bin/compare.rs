@@ -1,5 +1,5 @@
 //! `compare`: our pools against rayon, threadpool, a plain crossbeam pool, procspawn and the
-//! raw pipe and spawn floors, all measured in one run on this machine.
+//! raw pipe, spawn and NATS floors, all measured in one run on this machine.
 //!
 //! ```text
 //! cargo run --release -p benches --bin compare -- [--quick] [--csv] [--only <prefix> [--exact]]
@@ -16,6 +16,11 @@ use benches::{Subject, floor};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+// The named tasks of the `nats.*` rows: the NATS worker's local process pool runs them in
+// workers that are this binary.
+pool_process::named_task!("bench-noop", benches::work::noop);
+pool_process::named_task!("bench-double", benches::work::double);
 
 struct Args {
     quick: bool,

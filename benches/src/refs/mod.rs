@@ -1,7 +1,9 @@
 //! The references every scenario is compared with: the peers (rayon, threadpool, procspawn),
-//! a plain hand-written crossbeam pool, and the raw pipe and spawn floors.
+//! a plain hand-written crossbeam pool, the raw pipe and spawn floors, and the raw async-nats
+//! floor.
 
 pub mod crossbeam_pool;
+pub mod nats;
 pub mod process;
 pub mod thread;
 
