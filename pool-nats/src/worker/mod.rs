@@ -22,6 +22,8 @@ use cancel::Held;
 /// The `ack_wait` a worker creates the workers' consumer with when no caller has yet (a
 /// caller's `NatsPoolBuilder::ack_wait` replaces it).
 const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long a stopping worker waits for the tasks it runs to be answered.
+const FINISH_BOUND: Duration = Duration::from_secs(60);
 /// How long one pull request waits for tasks on the server.
 const PULL_EXPIRES: Duration = Duration::from_secs(1);
 
@@ -97,7 +99,8 @@ impl<C: Codec> NatsWorker<C> {
     }
 
     /// Pulls and runs tasks until `stop` is set (checked every 200 ms), then hands back the
-    /// tasks it received but did not start and waits for those it runs to be answered.
+    /// tasks it received but did not start and waits (up to a minute) for those it runs to
+    /// be answered.
     ///
     /// # Errors
     ///
@@ -141,6 +144,9 @@ impl<C: Codec> NatsWorker<C> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut requested = 0usize;
         let mut running = JoinSet::new();
+        // Acknowledgements, sent off the tasks' slots: a slot is free once its answer is
+        // stored.
+        let mut acks = JoinSet::new();
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         while !stop.load(Ordering::SeqCst) {
             // Ask for as many tasks as there are free slots: `ack_wait` runs on every task
@@ -159,19 +165,41 @@ impl<C: Codec> NatsWorker<C> {
                     }
                     Pulled::Ended { unfilled } => requested -= unfilled,
                 },
-                Some(_) = running.join_next(), if !running.is_empty() => {}
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    if let Ok(Some((message, id))) = done {
+                        acks.spawn(Shared::<C>::acknowledge(message, id));
+                    }
+                    while acks.try_join_next().is_some() {}
+                }
                 _ = tick.tick() => {}
             }
         }
         // Stopping: tasks still arriving are handed back at once (NAK: delivered again to
         // another worker without waiting for ack_wait); those running are finished.
         drop(tx);
-        while let Some(pulled) = rx.recv().await {
-            if let Pulled::Task(m) = pulled {
-                let _ = m.ack_with(AckKind::Nak(None)).await;
+        let hand_back = async {
+            while let Some(pulled) = rx.recv().await {
+                if let Pulled::Task(m) = pulled {
+                    let _ = m.ack_with(AckKind::Nak(None)).await;
+                }
             }
+        };
+        let _ = tokio::time::timeout(PULL_EXPIRES + Duration::from_secs(2), hand_back).await;
+        // Bounded: with the server gone, answers cannot be stored and the tasks will be
+        // delivered again anyway.
+        let finish = async {
+            while let Some(done) = running.join_next().await {
+                if let Ok(Some((message, id))) = done {
+                    acks.spawn(Shared::<C>::acknowledge(message, id));
+                }
+            }
+            while acks.join_next().await.is_some() {}
+        };
+        if tokio::time::timeout(FINISH_BOUND, finish).await.is_err() {
+            tracing::warn!(target: "pool",
+                "stopping: tasks in hand not answered within {FINISH_BOUND:?}; the server will \
+                 deliver them again");
         }
-        while running.join_next().await.is_some() {}
         listener.abort();
         let _ = nats.flush().await;
         Ok(())
@@ -187,12 +215,16 @@ enum Pulled {
 /// One pull request for up to `n` tasks, waiting at most [`PULL_EXPIRES`] on the server.
 async fn pull(tasks: consumer::PullConsumer, n: usize, tx: mpsc::UnboundedSender<Pulled>) {
     let mut got = 0;
-    let batch = tasks
+    let request = tasks
         .batch()
         .max_messages(n)
         .expires(PULL_EXPIRES)
-        .messages()
-        .await;
+        .messages();
+    // Bounded: a request sent while the server is gone may never be answered.
+    let batch = match tokio::time::timeout(PULL_EXPIRES, request).await {
+        Ok(b) => b.map_err(|e| e.to_string()),
+        Err(_) => Err("no answer to a pull request".to_owned()),
+    };
     match batch {
         Ok(mut batch) => {
             let bound = PULL_EXPIRES + Duration::from_secs(5);

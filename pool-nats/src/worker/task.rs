@@ -66,13 +66,18 @@ impl<C: Codec> Shared<C> {
         })
     }
 
-    /// Runs one task and answers it; acknowledges it only once the answer is stored.
-    pub(super) async fn handle(self: Arc<Self>, message: jetstream::Message) {
+    /// Runs one task and answers it. Returns the task to acknowledge once its answer is
+    /// stored (the caller acknowledges it off the task's slot), `None` if there is nothing to
+    /// acknowledge.
+    pub(super) async fn handle(
+        self: Arc<Self>,
+        message: jetstream::Message,
+    ) -> Option<(jetstream::Message, String)> {
         let Some(task) = self.envelope(&message) else {
             tracing::warn!(target: "pool", subject = %message.subject,
                 "a task without its id or reply subject; dropped");
             let _ = message.ack_with(AckKind::Term).await;
-            return;
+            return None;
         };
         if task.delivered > 1 {
             tracing::warn!(target: "pool", task = %task.id, name = %task.name,
@@ -93,7 +98,7 @@ impl<C: Codec> Shared<C> {
                 None => {
                     // Cancelled by its caller, who already resolved it: nothing to answer.
                     let _ = message.ack_with(AckKind::Term).await;
-                    return;
+                    return None;
                 }
             }
         };
@@ -107,12 +112,11 @@ impl<C: Codec> Shared<C> {
         // task is not handed to another worker meanwhile.
         let stored = self.beating(&message, &task, stored).await;
         match stored {
-            Ok(_) => {
-                self.acknowledge(&message, &task.id).await;
-            }
+            Ok(_) => Some((message, task.id)),
             Err(e) => {
                 tracing::warn!(target: "pool", task = %task.id, error = %e,
                     "storing an answer failed; the task will be delivered again");
+                None
             }
         }
     }
@@ -122,7 +126,7 @@ impl<C: Codec> Shared<C> {
     /// connection's request timeout, and a server restarted since the delivery ignores it
     /// without answering. After a few tries a plain one is sent and the slot freed (if it
     /// is lost too, the task runs again and its caller ignores the second answer).
-    async fn acknowledge(&self, message: &jetstream::Message, id: &str) {
+    pub(super) async fn acknowledge(message: jetstream::Message, id: String) {
         for _ in 0..ACK_ATTEMPTS {
             match tokio::time::timeout(ACK_ATTEMPT, message.double_ack()).await {
                 Ok(Ok(())) => return,
@@ -201,8 +205,10 @@ impl<C: Codec> Shared<C> {
         work: impl std::future::Future<Output = T>,
     ) -> T {
         let mut work = std::pin::pin!(work);
-        let mut beat = tokio::time::interval(task.heartbeat.max(Duration::from_millis(10)));
-        beat.tick().await;
+        // The first beat one period from now (an interval's immediate first tick would cost
+        // a timer round, about a millisecond, on every task).
+        let period = task.heartbeat.max(Duration::from_millis(10));
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tokio::select! {
                 r = &mut work => return r,
