@@ -44,7 +44,7 @@ fn main() {
         "process.map_100k",
         vec![
             ("ours".to_string(), ours::process_map(pipes, ITEMS)),
-            ("pipe-floor".to_string(), rp::pipe_map(ITEMS)),
+            ("pipe-floor".to_string(), rp::frame_floor_map(ITEMS)),
         ],
     );
     c.final_summary();

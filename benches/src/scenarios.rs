@@ -177,7 +177,10 @@ fn process_scenarios(v: &'static ours::ProcessVariant) -> Vec<Scenario> {
             bytes: None,
             ours: Box::new(move || ours::process_tasks(v, PROCESS_N)),
             refs: vec![
-                reference("pipe-floor", || rp::pipe_tasks(PROCESS_N)),
+                reference("pipe-floor", || rp::frame_floor_tasks(PROCESS_N)),
+                reference("sequential-pingpong", || {
+                    rp::sequential_pingpong_tasks(PROCESS_N)
+                }),
                 reference("procspawn", || rp::procspawn_tasks(PROCESS_N)),
             ],
         },
@@ -189,7 +192,8 @@ fn process_scenarios(v: &'static ours::ProcessVariant) -> Vec<Scenario> {
             bytes: None,
             ours: Box::new(move || ours::process_map(v, PROCESS_N)),
             refs: vec![
-                reference("pipe-floor", || rp::pipe_map(PROCESS_N)),
+                reference("pipe-floor", || rp::frame_floor_map(PROCESS_N)),
+                reference("raw-chunks", || rp::raw_chunks_map(PROCESS_N)),
                 reference("procspawn", || rp::procspawn_map(PROCESS_N)),
             ],
         },

@@ -1,23 +1,29 @@
-//! Process-pool references: procspawn 1.0.2 (a pool of [`WORKERS`]) and the raw floors
-//! ([`crate::floor`]): pipe ping-pong with children that are this binary, and a bare spawn.
+//! Process-pool references: procspawn 1.0.2 (a pool of [`WORKERS`]), the raw floors
+//! ([`crate::floor`]: pipe ping-pong with children that are this binary, pipelined frames of
+//! pool-process's sizes, a bare spawn), and two plain pipe schemes that are not floors
+//! (`sequential-pingpong`, `raw-chunks`).
 //!
 //! procspawn needs `procspawn::init()` at the top of `main`, which the `compare` binary does.
 
 use super::{Made, WORKERS};
-use crate::floor::{PipeChild, spawn_hello};
+use crate::floor::{FrameChild, Frames, POOL_DEPTH, PipeChild, pump, spawn_hello};
 use crate::measure::timed;
 use crate::work::{byte_len, check_doubled, double_chunk, noop};
+use pool_codec::{Codec, DefaultCodec};
+use pool_core::{ChunkResults, Executor, MapOptions, Progress};
 use serde_bytes::ByteBuf;
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// procspawn holds three descriptors per queued task and fails past a few thousand, so the
 /// many-tasks scenario keeps at most this many of its tasks in flight.
 pub const PROCSPAWN_WINDOW: usize = 1000;
 
-/// Values per chunk in the pipe floor of the map scenario: a request and its answer each fit
-/// in a pipe's 64 KiB buffer, so the two children work while the parent writes.
-pub const FLOOR_MAP_CHUNK: usize = 4096;
+/// Values per chunk in the `raw-chunks` reference of the map scenario: a request and its
+/// answer each fit in a pipe's 64 KiB buffer, so the two children work while the parent
+/// writes.
+pub const RAW_MAP_CHUNK: usize = 4096;
 
 fn procspawn_pool() -> Result<procspawn::Pool, String> {
     let pool = procspawn::Pool::new(WORKERS).map_err(|e| format!("procspawn pool: {e}"))?;
@@ -102,13 +108,15 @@ pub fn procspawn_tasks(n: usize) -> Made {
     }))
 }
 
-/// `process.tasks_*`: `n` 8-byte ping-pongs split across [`WORKERS`] pipe children, each
-/// child with one ping in flight, all children busy at once.
+/// `process.tasks_*`, `sequential-pingpong` (not a floor): `n` 8-byte ping-pongs split across
+/// [`WORKERS`] pipe children, each child with one ping in flight, all children busy at once.
+/// Sequential per child, where the pool pipelines: it does the same number of round trips,
+/// but each pays a full wake-up of both sides.
 ///
 /// # Errors
 ///
 /// The children could not be started.
-pub fn pipe_tasks(n: usize) -> Made {
+pub fn sequential_pingpong_tasks(n: usize) -> Made {
     let mut children = pipe_children(WORKERS)?;
     Ok(Box::new(move || {
         let (d, got) = timed(|| -> std::io::Result<u64> {
@@ -175,19 +183,21 @@ pub fn procspawn_map(n: usize) -> Made {
     }))
 }
 
-/// `process.map_*`: the same items as raw u64 bytes through [`WORKERS`] pipe children in
-/// chunks of [`FLOOR_MAP_CHUNK`], one chunk in flight per child, results in order.
+/// `process.map_*`, `raw-chunks` (not a floor): the same items as raw u64 bytes through
+/// [`WORKERS`] pipe children in chunks of [`RAW_MAP_CHUNK`], one chunk in flight per child,
+/// the children doubling them, results in order. Fewer frames than the pool sends but 8 bytes
+/// per value each way (MessagePack: 1–5) and the work done.
 ///
 /// # Errors
 ///
 /// The children could not be started.
-pub fn pipe_map(n: usize) -> Made {
+pub fn raw_chunks_map(n: usize) -> Made {
     let mut children = pipe_children(WORKERS)?;
     let items: Vec<u64> = (0..n as u64).collect();
     Ok(Box::new(move || {
         let (d, out) = timed(|| -> std::io::Result<Vec<u64>> {
             let mut out = Vec::with_capacity(n);
-            let mut chunks = items.chunks(FLOOR_MAP_CHUNK);
+            let mut chunks = items.chunks(RAW_MAP_CHUNK);
             let mut in_flight: Vec<Option<usize>> = vec![None; children.len()];
             for (c, slot) in children.iter_mut().zip(in_flight.iter_mut()) {
                 if let Some(chunk) = chunks.next() {
@@ -211,6 +221,123 @@ pub fn pipe_map(n: usize) -> Made {
         let out = out.map_err(|e| e.to_string())?;
         check_doubled(&out, n as u64).map(|()| d)
     }))
+}
+
+fn frame_children() -> Result<Vec<FrameChild>, String> {
+    (0..WORKERS)
+        .map(|_| FrameChild::spawn().map_err(|e| format!("frame child: {e}")))
+        .collect()
+}
+
+fn encoded<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    DefaultCodec::default()
+        .encode(value, &mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// One floor operation: every request of `frames` through `children` (see [`pump`]).
+fn pump_subject(
+    mut children: Vec<FrameChild>,
+    frames: Frames,
+    depth: usize,
+    window: usize,
+) -> Made {
+    Ok(Box::new(move || {
+        let (d, got) = timed(|| pump(&mut children, &frames, depth, window));
+        got.map(|()| d).map_err(|e| e.to_string())
+    }))
+}
+
+/// `process.tasks_*`, `pipe-floor`: the frames the pool sends and receives for `n` tasks
+/// `double(i)` — request `[4][17-byte header][MessagePack i]`, reply `[4][10-byte
+/// header][MessagePack 2i]` — through [`WORKERS`] frame children that answer without
+/// decoding or running anything, pipelined [`POOL_DEPTH`] deep per child as the pool does.
+/// The requests are built before the clock starts; the replies are checked (sequence,
+/// length), not decoded.
+///
+/// # Errors
+///
+/// The children could not be started.
+pub fn frame_floor_tasks(n: usize) -> Made {
+    let mut frames = Frames::default();
+    for i in 0..n as u64 {
+        frames.push(&encoded(&i)?, encoded(&crate::work::double(i))?.len());
+    }
+    pump_subject(frame_children()?, frames, POOL_DEPTH, usize::MAX)
+}
+
+/// The chunk sizes our pool's `map` makes over `0..n` with the default options, in order: from
+/// one of five maps (the one with the median number of chunks) on a pool of [`WORKERS`] built
+/// for the purpose and dropped before returning. Automatic chunking adapts to measured times,
+/// so the sizes differ a little from map to map.
+///
+/// # Errors
+///
+/// The pool could not be built or a map failed.
+pub fn pool_chunk_sizes(n: usize) -> Result<Vec<usize>, String> {
+    let pool = pool_process::ProcessPool::builder()
+        .min_workers(WORKERS)
+        .max_workers(WORKERS)
+        .build()
+        .map_err(|e| format!("ProcessPool for the chunk sizes: {e}"))?;
+    let mut runs = Vec::new();
+    for run in 0..6 {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        let opts = MapOptions::default().progress(Progress::new(move |done, _, _| {
+            record.lock().expect("not poisoned").push(done);
+        }));
+        let out = pool
+            .map_with(crate::work::double, 0..n as u64, opts)
+            .collect::<Result<Vec<u64>, _>>()
+            .map_err(|e| format!("map for the chunk sizes: {e}"))?;
+        check_doubled(&out, n as u64)?;
+        let done = seen.lock().expect("not poisoned").clone();
+        let sizes: Vec<usize> = std::iter::once(0)
+            .chain(done.iter().copied())
+            .zip(done.iter().copied())
+            .map(|(a, b)| b - a)
+            .collect();
+        if sizes.iter().sum::<usize>() != n {
+            return Err(format!("chunk sizes {sizes:?} do not add up to {n}"));
+        }
+        // The first map warms the workers up.
+        if run > 0 {
+            runs.push(sizes);
+        }
+    }
+    runs.sort_by_key(Vec::len);
+    Ok(runs.swap_remove(runs.len() / 2))
+}
+
+/// `process.map_*`, `pipe-floor`: the frames our pool's `map` sends and receives for `0..n`,
+/// chunk by chunk as it cuts them ([`pool_chunk_sizes`]) — request `[4][17-byte
+/// header][MessagePack Vec<u64> of the chunk]`, reply `[4][10-byte header][MessagePack
+/// ChunkResults of the doubled chunk]` — through [`WORKERS`] frame children that answer
+/// without decoding or running anything, with the pool's limits on what is in flight: at most
+/// `MapOptions::default().lookahead` chunks in all, [`POOL_DEPTH`] per child for chunks
+/// whose argument is small enough to be pipelined, one at a time otherwise.
+///
+/// # Errors
+///
+/// The chunk sizes could not be learnt or the children could not be started.
+pub fn frame_floor_map(n: usize) -> Made {
+    let sizes = pool_chunk_sizes(n)?;
+    let mut frames = Frames::default();
+    let mut start = 0u64;
+    for len in sizes {
+        let chunk: Vec<u64> = (start..start + len as u64).collect();
+        let result = ChunkResults::<u64> {
+            values: chunk.iter().map(|&x| crate::work::double(x)).collect(),
+            panics: Vec::new(),
+        };
+        frames.push(&encoded(&chunk)?, encoded(&result)?.len());
+        start += len as u64;
+    }
+    let window = MapOptions::default().lookahead;
+    pump_subject(frame_children()?, frames, POOL_DEPTH, window)
 }
 
 fn payload(len: usize) -> Vec<u8> {
