@@ -590,3 +590,53 @@ pub fn pump(
     }
     Ok(())
 }
+
+/// Sends every frame of `frames` and receives its reply, with one thread per child (as the
+/// pool has one per worker): each thread takes the next frame from a shared counter while its
+/// child has fewer than `depth` in flight, and otherwise waits for its child's oldest reply.
+/// No thread waits for another child's reply.
+///
+/// # Errors
+///
+/// A child failed to take a request or gave a wrong reply.
+pub fn pump_per_child(
+    children: &mut [FrameChild],
+    frames: &Frames,
+    depth: usize,
+) -> io::Result<()> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let n = frames.len();
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = children
+            .iter_mut()
+            .map(|c| {
+                let next = &next;
+                scope.spawn(move || -> io::Result<()> {
+                    let mut exhausted = false;
+                    loop {
+                        while !exhausted && c.in_flight.len() < depth {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= n {
+                                exhausted = true;
+                            } else {
+                                c.send(frames, i)?;
+                            }
+                        }
+                        if c.in_flight.is_empty() {
+                            return Ok(());
+                        }
+                        c.recv(frames)?;
+                    }
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a pump thread panicked")))
+            })
+            .collect::<io::Result<Vec<()>>>()
+            .map(drop)
+    })
+}

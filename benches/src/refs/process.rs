@@ -6,7 +6,7 @@
 //! procspawn needs `procspawn::init()` at the top of `main`, which the `compare` binary does.
 
 use super::{Made, WORKERS};
-use crate::floor::{FrameChild, Frames, POOL_DEPTH, PipeChild, pump, spawn_hello};
+use crate::floor::{FrameChild, Frames, POOL_DEPTH, PipeChild, pump, pump_per_child, spawn_hello};
 use crate::measure::timed;
 use crate::work::{byte_len, check_doubled, double_chunk, noop};
 use pool_codec::{Codec, DefaultCodec};
@@ -254,8 +254,9 @@ fn pump_subject(
 /// `double(i)` — request `[4][17-byte header][MessagePack i]`, reply `[4][10-byte
 /// header][MessagePack 2i]` — through [`WORKERS`] frame children that answer without
 /// decoding or running anything, pipelined [`POOL_DEPTH`] deep per child as the pool does.
-/// The requests are built before the clock starts; the replies are checked (sequence,
-/// length), not decoded.
+/// One thread per child sends and receives (as the pool has one per worker). The requests
+/// are built before the clock starts; the replies are checked (sequence, length), not
+/// decoded.
 ///
 /// # Errors
 ///
@@ -265,7 +266,11 @@ pub fn frame_floor_tasks(n: usize) -> Made {
     for i in 0..n as u64 {
         frames.push(&encoded(&i)?, encoded(&crate::work::double(i))?.len());
     }
-    pump_subject(frame_children()?, frames, POOL_DEPTH, usize::MAX)
+    let mut children = frame_children()?;
+    Ok(Box::new(move || {
+        let (d, got) = timed(|| pump_per_child(&mut children, &frames, POOL_DEPTH));
+        got.map(|()| d).map_err(|e| e.to_string())
+    }))
 }
 
 /// The chunk sizes our pool's `map` makes over `0..n` with the default options, in order: from
