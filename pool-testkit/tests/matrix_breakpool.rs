@@ -21,6 +21,17 @@ fn builder() -> pool_process::ProcessPoolBuilder {
         .on_worker_death(OnWorkerDeath::BreakPool)
 }
 
+/// Holds its worker until `<dir>/release` exists (60 s at most, or until `dir` is gone),
+/// then answers 1.
+fn held(dir: String) -> u64 {
+    let dir = std::path::Path::new(&dir);
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while !dir.join("release").exists() && dir.is_dir() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    1
+}
+
 /// Where the worker dies.
 #[derive(Clone, Copy, Debug)]
 enum At {
@@ -33,8 +44,14 @@ fn row(fault: Fault, at: At) {
     let guard = harness::start(&name, LIMIT);
     let pool = pool_process::reusable(builder()).expect("valid pool");
     let id_before = pool.executor_id();
-    // One long bystander holds the other worker; more are queued behind the fault.
-    let running = pool.submit(faults::slow_ok, (1, 500)).expect("submit");
+    // One bystander holds the other worker until the fault has killed its own (however long
+    // the fault takes: an allocation until memory runs out is not quick); more are queued
+    // behind the fault.
+    let gate = std::env::temp_dir().join(format!("pool-breakpool-{}", std::process::id()));
+    std::fs::create_dir_all(&gate).expect("gate dir");
+    let running = pool
+        .submit(held, gate.to_string_lossy().into_owned())
+        .expect("submit");
     let deadline = std::time::Instant::now() + BOUND;
     while running.state() != State::Running {
         assert!(
@@ -69,6 +86,7 @@ fn row(fault: Fault, at: At) {
         .filter_map(|(x, r)| r.ok().map(|f| (x, f)))
         .collect();
     let bad = bad();
+    std::fs::write(gate.join("release"), b"").expect("release the bystander");
     let bad = bad.unwrap_or_else(|s| panic!("{name}: faulty task unresolved: {s:?}"));
     expect_for(
         fault,
@@ -120,6 +138,7 @@ fn row(fault: Fault, at: At) {
     assert!(matches!(v, Ok(Ok(5))), "{name}: {v:?}");
     fresh.shutdown(Shutdown::Kill);
     pool.shutdown(Shutdown::Kill);
+    let _ = std::fs::remove_dir_all(&gate);
     drop((pool, fresh));
     guard.finish();
 }
