@@ -43,3 +43,77 @@ pub fn check_doubled(out: &[u64], n: u64) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The CPU-bound task of the `process.work_*` rows: `iters` rounds of a xorshift step seeded
+/// from `seed`, a serial dependency chain the compiler cannot shorten. Its argument is one
+/// tuple so that every pool runs the very same `fn` (ours needs a zero-sized function and a
+/// serializable argument, procspawn a `fn` pointer); [`work_iters`] says how many rounds make
+/// a given time on this machine.
+pub fn burn(arg: (u64, u64)) -> u64 {
+    let (seed, iters) = arg;
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for _ in 0..std::hint::black_box(iters) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+/// [`burn`] over the seeds `start..end`, in order: what procspawn runs per spawn in the
+/// `process.work_*` rows.
+pub fn burn_range(arg: (u64, u64, u64)) -> Vec<u64> {
+    let (start, end, iters) = arg;
+    (start..end).map(|i| burn((i, iters))).collect()
+}
+
+/// Rounds of [`burn`] per nanosecond on this machine, measured once per process (the best of
+/// five runs of ~10 ms each, so a burst of load elsewhere does not slow the calibration).
+fn burn_rate() -> f64 {
+    static RATE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *RATE.get_or_init(|| {
+        let target = std::time::Duration::from_millis(10);
+        let mut iters = 1_000u64;
+        loop {
+            let start = std::time::Instant::now();
+            std::hint::black_box(burn((1, iters)));
+            if start.elapsed() >= target {
+                break;
+            }
+            iters *= 2;
+        }
+        let best = (0..5)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                std::hint::black_box(burn((1, iters)));
+                start.elapsed()
+            })
+            .min()
+            .unwrap_or(target);
+        iters as f64 / best.as_nanos().max(1) as f64
+    })
+}
+
+/// The rounds of [`burn`] that take about `per_task` on this machine, from one calibration
+/// per process, so every subject of every `process.work_*` row runs the same work.
+pub fn work_iters(per_task: std::time::Duration) -> u64 {
+    ((burn_rate() * per_task.as_nanos() as f64) as u64).max(1)
+}
+
+/// Checks that `out` is [`burn`] of `(i, iters)` for `i` in `0..n` (length, both ends,
+/// middle).
+///
+/// # Errors
+///
+/// Says what differs.
+pub fn check_burned(out: &[u64], n: u64, iters: u64) -> Result<(), String> {
+    if out.len() as u64 != n {
+        return Err(format!("expected {n} results, got {}", out.len()));
+    }
+    for i in [0, n / 2, n.saturating_sub(1)] {
+        if n > 0 && out[i as usize] != burn((i, iters)) {
+            return Err(format!("result {i} differs from burn({i}, {iters})"));
+        }
+    }
+    Ok(())
+}
