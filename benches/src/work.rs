@@ -67,34 +67,40 @@ pub fn burn_range(arg: (u64, u64, u64)) -> Vec<u64> {
     (start..end).map(|i| burn((i, iters))).collect()
 }
 
-/// Rounds of [`burn`] per nanosecond on this machine, measured once per process (the best of
-/// five runs of ~10 ms each, so a burst of load elsewhere does not slow the calibration).
+/// The CPU time this thread has used so far (`CLOCK_THREAD_CPUTIME_ID`): unlike a wall
+/// clock, it does not advance while the thread waits for a core the rest of the machine holds.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// CPU time of `op` on this thread ([`thread_cpu_time`]), and its value.
+pub fn cpu_timed<T>(op: impl FnOnce() -> T) -> (std::time::Duration, T) {
+    let start = thread_cpu_time();
+    let value = op();
+    (thread_cpu_time().saturating_sub(start), value)
+}
+
+/// Rounds of [`burn`] per nanosecond of CPU on this machine, measured once per process in
+/// thread CPU time (the best of five runs of ~10 ms each), so load elsewhere on the machine
+/// does not shorten the tasks.
 fn burn_rate() -> f64 {
     static RATE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *RATE.get_or_init(|| {
         let target = std::time::Duration::from_millis(10);
         let mut iters = 1_000u64;
-        loop {
-            let start = std::time::Instant::now();
-            std::hint::black_box(burn((1, iters)));
-            if start.elapsed() >= target {
-                break;
-            }
+        while cpu_timed(|| std::hint::black_box(burn((1, iters)))).0 < target {
             iters *= 2;
         }
         let best = (0..5)
-            .map(|_| {
-                let start = std::time::Instant::now();
-                std::hint::black_box(burn((1, iters)));
-                start.elapsed()
-            })
+            .map(|_| cpu_timed(|| std::hint::black_box(burn((1, iters)))).0)
             .min()
             .unwrap_or(target);
         iters as f64 / best.as_nanos().max(1) as f64
     })
 }
 
-/// The rounds of [`burn`] that take about `per_task` on this machine, from one calibration
+/// The rounds of [`burn`] that take about `per_task` of CPU on this machine, from one calibration
 /// per process, so every subject of every `process.work_*` row runs the same work.
 pub fn work_iters(per_task: std::time::Duration) -> u64 {
     ((burn_rate() * per_task.as_nanos() as f64) as u64).max(1)

@@ -9,7 +9,8 @@ use super::{Made, WORKERS};
 use crate::floor::{FrameChild, Frames, POOL_DEPTH, PipeChild, pump, pump_per_child, spawn_hello};
 use crate::measure::timed;
 use crate::work::{
-    burn, burn_range, byte_len, check_burned, check_doubled, double_chunk, noop, work_iters,
+    burn, burn_range, byte_len, check_burned, check_doubled, cpu_timed, double_chunk, noop,
+    work_iters,
 };
 use pool_codec::{Codec, DefaultCodec};
 use pool_core::{ChunkResults, Executor, MapOptions, Progress};
@@ -456,16 +457,16 @@ pub fn procspawn_work(n: usize, per_task: Duration) -> Made {
 
 /// `process.work_*`, `ideal`: the CPU time of the work divided among [`WORKERS`] workers with
 /// no overhead at all. At set-up the same `n` calls `burn((i, iters))` are run on this thread,
-/// one after the other, timed once; every operation then reports that time / [`WORKERS`] (it
-/// runs nothing). Not interleaved with the other subjects: a burst of load during the set-up
-/// run raises it, one during theirs raises their figures.
+/// one after the other, and the thread's CPU time for them ([`cpu_timed`]) is taken once;
+/// every operation then reports that time / [`WORKERS`] (it runs nothing). CPU time, not wall
+/// time, so that load elsewhere on the machine during the set-up run does not raise it.
 ///
 /// # Errors
 ///
 /// The single-thread run gave wrong results.
 pub fn ideal_work(n: usize, per_task: Duration) -> Made {
     let iters = work_iters(per_task);
-    let (d, out) = timed(|| {
+    let (d, out) = cpu_timed(|| {
         (0..n as u64)
             .map(|i| burn((i, iters)))
             .collect::<Vec<u64>>()
