@@ -123,3 +123,24 @@ pub fn check_burned(out: &[u64], n: u64, iters: u64) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burn_range_is_burn_in_order_and_checked() {
+        let out = burn_range((0, 50, 1_000));
+        assert_eq!(out, (0..50).map(|i| burn((i, 1_000))).collect::<Vec<_>>());
+        assert_eq!(check_burned(&out, 50, 1_000), Ok(()));
+        assert!(check_burned(&out, 50, 999).is_err());
+        assert!(check_burned(&out[1..], 49, 1_000).is_err());
+    }
+
+    #[test]
+    fn calibration_gives_more_rounds_for_longer_tasks() {
+        let short = work_iters(std::time::Duration::from_micros(10));
+        let long = work_iters(std::time::Duration::from_millis(1));
+        assert!(short >= 1 && long > short);
+    }
+}

@@ -332,3 +332,22 @@ pub fn rayon_par_iter_work(n: usize, per_task: Duration) -> Made {
         check_burned(&out, n as u64, iters).map(|()| d)
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submitters_cover_their_ranges_in_order() {
+        let out = from_submitters(8, 5, |range| Ok(range.collect())).expect("no error");
+        assert_eq!(out, (0..40).collect::<Vec<u64>>());
+        let err = from_submitters(3, 2, |range| {
+            if range.start == 2 {
+                Err("second".to_string())
+            } else {
+                Ok(range.collect())
+            }
+        });
+        assert_eq!(err, Err("second".to_string()));
+    }
+}
