@@ -6,7 +6,7 @@
 use crate::measure::timed;
 use crate::nats;
 use crate::refs::{Made, WORKERS};
-use crate::work::{byte_len, check_doubled, double, noop};
+use crate::work::{burn, byte_len, check_burned, check_doubled, double, noop, work_iters};
 use pool_core::{Executor, Shutdown};
 use pool_nats::{NatsPool, NatsWorker};
 use pool_process::{ProcessPool, StartMethod, TransportKind};
@@ -105,6 +105,35 @@ pub fn thread_tasks(n: usize) -> Made {
                 .collect()
         });
         check_doubled(&out?, n as u64).map(|()| d)
+    }))
+}
+
+/// `thread.submit_*x*`: `submitters` threads started together (a scoped thread each, inside
+/// the clock, as for every subject of the row), thread `t` submitting the closures
+/// `double(i)` for `i` in its own `per` indices one by one, keeping every future, then
+/// collecting its results in order; the submitters' results are concatenated in order.
+///
+/// # Errors
+///
+/// The pool could not be built.
+pub fn thread_submit_many(submitters: usize, per: usize) -> Made {
+    let pool = thread_pool()?;
+    Ok(Box::new(move || {
+        let (d, out) = timed(|| {
+            crate::refs::thread::from_submitters(submitters, per, |range| {
+                let futures = range
+                    .map(|i| {
+                        pool.submit(move || double(black_box(i)))
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                futures
+                    .into_iter()
+                    .map(|f| f.result().map_err(|e| e.to_string()))
+                    .collect()
+            })
+        });
+        check_doubled(&out?, (submitters * per) as u64).map(|()| d)
     }))
 }
 
@@ -237,6 +266,30 @@ pub fn process_tasks(v: &ProcessVariant, n: usize) -> Made {
                 .collect()
         });
         check_doubled(&out?, n as u64).map(|()| d)
+    }))
+}
+
+/// `process.work_*`: `n` CPU-bound tasks `pool.submit(burn, (i, iters))` one by one, each
+/// about `per_task` of work ([`work_iters`], calibrated once per process before the clock
+/// starts), every future kept, then every result collected in order.
+///
+/// # Errors
+///
+/// The pool could not be built.
+pub fn process_work(v: &ProcessVariant, n: usize, per_task: Duration) -> Made {
+    let iters = work_iters(per_task);
+    let pool = process_pool(v)?;
+    Ok(Box::new(move || {
+        let (d, out) = timed(|| -> Result<Vec<u64>, String> {
+            let futures = (0..n as u64)
+                .map(|i| pool.submit(burn, (i, iters)).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            futures
+                .into_iter()
+                .map(|f| f.result().map_err(|e| e.to_string()))
+                .collect()
+        });
+        check_burned(&out?, n as u64, iters).map(|()| d)
     }))
 }
 

@@ -58,6 +58,14 @@ pub const THREAD_N: usize = 1_000_000;
 pub const PROCESS_N: usize = 100_000;
 /// Payload of `process.bytes_64m`.
 pub const BYTES_LEN: usize = 64 << 20;
+/// Tasks in `process.work_10k_100us`.
+pub const WORK_N: usize = 10_000;
+/// Tasks in `process.work_1k_1ms` (a tenth of [`WORK_N`], so that one batch is as long).
+pub const WORK_1MS_N: usize = 1_000;
+/// Submitting threads in `thread.submit_8x100k`.
+pub const SUBMITTERS: usize = 8;
+/// Tasks each submitter of `thread.submit_8x100k` submits (100 000 in all).
+pub const SUBMIT_PER: usize = 12_500;
 /// Tasks in `nats.tasks_10k`.
 pub const NATS_N: usize = 10_000;
 
@@ -132,6 +140,26 @@ fn thread_scenarios() -> Vec<Scenario> {
             refs: vec![reference("rayon-par-iter", || {
                 rt::rayon_par_iter_map(THREAD_N)
             })],
+        },
+        Scenario {
+            id: "thread.submit_8x100k".into(),
+            what: "8 threads at once submitting 12 500 tiny tasks each (100 k in all), each \
+                   task its own future, all collected",
+            quick: Plan::new(2, 15, 3),
+            full: Plan::new(5, 101, 5),
+            bytes: None,
+            ours: Box::new(|| ours::thread_submit_many(SUBMITTERS, SUBMIT_PER)),
+            refs: vec![
+                reference("crossbeam-pool", || {
+                    rt::crossbeam_submit_many(SUBMITTERS, SUBMIT_PER)
+                }),
+                reference("rayon-spawn", || {
+                    rt::rayon_spawn_submit_many(SUBMITTERS, SUBMIT_PER)
+                }),
+                reference("rayon-scope", || {
+                    rt::rayon_scope_submit_many(SUBMITTERS, SUBMIT_PER)
+                }),
+            ],
         },
     ]
 }
@@ -252,6 +280,40 @@ fn process_scenarios(v: &'static ours::ProcessVariant) -> Vec<Scenario> {
             ],
         });
     }
+    if v.suffix.is_none() {
+        // CPU-bound work: the pool's overhead against real work, on the default transport.
+        for (id, n, per_task, what) in [
+            (
+                "process.work_10k_100us",
+                WORK_N,
+                Duration::from_micros(100),
+                "10 k tasks of ~100 µs of CPU each (calibrated busy loop), submitted one by one, \
+                 all collected",
+            ),
+            (
+                "process.work_1k_1ms",
+                WORK_1MS_N,
+                Duration::from_millis(1),
+                "1 k tasks of ~1 ms of CPU each (calibrated busy loop), submitted one by one, \
+                 all collected",
+            ),
+        ] {
+            out.push(Scenario {
+                id: id.to_string(),
+                what,
+                // One batch is ~0.5 s of two busy cores per subject.
+                quick: Plan::new(0, 3, 1),
+                full: Plan::new(1, 11, 1),
+                bytes: None,
+                ours: Box::new(move || ours::process_work(v, n, per_task)),
+                refs: vec![
+                    reference("ideal", move || rp::ideal_work(n, per_task)),
+                    reference("procspawn", move || rp::procspawn_work(n, per_task)),
+                    reference("rayon", move || rt::rayon_par_iter_work(n, per_task)),
+                ],
+            });
+        }
+    }
     if v.suffix.is_some() {
         // Further transports are compared with the floors; procspawn once, on the default.
         for s in &mut out {
@@ -320,11 +382,14 @@ mod tests {
             "thread.roundtrip",
             "thread.tasks_1m",
             "thread.map_1m",
+            "thread.submit_8x100k",
             "process.roundtrip",
             "process.tasks_100k",
             "process.map_100k",
             "process.bytes_64m",
             "process.cold_start",
+            "process.work_10k_100us",
+            "process.work_1k_1ms",
             "nats.roundtrip",
             "nats.tasks_10k",
         ] {

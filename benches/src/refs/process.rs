@@ -8,13 +8,16 @@
 use super::{Made, WORKERS};
 use crate::floor::{FrameChild, Frames, POOL_DEPTH, PipeChild, pump, pump_per_child, spawn_hello};
 use crate::measure::timed;
-use crate::work::{byte_len, check_doubled, double_chunk, noop};
+use crate::work::{
+    burn, burn_range, byte_len, check_burned, check_doubled, cpu_timed, double_chunk, noop,
+    work_iters,
+};
 use pool_codec::{Codec, DefaultCodec};
 use pool_core::{ChunkResults, Executor, MapOptions, Progress};
 use serde_bytes::ByteBuf;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// procspawn holds three descriptors per queued task and fails past a few thousand, so the
 /// many-tasks scenario keeps at most this many of its tasks in flight.
@@ -417,4 +420,58 @@ pub fn procspawn_cold_start() -> Made {
 /// Never at set-up; each spawn reports its own failure.
 pub fn spawn_floor_cold_start() -> Made {
     Ok(Box::new(|| spawn_hello().map_err(|e| e.to_string())))
+}
+
+/// `process.work_*`: procspawn at its best for equal CPU-bound tasks: the `n` calls
+/// `burn((i, iters))` cut into [`WORKERS`] contiguous ranges, one spawn of [`burn_range`] per
+/// range (three `u64` in, a `Vec<u64>` out), results concatenated in order.
+///
+/// # Errors
+///
+/// The pool could not be started.
+pub fn procspawn_work(n: usize, per_task: Duration) -> Made {
+    let iters = work_iters(per_task);
+    let pool = procspawn_pool()?;
+    let chunk = n.div_ceil(WORKERS).max(1) as u64;
+    Ok(Box::new(move || {
+        let (d, out) = timed(|| -> Result<Vec<u64>, String> {
+            let handles: Vec<_> = (0..n as u64)
+                .step_by(chunk as usize)
+                .map(|start| {
+                    let end = (start + chunk).min(n as u64);
+                    pool.spawn(
+                        (start, end, iters),
+                        burn_range as fn((u64, u64, u64)) -> Vec<u64>,
+                    )
+                })
+                .collect();
+            let mut out = Vec::with_capacity(n);
+            for h in handles {
+                out.extend(h.join().map_err(|e| e.to_string())?);
+            }
+            Ok(out)
+        });
+        check_burned(&out?, n as u64, iters).map(|()| d)
+    }))
+}
+
+/// `process.work_*`, `ideal`: the CPU time of the work divided among [`WORKERS`] workers with
+/// no overhead at all. At set-up the same `n` calls `burn((i, iters))` are run on this thread,
+/// one after the other, and the thread's CPU time for them ([`cpu_timed`]) is taken once;
+/// every operation then reports that time / [`WORKERS`] (it runs nothing). CPU time, not wall
+/// time, so that load elsewhere on the machine during the set-up run does not raise it.
+///
+/// # Errors
+///
+/// The single-thread run gave wrong results.
+pub fn ideal_work(n: usize, per_task: Duration) -> Made {
+    let iters = work_iters(per_task);
+    let (d, out) = cpu_timed(|| {
+        (0..n as u64)
+            .map(|i| burn((i, iters)))
+            .collect::<Vec<u64>>()
+    });
+    check_burned(&out, n as u64, iters)?;
+    let ideal = d / WORKERS as u32;
+    Ok(Box::new(move || Ok(ideal)))
 }
