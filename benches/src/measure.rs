@@ -34,6 +34,37 @@ pub fn timed<T>(op: impl FnOnce() -> T) -> (Duration, T) {
     (start.elapsed(), value)
 }
 
+/// A round trip's duration, if it brought back what was sent.
+///
+/// # Errors
+///
+/// The round trip failed, or brought back another value.
+pub fn echoed(d: Duration, got: Result<u64, String>, sent: u64) -> Result<Duration, String> {
+    match got {
+        Ok(v) if v == sent => Ok(d),
+        Ok(v) => Err(format!("got {v}, expected {sent}")),
+        Err(e) => Err(e),
+    }
+}
+
+/// The shape of the `*.tasks_*` subjects: `submit(item)` for every item one by one, every
+/// future kept, then `wait` on each future in order.
+///
+/// # Errors
+///
+/// The first refused submit or failed task.
+pub fn submit_all<I, F>(
+    items: impl IntoIterator<Item = I>,
+    mut submit: impl FnMut(I) -> Result<F, String>,
+    wait: impl FnMut(F) -> Result<u64, String>,
+) -> Result<Vec<u64>, String> {
+    let futures = items
+        .into_iter()
+        .map(&mut submit)
+        .collect::<Result<Vec<_>, _>>()?;
+    futures.into_iter().map(wait).collect()
+}
+
 /// How many operations to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {

@@ -3,7 +3,7 @@
 //! process), each with [`WORKERS`] workers kept alive for the whole scenario
 //! (`min_workers` = `max_workers`, so no idle shrink between rounds).
 
-use crate::measure::timed;
+use crate::measure::{echoed, submit_all, timed};
 use crate::nats;
 use crate::refs::{Made, WORKERS};
 use crate::work::{burn, byte_len, check_burned, check_doubled, double, noop, work_iters};
@@ -75,11 +75,7 @@ pub fn thread_roundtrip() -> Made {
                 .map_err(|e| e.to_string())
                 .and_then(|f| f.result().map_err(|e| e.to_string()))
         });
-        match got {
-            Ok(v) if v == x => Ok(d),
-            Ok(v) => Err(format!("got {v}, expected {x}")),
-            Err(e) => Err(e),
-        }
+        echoed(d, got, x)
     }))
 }
 
@@ -92,17 +88,15 @@ pub fn thread_roundtrip() -> Made {
 pub fn thread_tasks(n: usize) -> Made {
     let pool = thread_pool()?;
     Ok(Box::new(move || {
-        let (d, out) = timed(|| -> Result<Vec<u64>, String> {
-            let futures = (0..n as u64)
-                .map(|i| {
+        let (d, out) = timed(|| {
+            submit_all(
+                0..n as u64,
+                |i| {
                     pool.submit(move || double(black_box(i)))
                         .map_err(|e| e.to_string())
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            futures
-                .into_iter()
-                .map(|f| f.result().map_err(|e| e.to_string()))
-                .collect()
+                },
+                |f| f.result().map_err(|e| e.to_string()),
+            )
         });
         check_doubled(&out?, n as u64).map(|()| d)
     }))
@@ -121,16 +115,14 @@ pub fn thread_submit_many(submitters: usize, per: usize) -> Made {
     Ok(Box::new(move || {
         let (d, out) = timed(|| {
             crate::refs::thread::from_submitters(submitters, per, |range| {
-                let futures = range
-                    .map(|i| {
+                submit_all(
+                    range,
+                    |i| {
                         pool.submit(move || double(black_box(i)))
                             .map_err(|e| e.to_string())
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                futures
-                    .into_iter()
-                    .map(|f| f.result().map_err(|e| e.to_string()))
-                    .collect()
+                    },
+                    |f| f.result().map_err(|e| e.to_string()),
+                )
             })
         });
         check_doubled(&out?, (submitters * per) as u64).map(|()| d)
@@ -239,11 +231,7 @@ pub fn process_roundtrip(v: &ProcessVariant, how: RoundTrip) -> Made {
                 .map_err(|e| e.to_string())
                 .and_then(|f| f.result().map_err(|e| e.to_string())),
         });
-        match got {
-            Ok(v) if v == x => Ok(d),
-            Ok(v) => Err(format!("got {v}, expected {x}")),
-            Err(e) => Err(e),
-        }
+        echoed(d, got, x)
     }))
 }
 
@@ -256,14 +244,12 @@ pub fn process_roundtrip(v: &ProcessVariant, how: RoundTrip) -> Made {
 pub fn process_tasks(v: &ProcessVariant, n: usize) -> Made {
     let pool = process_pool(v)?;
     Ok(Box::new(move || {
-        let (d, out) = timed(|| -> Result<Vec<u64>, String> {
-            let futures = (0..n as u64)
-                .map(|i| pool.submit(double, i).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<_>, _>>()?;
-            futures
-                .into_iter()
-                .map(|f| f.result().map_err(|e| e.to_string()))
-                .collect()
+        let (d, out) = timed(|| {
+            submit_all(
+                0..n as u64,
+                |i| pool.submit(double, i).map_err(|e| e.to_string()),
+                |f| f.result().map_err(|e| e.to_string()),
+            )
         });
         check_doubled(&out?, n as u64).map(|()| d)
     }))
@@ -280,14 +266,12 @@ pub fn process_work(v: &ProcessVariant, n: usize, per_task: Duration) -> Made {
     let iters = work_iters(per_task);
     let pool = process_pool(v)?;
     Ok(Box::new(move || {
-        let (d, out) = timed(|| -> Result<Vec<u64>, String> {
-            let futures = (0..n as u64)
-                .map(|i| pool.submit(burn, (i, iters)).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<_>, _>>()?;
-            futures
-                .into_iter()
-                .map(|f| f.result().map_err(|e| e.to_string()))
-                .collect()
+        let (d, out) = timed(|| {
+            submit_all(
+                0..n as u64,
+                |i| pool.submit(burn, (i, iters)).map_err(|e| e.to_string()),
+                |f| f.result().map_err(|e| e.to_string()),
+            )
         });
         check_burned(&out?, n as u64, iters).map(|()| d)
     }))
@@ -566,11 +550,7 @@ pub fn nats_roundtrip() -> Made {
                 .map_err(|e| e.to_string())
                 .and_then(|f| ours.wait(f))
         });
-        match got {
-            Ok(v) if v == x => Ok(d),
-            Ok(v) => Err(format!("got {v}, expected {x}")),
-            Err(e) => Err(e),
-        }
+        echoed(d, got, x)
     }))
 }
 
@@ -582,16 +562,18 @@ pub fn nats_roundtrip() -> Made {
 /// No server, or the pool or the worker could not be started.
 pub fn nats_tasks(n: usize) -> Made {
     let mut ours = NatsSubject::start()?;
+    // A handle of its own, so the submitting closure and `ours.wait` borrow apart.
+    let pool = ours.pool.clone();
     Ok(Box::new(move || {
-        let (d, out) = timed(|| -> Result<Vec<u64>, String> {
-            let futures = (0..n as u64)
-                .map(|i| {
-                    ours.pool
-                        .submit_named::<u64, u64>(nats::DOUBLE_TASK, i)
+        let (d, out) = timed(|| {
+            submit_all(
+                0..n as u64,
+                |i| {
+                    pool.submit_named::<u64, u64>(nats::DOUBLE_TASK, i)
                         .map_err(|e| e.to_string())
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            futures.into_iter().map(|f| ours.wait(f)).collect()
+                },
+                |f| ours.wait(f),
+            )
         });
         check_doubled(&out?, n as u64).map(|()| d)
     }))

@@ -20,7 +20,7 @@
 //! and the headers stay pool-nats' own as pool-nats changes.
 
 use super::{Made, WORKERS};
-use crate::measure::timed;
+use crate::measure::{echoed, submit_all, timed};
 use crate::nats::{self, DOUBLE_TASK, NOOP_TASK, NatsServer};
 use crate::work::{check_doubled, double, noop};
 use async_nats::HeaderMap;
@@ -96,11 +96,7 @@ pub fn process_named_roundtrip() -> Made {
                 .map_err(|e| e.to_string())
                 .and_then(|f| f.result().map_err(|e| e.to_string()))
         });
-        match got {
-            Ok(v) if v == x => Ok(d),
-            Ok(v) => Err(format!("got {v}, expected {x}")),
-            Err(e) => Err(e),
-        }
+        echoed(d, got, x)
     }))
 }
 
@@ -113,17 +109,15 @@ pub fn process_named_roundtrip() -> Made {
 pub fn process_named_tasks(n: usize) -> Made {
     let pool = named_pool()?;
     Ok(Box::new(move || {
-        let (d, out) = timed(|| -> Result<Vec<u64>, String> {
-            let futures = (0..n as u64)
-                .map(|i| {
+        let (d, out) = timed(|| {
+            submit_all(
+                0..n as u64,
+                |i| {
                     pool.submit_named::<u64, u64>(DOUBLE_TASK, i)
                         .map_err(|e| e.to_string())
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            futures
-                .into_iter()
-                .map(|f| f.result().map_err(|e| e.to_string()))
-                .collect()
+                },
+                |f| f.result().map_err(|e| e.to_string()),
+            )
         });
         check_doubled(&out?, n as u64).map(|()| d)
     }))
