@@ -131,11 +131,10 @@ pub(crate) async fn workers_consumer(
         .await
         .map_err(|e| format!("the task stream {} is missing: {e}", names.tasks_stream()))?;
     let config = workers_config(names, ack_wait);
-    let found = stream
+    let mut found = stream
         .get_or_create_consumer(wire::WORKERS, config.clone())
         .await
         .map_err(|e| format!("cannot create the workers' consumer: {e}"))?;
-    let mut found = found;
     let current = found
         .info()
         .await
