@@ -2,30 +2,29 @@
 //! the outcome to the caller's results subject, and only then acknowledges the task.
 
 mod cancel;
+mod pull;
 mod task;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, AckKind, consumer};
-use futures::StreamExt;
+use async_nats::jetstream::{self, AckKind};
 use pool_codec::{Codec, DefaultCodec};
 use pool_process::ProcessPool;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::server;
 use crate::wire::Names;
 use cancel::Held;
+use pull::{PULL_EXPIRES, Pulled, Puller};
 
 /// The `ack_wait` a worker creates the workers' consumer with when no caller has yet (a
 /// caller's `NatsPoolBuilder::ack_wait` replaces it).
 const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
 /// How long a stopping worker waits for the tasks it runs to be answered.
 const FINISH_BOUND: Duration = Duration::from_secs(60);
-/// How long one pull request waits for tasks on the server.
-const PULL_EXPIRES: Duration = Duration::from_secs(1);
 
 /// Serves the named tasks of a local [`ProcessPool`] to callers anywhere.
 ///
@@ -55,6 +54,7 @@ pub struct NatsWorker<C: Codec = DefaultCodec> {
     url: String,
     prefix: String,
     max_in_flight: usize,
+    prefetch: usize,
     connect_timeout: Duration,
 }
 
@@ -69,6 +69,7 @@ impl<C: Codec> NatsWorker<C> {
             url: "nats://127.0.0.1:4222".to_owned(),
             prefix: "pool".to_owned(),
             max_in_flight,
+            prefetch: 1,
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -85,10 +86,22 @@ impl<C: Codec> NatsWorker<C> {
         self
     }
 
-    /// How many tasks this worker holds at once (at least 1). It asks the server for no more
-    /// than that, so no task waits in this worker while another worker is idle.
+    /// How many tasks this worker runs at once (at least 1). Default: the local pool's
+    /// `max_workers`.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// How many tasks beyond `max_in_flight` this worker asks for ahead, so that the next
+    /// task is in hand when a running one ends instead of one server round trip later.
+    /// Only while its tasks are short (their recent runs took under 10 ms on average): a
+    /// task asked for ahead waits here until a slot frees, and behind long tasks it could
+    /// wait while a worker elsewhere is idle. A task waiting here is kept alive with
+    /// progress heartbeats, is cancellable as a queued one, and is handed back when the
+    /// worker stops. Default 1; 0 asks only for free slots.
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = n;
         self
     }
 
@@ -102,13 +115,15 @@ impl<C: Codec> NatsWorker<C> {
     /// tasks it received but did not start and waits (up to a minute) for those it runs to
     /// be answered.
     ///
+    /// Everything but the local pool runs on the calling thread (the connection, the pull
+    /// requests, the tasks' answers and acknowledgements): no work is handed between threads
+    /// on the way.
+    ///
     /// # Errors
     ///
     /// The server cannot be reached, or the streams or the workers' consumer cannot be made.
     pub fn run_until(self, stop: &AtomicBool) -> Result<(), String> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name(format!("{}-nats-worker", self.prefix))
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the worker's runtime: {e}"))?;
@@ -127,6 +142,7 @@ impl<C: Codec> NatsWorker<C> {
             .map_err(|e| format!("cannot read the workers' consumer: {e}"))?
             .config
             .ack_wait;
+        let mut puller = Puller::new(&nats, js.clone(), tasks).await?;
         let shared = Arc::new(Shared {
             pool: self.pool,
             label: worker_label(),
@@ -135,52 +151,72 @@ impl<C: Codec> NatsWorker<C> {
             nats: nats.clone(),
             js,
             ack_wait,
+            slots: Arc::new(Semaphore::new(self.max_in_flight)),
         });
         let listener = tokio::spawn(cancel::listen(
             nats.clone(),
             shared.names.cancel_subject(),
             Arc::clone(&shared.held),
         ));
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut requested = 0usize;
+        // Tasks received whose local run has not ended (waiting for a slot or running): a
+        // slot is free again once its task has run, and the next task is asked for while
+        // the answer is stored.
+        let mut in_hand = 0usize;
+        let mut runs = RecentRuns::default();
+        let (ran, mut runs_ended) = mpsc::unbounded_channel();
         let mut running = JoinSet::new();
-        // Acknowledgements, sent off the tasks' slots: a slot is free once its answer is
-        // stored.
+        // Acknowledgements, sent off the tasks' slots.
         let mut acks = JoinSet::new();
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         while !stop.load(Ordering::SeqCst) {
             // Ask for as many tasks as there are free slots: `ack_wait` runs on every task
             // handed out, held or not.
-            let free = self.max_in_flight - running.len().min(self.max_in_flight);
-            let free = free.saturating_sub(requested);
-            if free > 0 {
-                requested += free;
-                tokio::spawn(pull(tasks.clone(), free, tx.clone()));
+            let ahead = if runs.short() { self.prefetch } else { 0 };
+            while in_hand + puller.outstanding() < self.max_in_flight + ahead {
+                if !puller.request().await {
+                    break; // not sent; again on the next event
+                }
             }
             tokio::select! {
-                Some(pulled) = rx.recv() => match pulled {
-                    Pulled::Task(m) => {
-                        requested -= 1;
-                        running.spawn(Arc::clone(&shared).handle(*m));
+                pulled = puller.next() => match pulled {
+                    Some(Pulled::Task(m)) => {
+                        in_hand += 1;
+                        let slot = Slot { ended: ran.clone(), started: None };
+                        running.spawn(Arc::clone(&shared).handle(*m, slot));
                     }
-                    Pulled::Ended { unfilled } => requested -= unfilled,
+                    Some(Pulled::Nothing) => {}
+                    None => return Err("the connection to the server is closed".to_owned()),
                 },
+                Some(ran) = runs_ended.recv() => {
+                    in_hand -= 1;
+                    if let Some(d) = ran {
+                        runs.add(d);
+                    }
+                }
                 Some(done) = running.join_next(), if !running.is_empty() => {
                     if let Ok(Some((message, id))) = done {
                         acks.spawn(Shared::<C>::acknowledge(message, id));
                     }
                     while acks.try_join_next().is_some() {}
                 }
-                _ = tick.tick() => {}
+                _ = tick.tick() => puller.forget_lost(),
             }
         }
-        // Stopping: tasks still arriving are handed back at once (NAK: delivered again to
-        // another worker without waiting for ack_wait); those running are finished.
-        drop(tx);
+        // Stopping: tasks waiting for a slot, and those still arriving for the requests sent,
+        // are handed back at once (NAK: delivered again to another worker without waiting
+        // for ack_wait); those running are finished.
+        shared.slots.close();
         let hand_back = async {
-            while let Some(pulled) = rx.recv().await {
-                if let Pulled::Task(m) = pulled {
-                    let _ = m.ack_with(AckKind::Nak(None)).await;
+            while let Some(deadline) = puller.oldest_deadline() {
+                tokio::select! {
+                    pulled = puller.next() => match pulled {
+                        Some(Pulled::Task(m)) => {
+                            let _ = m.ack_with(AckKind::Nak(None)).await;
+                        }
+                        Some(Pulled::Nothing) => {}
+                        None => break,
+                    },
+                    () = tokio::time::sleep_until(deadline) => puller.forget_lost(),
                 }
             }
         };
@@ -206,53 +242,43 @@ impl<C: Codec> NatsWorker<C> {
     }
 }
 
-/// What a pull request brings: a task, or its end with how many it did not fill.
-enum Pulled {
-    Task(Box<jetstream::Message>),
-    Ended { unfilled: usize },
+/// A task in hand, from its delivery to the end of its run: when dropped it tells the worker,
+/// with how long the task ran if it did, and the worker asks for another task.
+pub(super) struct Slot {
+    ended: mpsc::UnboundedSender<Option<Duration>>,
+    started: Option<Instant>,
 }
 
-/// One pull request for up to `n` tasks, waiting at most [`PULL_EXPIRES`] on the server.
-async fn pull(tasks: consumer::PullConsumer, n: usize, tx: mpsc::UnboundedSender<Pulled>) {
-    let mut got = 0;
-    let request = tasks
-        .batch()
-        .max_messages(n)
-        .expires(PULL_EXPIRES)
-        .messages();
-    // Bounded: a request sent while the server is gone may never be answered.
-    let batch = match tokio::time::timeout(PULL_EXPIRES, request).await {
-        Ok(b) => b.map_err(|e| e.to_string()),
-        Err(_) => Err("no answer to a pull request".to_owned()),
-    };
-    match batch {
-        Ok(mut batch) => {
-            let bound = PULL_EXPIRES + Duration::from_secs(5);
-            let _ = tokio::time::timeout(bound, async {
-                while let Some(message) = batch.next().await {
-                    match message {
-                        Ok(m) => {
-                            got += 1;
-                            if let Err(back) = tx.send(Pulled::Task(Box::new(m)))
-                                && let Pulled::Task(m) = back.0
-                            {
-                                let _ = m.ack_with(AckKind::Nak(None)).await;
-                            }
-                        }
-                        Err(e) => tracing::debug!(target: "pool", error = %e, "pulling tasks"),
-                    }
-                }
-            })
-            .await;
-        }
-        Err(e) => {
-            tracing::debug!(target: "pool", error = %e, "pulling tasks; trying again");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+impl Slot {
+    /// The task starts running now.
+    pub(super) fn start(&mut self) {
+        self.started = Some(Instant::now());
     }
-    let _ = tx.send(Pulled::Ended {
-        unfilled: n.saturating_sub(got),
-    });
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let _ = self.ended.send(self.started.map(|at| at.elapsed()));
+    }
+}
+
+/// Below this average run, tasks count as short and the worker asks for tasks ahead.
+const SHORT_RUN: Duration = Duration::from_millis(10);
+
+/// The average of the recent runs (each new run weighs 1/8).
+#[derive(Default)]
+struct RecentRuns {
+    average: Duration,
+}
+
+impl RecentRuns {
+    fn add(&mut self, run: Duration) {
+        self.average = (self.average * 7 + run) / 8;
+    }
+
+    fn short(&self) -> bool {
+        self.average < SHORT_RUN
+    }
 }
 
 /// `host pid N`, for errors and events.
@@ -274,4 +300,6 @@ struct Shared<C: Codec> {
     js: jetstream::Context,
     /// The workers' consumer's `ack_wait` when this worker started.
     ack_wait: Duration,
+    /// One permit per task run at once (`max_in_flight`); closed when the worker stops.
+    slots: Arc<Semaphore>,
 }

@@ -10,7 +10,7 @@ use async_nats::jetstream::{self, AckKind};
 use pool_codec::Codec;
 use pool_core::{BrokenReason, SubmitOptions, TaskError};
 
-use super::Shared;
+use super::{Shared, Slot};
 use crate::store;
 use crate::wire::{self, Outcome};
 
@@ -72,6 +72,7 @@ impl<C: Codec> Shared<C> {
     pub(super) async fn handle(
         self: Arc<Self>,
         message: jetstream::Message,
+        mut slot: Slot,
     ) -> Option<(jetstream::Message, String)> {
         let Some(task) = self.envelope(&message) else {
             tracing::warn!(target: "pool", subject = %message.subject,
@@ -93,7 +94,17 @@ impl<C: Codec> Shared<C> {
                 deliveries,
             })
         } else {
-            match self.run(&task, &message).await {
+            // A task asked for ahead waits here for a slot, kept alive by heartbeats.
+            let slots = Arc::clone(&self.slots);
+            let Ok(permit) = self.beating(&message, &task, slots.acquire_owned()).await else {
+                // The worker is stopping: handed back to be delivered to another one.
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+                return None;
+            };
+            slot.start();
+            let ran = self.run(&task, &message).await;
+            drop(permit);
+            match ran {
                 Some(outcome) => outcome,
                 None => {
                     // Cancelled by its caller, who already resolved it: nothing to answer.
@@ -102,6 +113,8 @@ impl<C: Codec> Shared<C> {
                 }
             }
         };
+        // The task has run: the worker may take the next one while this answer is stored.
+        drop(slot);
         let payload = self.encode(outcome);
         let mut headers = HeaderMap::new();
         headers.insert(wire::MSG_ID, format!("r-{}", task.id).as_str());
