@@ -23,6 +23,10 @@ pub const NOOP_TASK: &str = "bench-noop";
 /// The named task of `nats.tasks_*` ([`crate::work::double`]), registered the same way.
 pub const DOUBLE_TASK: &str = "bench-double";
 
+/// How many tasks our NATS worker asks for ahead of its free slots (`NatsWorker::prefetch`,
+/// pool-nats' default), set explicitly so the floor's pull depth follows it.
+pub const AHEAD: usize = 1;
+
 /// How long the server has to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -454,6 +454,7 @@ impl NatsSubject {
                         .url(url)
                         .prefix(prefix)
                         .max_in_flight(WORKERS)
+                        .prefetch(crate::nats::AHEAD)
                         .run_until(&stop)
                 })
                 .map_err(|e| format!("cannot start the NatsWorker's thread: {e}"))?

@@ -6,16 +6,16 @@
 //! 1. the caller publishes the task to `<prefix>.tasks.<name>` in the work-queue stream with
 //!    the headers pool-nats sends and awaits the store acknowledgement;
 //! 2. a worker task in this process, on its own thread and connection, pulls it from the
-//!    workers' consumer, bounded to [`WORKERS`] unacknowledged tasks (the in-flight depth our
-//!    worker is given), computes the answer inline, publishes it to the caller's results
-//!    subject (`Nats-Msg-Id` `r-<id>`, `Pool-Task`; the same outcome envelope and codec as
-//!    pool-nats, so the same bytes) and awaits its store acknowledgement, then acknowledges
-//!    the task with a double ack;
+//!    workers' consumer, [`WORKERS`] + [`nats::AHEAD`] tasks asked for at a time (as many as
+//!    our worker holds before running them), computes the answer inline, publishes it to the
+//!    caller's results subject (`Nats-Msg-Id` `r-<id>`, `Pool-Task`; the same outcome
+//!    envelope and codec as pool-nats, so the same bytes) and awaits its store
+//!    acknowledgement, then acknowledges the task with a double ack — any number of tasks
+//!    being answered at once, as our worker answers off its slots;
 //! 3. the caller receives the answer from its durable pull consumer and acknowledges it.
 //!
 //! What pool-nats sets up, pool-nats makes: a throwaway `NatsPool` on the floor's own prefix
-//! creates the two streams and the workers' consumer (the floor only adds the in-flight bound
-//! to that consumer), and submits one task whose stored headers become the floor's template
+//! creates the two streams and the workers' consumer (used as it is), and submits one task whose stored headers become the floor's template
 //! (names and values, the ids replaced) before it is withdrawn. So the streams, the consumer
 //! and the headers stay pool-nats' own as pool-nats changes.
 
@@ -24,7 +24,6 @@ use crate::measure::{echoed, submit_all, timed};
 use crate::nats::{self, DOUBLE_TASK, NOOP_TASK, NatsServer};
 use crate::work::{check_doubled, double, noop};
 use async_nats::HeaderMap;
-use async_nats::jetstream::consumer::FromConsumer;
 use async_nats::jetstream::{self, consumer};
 use futures::{StreamExt, TryStreamExt};
 use pool_codec::{Codec, DefaultCodec};
@@ -195,7 +194,7 @@ impl Floor {
             let (url, prefix) = (server.url().to_owned(), prefix.clone());
             std::thread::Builder::new()
                 .name("nats-floor-worker".into())
-                .spawn(move || floor_worker(&url, &prefix, WORKERS, stopped))
+                .spawn(move || floor_worker(&url, &prefix, WORKERS + nats::AHEAD, stopped))
                 .map_err(|e| format!("cannot start the floor's worker thread: {e}"))?
         };
         let mut me = Floor {
@@ -476,29 +475,25 @@ fn floor_worker(
         .map_err(e2s)?;
     rt.block_on(async {
         let js = jetstream::new(async_nats::connect(url).await.map_err(e2s)?);
-        // pool-nats' workers' consumer, with the in-flight bound added (held by the server).
-        let stream = js
+        // pool-nats' workers' consumer as it is, pulled `depth` tasks at a time: as many as
+        // our worker holds before running them (its slots and the tasks it asks for ahead).
+        let tasks = js
             .get_stream(nats::tasks_stream(prefix))
             .await
-            .map_err(e2s)?;
-        let made = stream
+            .map_err(e2s)?
             .get_consumer::<consumer::pull::Config>(WORKERS_CONSUMER)
             .await
-            .map_err(|e| format!("pool-nats' {WORKERS_CONSUMER:?} consumer is missing: {e}"))?;
-        let mut config =
-            consumer::pull::Config::try_from_consumer_config(made.cached_info().config.clone())
-                .map_err(e2s)?;
-        config.max_ack_pending = depth as i64;
-        let tasks = stream
-            .update_consumer(config)
-            .await
-            .map_err(e2s)?
+            .map_err(|e| format!("pool-nats' {WORKERS_CONSUMER:?} consumer is missing: {e}"))?
+            .stream()
+            .max_messages_per_batch(depth)
             .messages()
             .await
             .map_err(e2s)?;
+        // Answers stored and tasks acknowledged concurrently, as many at once as come: our
+        // worker also stores and acknowledges off its slots.
         let serving = tasks
             .map_err(e2s)
-            .try_for_each_concurrent(depth, |task| answer(&js, task));
+            .try_for_each_concurrent(None, |task| answer(&js, task));
         tokio::select! {
             served = serving => served,
             _ = stop => Ok(()),
